@@ -1,0 +1,61 @@
+/*
+ * testutil.h - helpers shared by the Check suites: a seeded generator,
+ * address-derived fill patterns, and a size scale for slow runners.
+ */
+#ifndef PA_TESTUTIL_H
+#define PA_TESTUTIL_H
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* xorshift64*: reproducible across platforms, unlike rand(). */
+static inline uint64_t test_rand(uint64_t *state)
+{
+    uint64_t x = *state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *state = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+static inline size_t test_rand_below(uint64_t *state, size_t bound)
+{
+    return bound ? (size_t)(test_rand(state) % bound) : 0;
+}
+
+/* The byte expected at offset i of a block that starts at p. */
+static inline unsigned char test_pattern_byte(const void *p, size_t i)
+{
+    uintptr_t a = (uintptr_t)p;
+    return (unsigned char)((a >> 4) ^ (a >> 12) ^ (i * 31u) ^ 0x5a);
+}
+
+static inline void test_fill(void *p, size_t n)
+{
+    unsigned char *c = p;
+    for (size_t i = 0; i < n; i++)
+        c[i] = test_pattern_byte(p, i);
+}
+
+/* Returns 1 when every byte still holds its pattern. */
+static inline int test_check_fill(const void *p, size_t n)
+{
+    const unsigned char *c = p;
+    for (size_t i = 0; i < n; i++)
+        if (c[i] != test_pattern_byte(p, i))
+            return 0;
+    return 1;
+}
+
+/* Loop counts shrink under valgrind and sanitizers (PA_TEST_SCALE=small). */
+static inline size_t test_scale(size_t full)
+{
+    const char *s = getenv("PA_TEST_SCALE");
+    if (s && strcmp(s, "small") == 0)
+        return full / 10 ? full / 10 : 1;
+    return full;
+}
+
+#endif /* PA_TESTUTIL_H */
