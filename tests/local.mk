@@ -21,6 +21,8 @@ tests_check_threads_SOURCES = tests/check_threads.c tests/testutil.h
 tests_check_threads_CFLAGS = $(TEST_CFLAGS)
 tests_check_threads_LDADD = $(TEST_LIBS)
 
+PA_CHECK_SUITES = tests/check_pages tests/check_blocks tests/check_tlsf \
+	tests/check_api tests/check_threads
 TESTS += tests/check_pages tests/check_blocks tests/check_tlsf \
 	tests/check_api tests/check_threads tests/test_exports.sh
 endif
@@ -29,7 +31,7 @@ TESTS_ENVIRONMENT = top_builddir=$(top_builddir) top_srcdir=$(top_srcdir) NM="$(
 
 # The whole suite under valgrind's memcheck (use a build without sanitizers).
 check-valgrind: $(check_PROGRAMS)
-	@for t in $(filter tests/check_%,$(check_PROGRAMS)); do \
+	@for t in $(PA_CHECK_SUITES); do \
 	  echo "valgrind $$t"; \
 	  CK_FORK=no CK_TIMEOUT_MULTIPLIER=20 PA_TEST_SCALE=small $(LIBTOOL) --mode=execute \
 	    $(VALGRIND) --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \

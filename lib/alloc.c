@@ -1,0 +1,247 @@
+/*
+ * alloc.c - the public allocation calls: myalloc, mycalloc, myrealloc,
+ * myfree and myalloc_usable_size.
+ *
+ * The fast paths find the calling thread's heap through a thread-local
+ * pointer and run one bounded TLSF operation on it. Every pointer handed in
+ * is validated through the segment map and the segment's live bitmap before
+ * anything at the pointer is read.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "heap.h"
+#include "large.h"
+#include "pallocator.h"
+#include "segmap.h"
+
+heap_t *pa_heap_slow(void);
+
+static inline heap_t *heap_current(void)
+{
+    if (pa_likely(pa_is_concurrent())) {
+        heap_t *h = pa_thread_heap;
+        if (pa_likely(h != NULL && pa_thread_generation == pa_generation))
+            return h;
+    } else if (pa_likely(pa_single_heap != NULL)) {
+        return pa_single_heap;
+    }
+    return pa_heap_slow();
+}
+
+/* The calling thread's heap if it already has one (never creates one). */
+static inline heap_t *heap_of_caller(void)
+{
+    if (pa_is_concurrent())
+        return pa_thread_generation == pa_generation ? pa_thread_heap : NULL;
+    return pa_single_heap;
+}
+
+/* Brackets an operation on the caller's own heap: announces it to pausers
+ * and takes back blocks other threads have freed. */
+static inline void heap_op_begin(heap_t *h)
+{
+    if (pa_is_concurrent()) {
+        heap_enter(h);
+        if (pa_unlikely(heap_has_handover(h)))
+            heap_drain_handover(h);
+    }
+}
+
+static inline void heap_op_end(heap_t *h)
+{
+    if (pa_is_concurrent())
+        heap_leave(h);
+}
+
+static inline void heap_account_alloc(heap_t *h, size_t usable)
+{
+    h->allocated += usable;
+    if (h->allocated > h->peak)
+        h->peak = h->allocated;
+}
+
+static pa_noinline void *fail(int error)
+{
+    errno = error;
+    return NULL;
+}
+
+PALLOCATOR_API void *myalloc(size_t size)
+{
+    if (pa_unlikely(size > PA_LARGE_THRESHOLD)) {
+        if (!heap_current())
+            return fail(ENOMEM);
+        return large_alloc(size);
+    }
+    heap_t *h = heap_current();
+    if (pa_unlikely(!h))
+        return fail(ENOMEM);
+    size_t size_needed = tlsf_block_size_for(size);
+    heap_op_begin(h);
+    block_t *b = heap_take(h, size_needed);
+    if (pa_unlikely(!b)) {
+        heap_op_end(h);
+        return fail(ENOMEM);
+    }
+    void *p = block_payload(b);
+    segment_live_set(segment_of(b), p, pa_is_concurrent());
+    heap_account_alloc(h, block_usable(b));
+    heap_op_end(h);
+    return p;
+}
+
+PALLOCATOR_API void *mycalloc(size_t count, size_t size)
+{
+    size_t total;
+    if (__builtin_mul_overflow(count, size, &total))
+        return fail(ENOMEM);
+    void *p = myalloc(total);
+    /* Large blocks are fresh mappings and already zero. */
+    if (p && total <= PA_LARGE_THRESHOLD)
+        memset(p, 0, total);
+    return p;
+}
+
+/* Where a pointer handed in by the caller lives, known before it is read. */
+typedef enum { PTR_INVALID, PTR_HEAP, PTR_LARGE } ptr_kind_t;
+
+static inline ptr_kind_t ptr_classify(const void *p, segment_t **seg, heap_t **owner)
+{
+    if (pa_unlikely(((uintptr_t)p & (PA_GRANULE - 1)) != 0))
+        return PTR_INVALID;
+    uintptr_t entry = segmap_lookup(p);
+    if (pa_unlikely(entry == 0))
+        return PTR_INVALID;
+    if (pa_unlikely(entry & SEGMAP_LARGE))
+        return PTR_LARGE;
+    *seg = (segment_t *)entry;
+    *owner = __atomic_load_n(&(*seg)->owner, __ATOMIC_ACQUIRE);
+    return *owner ? PTR_HEAP : PTR_INVALID;
+}
+
+static pa_noinline int free_invalid(void)
+{
+    errno = EINVAL;
+    return -1;
+}
+
+/* A free of a block some other heap owns: claim the live bit, then hand the
+ * block to its owner, whose TLSF structures only the owner touches. */
+static pa_noinline int free_remote(segment_t *s, heap_t *owner, void *p)
+{
+    if (!pa_is_concurrent() || !segment_live_clear(s, p, true))
+        return free_invalid();
+    heap_handover_push(owner, block_from_payload(p));
+    return 0;
+}
+
+PALLOCATOR_API int myfree(void *p)
+{
+    if (!p)
+        return 0;
+    segment_t *s;
+    heap_t *owner;
+    switch (ptr_classify(p, &s, &owner)) {
+    case PTR_HEAP:
+        break;
+    case PTR_LARGE:
+        return large_free(p);
+    default:
+        return free_invalid();
+    }
+    heap_t *h = heap_of_caller();
+    if (pa_unlikely(owner != h))
+        return free_remote(s, owner, p);
+    heap_op_begin(h);
+    if (pa_unlikely(!segment_live_clear(s, p, pa_is_concurrent()))) {
+        heap_op_end(h);
+        return free_invalid();
+    }
+    block_t *b = block_from_payload(p);
+    h->allocated -= block_usable(b);
+    heap_give(h, b);
+    heap_op_end(h);
+    return 0;
+}
+
+PALLOCATOR_API size_t myalloc_usable_size(void *p)
+{
+    if (!p)
+        return 0;
+    segment_t *s;
+    heap_t *owner;
+    size_t usable = 0;
+    switch (ptr_classify(p, &s, &owner)) {
+    case PTR_HEAP:
+        if (segment_live_test(s, p))
+            usable = block_usable(block_from_payload(p));
+        break;
+    case PTR_LARGE:
+        usable = large_usable(p);
+        break;
+    default:
+        break;
+    }
+    if (!usable)
+        errno = EINVAL;
+    return usable;
+}
+
+/* Grows or shrinks a block of the caller's own heap without moving it. */
+static bool realloc_in_place(heap_t *h, segment_t *s, void *p, size_t size)
+{
+    size_t size_needed = tlsf_block_size_for(size);
+    if (!size_needed)
+        return false;
+    heap_op_begin(h);
+    bool done = false;
+    if (segment_live_test(s, p)) {
+        block_t *b = block_from_payload(p);
+        size_t before = block_usable(b);
+        done = tlsf_resize(&h->tlsf, b, size_needed);
+        if (done) {
+            h->allocated -= before;
+            heap_account_alloc(h, block_usable(b));
+        }
+    }
+    heap_op_end(h);
+    return done;
+}
+
+static void *realloc_move(void *p, size_t old_usable, size_t size)
+{
+    void *q = myalloc(size);
+    if (!q)
+        return NULL;
+    memcpy(q, p, old_usable < size ? old_usable : size);
+    myfree(p);
+    return q;
+}
+
+PALLOCATOR_API void *myrealloc(void *p, size_t size)
+{
+    if (!p)
+        return myalloc(size);
+    segment_t *s;
+    heap_t *owner;
+    switch (ptr_classify(p, &s, &owner)) {
+    case PTR_HEAP:
+        if (!segment_live_test(s, p))
+            return fail(EINVAL);
+        if (owner == heap_of_caller() && realloc_in_place(owner, s, p, size))
+            return p;
+        return realloc_move(p, block_usable(block_from_payload(p)), size);
+    case PTR_LARGE: {
+        size_t usable = large_usable(p);
+        if (!usable)
+            return fail(EINVAL);
+        /* Keep the mapping while the block stays large and fits. */
+        if (size <= usable && size > PA_LARGE_THRESHOLD)
+            return p;
+        return realloc_move(p, usable, size);
+    }
+    default:
+        return fail(EINVAL);
+    }
+}

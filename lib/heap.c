@@ -1,0 +1,363 @@
+/*
+ * heap.c - thread heaps: growing and shrinking a heap by segments, the
+ * lock-free hand-over of blocks freed by other threads, attaching heaps to
+ * threads (adopting those whose threads have exited), the pause handshake
+ * that lets introspection and fork() see every heap at rest, and fork.
+ */
+#include "heap.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+#ifdef HAVE_LINUX_MEMBARRIER_H
+#include <linux/membarrier.h>
+#endif
+
+#include "os.h"
+
+pa_mode_t pa_mode = PA_MODE_NONE;
+bool pa_concurrent;
+heap_t *pa_single_heap;
+unsigned pa_generation = 1;
+bool pa_asymmetric_barrier;
+__thread heap_t *pa_thread_heap __attribute__((tls_model("initial-exec")));
+__thread unsigned pa_thread_generation __attribute__((tls_model("initial-exec")));
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t pause_lock = PTHREAD_MUTEX_INITIALIZER;
+static heap_t *registry_all;
+static heap_t *registry_abandoned;
+static unsigned registry_next_id;
+static pthread_key_t thread_exit_key;
+static pthread_once_t thread_exit_once = PTHREAD_ONCE_INIT;
+
+#define HEAP_MAP_SIZE align_up(sizeof(heap_t), PA_PAGE_SIZE)
+
+/* ---- growing and shrinking ------------------------------------------ */
+
+void heap_init_heap(heap_t *h, unsigned id)
+{
+    memset(h, 0, sizeof(*h));
+    tlsf_init(&h->tlsf);
+    h->id = id;
+    h->state = HEAP_OWNED;
+}
+
+static void heap_link_segment(heap_t *h, segment_t *s)
+{
+    s->prev = NULL;
+    s->next = h->segments;
+    if (h->segments)
+        h->segments->prev = s;
+    h->segments = s;
+    h->segment_count++;
+}
+
+static void heap_unlink_segment(heap_t *h, segment_t *s)
+{
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        h->segments = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    h->segment_count--;
+}
+
+static pa_noinline block_t *heap_grow(heap_t *h, size_t block_size)
+{
+    segment_t *s = segment_acquire(h);
+    if (!s)
+        return NULL;
+    heap_link_segment(h, s);
+    tlsf_add_area(&h->tlsf, segment_first_block(s), SEGMENT_AREA_SIZE);
+    return tlsf_take(&h->tlsf, block_size);
+}
+
+block_t *heap_take(heap_t *h, size_t block_size)
+{
+    block_t *b = tlsf_take(&h->tlsf, block_size);
+    if (pa_unlikely(!b))
+        b = heap_grow(h, block_size);
+    return b;
+}
+
+static void heap_retire_segment(heap_t *h, segment_t *s, block_t *whole)
+{
+    tlsf_remove(&h->tlsf, whole);
+    heap_unlink_segment(h, s);
+    segment_retire(s);
+}
+
+void heap_give(heap_t *h, block_t *b)
+{
+    block_t *merged = tlsf_give(&h->tlsf, b);
+    segment_t *s = segment_of(merged);
+    /* Keep one segment so a heap that empties and refills does not map and
+     * unmap on every cycle. */
+    if (pa_unlikely(segment_area_is_whole(s, merged)) && h->segment_count > 1)
+        heap_retire_segment(h, s, merged);
+}
+
+/* Hands every wholly free segment back, the last one included. */
+static void heap_shrink_fully(heap_t *h)
+{
+    segment_t *s = h->segments;
+    while (s) {
+        segment_t *next = s->next;
+        block_t *first = segment_first_block(s);
+        if (block_is_free(first) && segment_area_is_whole(s, first))
+            heap_retire_segment(h, s, first);
+        s = next;
+    }
+}
+
+/* ---- hand-over of blocks freed by other threads --------------------- */
+
+void heap_handover_push(heap_t *h, block_t *b)
+{
+    block_t *head = __atomic_load_n(&h->handover, __ATOMIC_RELAXED);
+    do {
+        b->next_free = head;
+    } while (!__atomic_compare_exchange_n(&h->handover, &head, b, true,
+                                          __ATOMIC_RELEASE, __ATOMIC_RELAXED));
+}
+
+void heap_drain_handover(heap_t *h)
+{
+    block_t *b = __atomic_exchange_n(&h->handover, NULL, __ATOMIC_ACQUIRE);
+    while (b) {
+        block_t *next = b->next_free;
+        h->allocated -= block_usable(b);
+        heap_give(h, b);
+        b = next;
+    }
+}
+
+/* ---- the registry of heaps, thread attachment and exit -------------- */
+
+void heap_registry_lock(void)
+{
+    pthread_mutex_lock(&registry_lock);
+}
+
+void heap_registry_unlock(void)
+{
+    pthread_mutex_unlock(&registry_lock);
+}
+
+heap_t *heap_registry_first(void)
+{
+    return registry_all;
+}
+
+/* Caller holds registry_lock. */
+static heap_t *heap_create_locked(void)
+{
+    heap_t *h = os_map(HEAP_MAP_SIZE);
+    if (!h)
+        return NULL;
+    heap_init_heap(h, registry_next_id++);
+    h->next_all = registry_all;
+    registry_all = h;
+    return h;
+}
+
+heap_t *heap_create(void)
+{
+    heap_registry_lock();
+    heap_t *h = heap_create_locked();
+    heap_registry_unlock();
+    return h;
+}
+
+static void heap_abandon(heap_t *h)
+{
+    heap_enter(h);
+    heap_drain_handover(h);
+    heap_shrink_fully(h);
+    heap_leave(h);
+    heap_registry_lock();
+    h->state = HEAP_ABANDONED;
+    h->next_abandoned = registry_abandoned;
+    registry_abandoned = h;
+    heap_registry_unlock();
+    pa_log("heap %u abandoned", h->id);
+}
+
+static void heap_thread_exit(void *value)
+{
+    heap_t *h = value;
+    if (h && h == pa_thread_heap && pa_thread_generation == pa_generation &&
+        pa_is_concurrent())
+        heap_abandon(h);
+    pa_thread_heap = NULL;
+}
+
+static void heap_make_exit_key(void)
+{
+    if (pthread_key_create(&thread_exit_key, heap_thread_exit) != 0)
+        pa_log("no thread-exit hook: heaps of exited threads stay unadopted");
+}
+
+heap_t *heap_attach_thread(void)
+{
+    pthread_once(&thread_exit_once, heap_make_exit_key);
+    heap_registry_lock();
+    heap_t *h = registry_abandoned;
+    if (h) {
+        registry_abandoned = h->next_abandoned;
+        h->next_abandoned = NULL;
+        h->state = HEAP_OWNED;
+    } else {
+        h = heap_create_locked();
+    }
+    heap_registry_unlock();
+    if (!h)
+        return NULL;
+    pa_thread_heap = h;
+    pa_thread_generation = pa_generation;
+    pthread_setspecific(thread_exit_key, h);
+    return h;
+}
+
+/* Unmaps every heap and its segments; only while nothing else runs. */
+void heap_release_all(void)
+{
+    heap_t *h = registry_all;
+    while (h) {
+        heap_t *next = h->next_all;
+        segment_t *s = h->segments;
+        while (s) {
+            segment_t *snext = s->next;
+            segment_unmap(s);
+            s = snext;
+        }
+        os_unmap(h, HEAP_MAP_SIZE);
+        h = next;
+    }
+    registry_all = NULL;
+    registry_abandoned = NULL;
+    registry_next_id = 0;
+    pa_thread_heap = NULL;
+    pa_generation++;
+}
+
+/* ---- pause handshake ------------------------------------------------- */
+
+#if defined(__SANITIZE_THREAD__)
+#define PA_UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define PA_UNDER_TSAN 1
+#endif
+#endif
+
+static long membarrier_call(int cmd)
+{
+#if defined(HAVE_LINUX_MEMBARRIER_H) && defined(__NR_membarrier)
+    return syscall(__NR_membarrier, cmd, 0, 0);
+#else
+    (void)cmd;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+void heap_barrier_setup(void)
+{
+    pa_asymmetric_barrier = false;
+#if defined(HAVE_LINUX_MEMBARRIER_H) && !defined(PA_UNDER_TSAN)
+    if (membarrier_call(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0)
+        pa_asymmetric_barrier = true;
+#endif
+}
+
+static void heap_barrier_heavy(void)
+{
+#if defined(HAVE_LINUX_MEMBARRIER_H)
+    if (pa_asymmetric_barrier &&
+        membarrier_call(MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0)
+        return;
+#endif
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+void heap_enter_slow(heap_t *h)
+{
+    for (;;) {
+        __atomic_store_n(&h->in_call, 0, __ATOMIC_RELEASE);
+        while (__atomic_load_n(&h->pause_req, __ATOMIC_ACQUIRE))
+            sched_yield();
+        __atomic_store_n(&h->in_call, 1, __ATOMIC_RELAXED);
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        if (!__atomic_load_n(&h->pause_req, __ATOMIC_ACQUIRE))
+            return;
+    }
+}
+
+/* Brings every heap to rest and keeps it there, with the registry locked,
+ * until heap_resume_all. Single-threaded mode needs neither. */
+void heap_pause_all(void)
+{
+    pthread_mutex_lock(&pause_lock);
+    heap_registry_lock();
+    if (!pa_is_concurrent())
+        return;
+    for (heap_t *h = registry_all; h; h = h->next_all)
+        __atomic_store_n(&h->pause_req, 1, __ATOMIC_SEQ_CST);
+    heap_barrier_heavy();
+    for (heap_t *h = registry_all; h; h = h->next_all)
+        while (__atomic_load_n(&h->in_call, __ATOMIC_ACQUIRE))
+            sched_yield();
+}
+
+void heap_resume_all(void)
+{
+    if (pa_is_concurrent())
+        for (heap_t *h = registry_all; h; h = h->next_all)
+            __atomic_store_n(&h->pause_req, 0, __ATOMIC_RELEASE);
+    heap_registry_unlock();
+    pthread_mutex_unlock(&pause_lock);
+}
+
+/* ---- fork ------------------------------------------------------------ */
+
+void heap_fork_prepare(void)
+{
+    heap_pause_all();
+    segment_pool_lock();
+}
+
+void heap_fork_parent(void)
+{
+    segment_pool_unlock();
+    heap_resume_all();
+}
+
+/* Only the forking thread lives on in the child: every other heap loses its
+ * owner and waits for adoption, its live blocks still valid. */
+void heap_fork_child(void)
+{
+    segment_pool_reinit_lock();
+    pthread_mutex_init(&registry_lock, NULL);
+    pthread_mutex_init(&pause_lock, NULL);
+    registry_abandoned = NULL;
+    for (heap_t *h = registry_all; h; h = h->next_all) {
+        h->pause_req = 0;
+        h->in_call = 0;
+        if (h == pa_thread_heap)
+            continue;
+        h->state = HEAP_ABANDONED;
+        h->next_abandoned = registry_abandoned;
+        registry_abandoned = h;
+    }
+    if (pa_is_concurrent())
+        heap_barrier_setup();
+}

@@ -1,0 +1,104 @@
+/*
+ * heap.h - heaps: a TLSF control plus the segments it owns, its statistics
+ * and the hand-over list through which other threads return its blocks.
+ * With concurrency enabled each thread owns one heap; a single-threaded
+ * allocator has one heap and no atomic operations on its paths.
+ */
+#ifndef PA_HEAP_H
+#define PA_HEAP_H
+
+#include "segment.h"
+#include "tlsf.h"
+
+typedef enum heap_state { HEAP_OWNED, HEAP_ABANDONED } heap_state_t;
+
+typedef struct heap {
+    tlsf_t tlsf;
+    segment_t *segments;
+    size_t segment_count;
+    size_t allocated;            /* usable bytes of live blocks */
+    size_t peak;
+    /* Blocks freed by other threads, linked through next_free (push only;
+     * the owner takes the whole list at once, so there is no ABA). */
+    block_t *handover;
+    /* Pause handshake: the owner marks in_call around each operation; a
+     * thread that must inspect the heap raises pause_req and waits. */
+    int in_call;
+    int pause_req;
+    heap_state_t state;
+    unsigned id;
+    struct heap *next_all;       /* every heap, for introspection */
+    struct heap *next_abandoned;
+} heap_t;
+
+/* Process-wide mode, set by allocator_init or the first allocation. */
+typedef enum pa_mode { PA_MODE_NONE, PA_MODE_SINGLE, PA_MODE_CONCURRENT } pa_mode_t;
+
+extern pa_mode_t pa_mode;
+extern bool pa_concurrent;
+extern heap_t *pa_single_heap;
+extern unsigned pa_generation;
+extern __thread heap_t *pa_thread_heap __attribute__((tls_model("initial-exec")));
+extern __thread unsigned pa_thread_generation __attribute__((tls_model("initial-exec")));
+
+void heap_init_heap(heap_t *h, unsigned id);
+/* Allocation from h's own heap; the caller is h's owner (or holds it paused). */
+block_t *heap_take(heap_t *h, size_t block_size);
+/* Frees a used block of h: merges and hands an emptied segment back. */
+void heap_give(heap_t *h, block_t *b);
+/* Takes back every block other threads have handed over. */
+void heap_drain_handover(heap_t *h);
+/* Pushes b (its live bit already cleared) onto its owner's hand-over list. */
+void heap_handover_push(heap_t *h, block_t *b);
+
+/* The calling thread's heap in concurrent mode, attached on first use. */
+heap_t *heap_attach_thread(void);
+heap_t *heap_create(void);
+void heap_release_all(void);
+
+/* Pause handshake (concurrent mode only). */
+void heap_barrier_setup(void);
+void heap_enter_slow(heap_t *h);
+void heap_pause_all(void);
+void heap_resume_all(void);
+
+/* Registry iteration, for introspection: registry_lock held around it. */
+heap_t *heap_registry_first(void);
+void heap_registry_lock(void);
+void heap_registry_unlock(void);
+void heap_fork_prepare(void);
+void heap_fork_parent(void);
+void heap_fork_child(void);
+
+extern bool pa_asymmetric_barrier;
+
+/* Read on every call by threads that may race with first-use init. */
+static inline bool pa_is_concurrent(void)
+{
+    return __atomic_load_n(&pa_concurrent, __ATOMIC_RELAXED);
+}
+
+static inline void heap_enter(heap_t *h)
+{
+    __atomic_store_n(&h->in_call, 1, __ATOMIC_RELAXED);
+    /* Dekker handshake with heap_pause_all: when the pauser issues a process
+     * wide barrier (membarrier), a compiler barrier suffices here. */
+    if (pa_asymmetric_barrier)
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    else
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (pa_unlikely(__atomic_load_n(&h->pause_req, __ATOMIC_ACQUIRE)))
+        heap_enter_slow(h);
+}
+
+static inline void heap_leave(heap_t *h)
+{
+    __atomic_store_n(&h->in_call, 0, __ATOMIC_RELEASE);
+}
+
+static inline bool heap_has_handover(const heap_t *h)
+{
+    return __atomic_load_n(&h->handover, __ATOMIC_RELAXED) != NULL;
+}
+
+#endif /* PA_HEAP_H */

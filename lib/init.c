@@ -1,0 +1,104 @@
+/*
+ * init.c - the allocator's life cycle: allocator_init, automatic
+ * initialisation on first use, allocator_cleanup, and the fork handlers.
+ */
+#include <errno.h>
+#include <pthread.h>
+
+#include "heap.h"
+#include "large.h"
+#include "pallocator.h"
+#include "segmap.h"
+
+static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+heap_t *pa_heap_slow(void);
+
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&init_lock);
+    heap_fork_prepare();
+    large_lock();
+}
+
+static void fork_parent(void)
+{
+    large_unlock();
+    heap_fork_parent();
+    pthread_mutex_unlock(&init_lock);
+}
+
+static void fork_child(void)
+{
+    large_reinit_lock();
+    heap_fork_child();
+    pthread_mutex_init(&init_lock, NULL);
+}
+
+static void register_fork_handlers(void)
+{
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+static int init_locked(int enable_concurrency)
+{
+    pa_mode_t wanted = enable_concurrency ? PA_MODE_CONCURRENT : PA_MODE_SINGLE;
+    if (pa_mode != PA_MODE_NONE) {
+        if (pa_mode == wanted)
+            return 0;
+        errno = EBUSY;
+        return -1;
+    }
+    if (wanted == PA_MODE_SINGLE) {
+        heap_t *h = heap_create();
+        if (!h) {
+            errno = ENOMEM;
+            return -1;
+        }
+        pa_single_heap = h;
+    } else {
+        heap_barrier_setup();
+    }
+    __atomic_store_n(&pa_concurrent, wanted == PA_MODE_CONCURRENT, __ATOMIC_RELEASE);
+    __atomic_store_n(&pa_mode, wanted, __ATOMIC_RELEASE);
+    pa_log("initialised, concurrency %s", enable_concurrency ? "on" : "off");
+    return 0;
+}
+
+PALLOCATOR_API int allocator_init(int enable_concurrency)
+{
+    pthread_once(&atfork_once, register_fork_handlers);
+    pthread_mutex_lock(&init_lock);
+    int rc = init_locked(enable_concurrency);
+    pthread_mutex_unlock(&init_lock);
+    return rc;
+}
+
+/* First use without allocator_init, or a thread's first allocation. */
+heap_t *pa_heap_slow(void)
+{
+    if (__atomic_load_n(&pa_mode, __ATOMIC_ACQUIRE) == PA_MODE_NONE &&
+        allocator_init(1) != 0)
+        return NULL;
+    if (pa_is_concurrent())
+        return heap_attach_thread();
+    return pa_single_heap;
+}
+
+PALLOCATOR_API int allocator_cleanup(void)
+{
+    pthread_mutex_lock(&init_lock);
+    if (pa_mode != PA_MODE_NONE) {
+        heap_release_all();
+        segment_pool_release_all();
+        large_release_all();
+        segmap_reset();
+        pa_single_heap = NULL;
+        __atomic_store_n(&pa_concurrent, false, __ATOMIC_RELEASE);
+        __atomic_store_n(&pa_mode, PA_MODE_NONE, __ATOMIC_RELEASE);
+        pa_log("cleaned up");
+    }
+    pthread_mutex_unlock(&init_lock);
+    return 0;
+}

@@ -1,0 +1,71 @@
+/*
+ * internal.h - definitions every layer of the library shares: build-mode
+ * assertions and logging, branch hints, alignment arithmetic and the fixed
+ * geometry (granule, segment, large threshold) the layers agree on.
+ */
+#ifndef PA_INTERNAL_H
+#define PA_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define pa_likely(x) __builtin_expect(!!(x), 1)
+#define pa_unlikely(x) __builtin_expect(!!(x), 0)
+#define pa_noinline __attribute__((noinline))
+#define pa_cold __attribute__((cold, noinline))
+
+/* Internal assertions and logging exist only in --enable-debug builds. */
+#if defined(PA_DEBUG) && PA_DEBUG
+#define pa_assert(cond)                                                    \
+    do {                                                                   \
+        if (!(cond)) {                                                     \
+            fprintf(stderr, "pallocator: %s:%d: assertion '%s' failed\n",  \
+                    __FILE__, __LINE__, #cond);                            \
+            abort();                                                       \
+        }                                                                  \
+    } while (0)
+#define pa_log(...)                                                        \
+    do {                                                                   \
+        fprintf(stderr, "pallocator: " __VA_ARGS__);                       \
+        fputc('\n', stderr);                                               \
+    } while (0)
+#else
+#define pa_assert(cond) ((void)0)
+#define pa_log(...) ((void)0)
+#endif
+
+/* Every block starts on a granule; the live bitmap has one bit per granule. */
+#define PA_GRANULE_SHIFT 4
+#define PA_GRANULE ((size_t)1 << PA_GRANULE_SHIFT)
+
+/* Segments are mapped aligned to their size, so masking finds the segment. */
+#define PA_SEGMENT_SHIFT 22
+#define PA_SEGMENT_SIZE ((size_t)1 << PA_SEGMENT_SHIFT)
+#define PA_SEGMENT_MASK (PA_SEGMENT_SIZE - 1)
+
+/* Requests above this get a mapping of their own instead of heap blocks. */
+#define PA_LARGE_THRESHOLD ((size_t)1 << 20)
+
+/* Nothing larger can be represented without overflowing pointer arithmetic. */
+#define PA_MAX_REQUEST ((size_t)PTRDIFF_MAX - PA_SEGMENT_SIZE)
+
+#define PA_PAGE_SIZE ((size_t)4096)
+
+static inline size_t align_up(size_t n, size_t a)
+{
+    return (n + a - 1) & ~(a - 1);
+}
+
+static inline uintptr_t align_down_ptr(uintptr_t p, size_t a)
+{
+    return p & ~(uintptr_t)(a - 1);
+}
+
+_Static_assert((PA_GRANULE & (PA_GRANULE - 1)) == 0, "granule is a power of two");
+_Static_assert(PA_LARGE_THRESHOLD < PA_SEGMENT_SIZE / 2,
+               "a heap segment must hold at least two of the largest heap blocks");
+
+#endif /* PA_INTERNAL_H */

@@ -1,0 +1,348 @@
+/*
+ * introspect.c - allocator_stats, allocator_dump and allocator_verify.
+ *
+ * Each brings every heap to rest first (the pause handshake in heap.c), so
+ * it may run while other threads allocate, and reads each heap as its owner
+ * would. Blocks waiting in a hand-over list are taken back into their heap
+ * before counting, so the figures say what a user can reuse.
+ */
+#include <errno.h>
+#include <stdarg.h>
+
+#include "heap.h"
+#include "large.h"
+#include "pallocator.h"
+#include "segmap.h"
+
+static void settle_all(void)
+{
+    for (heap_t *h = heap_registry_first(); h; h = h->next_all)
+        heap_drain_handover(h);
+}
+
+static size_t tlsf_free_usable(const tlsf_t *t)
+{
+    return t->free_bytes - t->free_blocks * BLOCK_HEADER_SIZE;
+}
+
+PALLOCATOR_API int allocator_stats(size_t *allocated, size_t *freed, size_t *peak)
+{
+    size_t sum_allocated = 0, sum_freed = 0, sum_peak = 0;
+    heap_pause_all();
+    settle_all();
+    for (heap_t *h = heap_registry_first(); h; h = h->next_all) {
+        sum_allocated += h->allocated;
+        sum_freed += tlsf_free_usable(&h->tlsf);
+        sum_peak += h->peak;
+    }
+    large_lock();
+    large_stats_t large = large_stats();
+    large_unlock();
+    heap_resume_all();
+    if (allocated)
+        *allocated = sum_allocated + large.allocated;
+    if (freed)
+        *freed = sum_freed;
+    if (peak)
+        *peak = sum_peak + large.peak;
+    return 0;
+}
+
+/* ---- dump ------------------------------------------------------------ */
+
+static const char *mode_name(void)
+{
+    switch (pa_mode) {
+    case PA_MODE_SINGLE:
+        return "single-threaded";
+    case PA_MODE_CONCURRENT:
+        return "concurrent (a heap per thread)";
+    default:
+        return "not initialised";
+    }
+}
+
+static size_t handover_length(const heap_t *h)
+{
+    size_t n = 0;
+    for (const block_t *b = __atomic_load_n(&h->handover, __ATOMIC_ACQUIRE); b;
+         b = b->next_free)
+        n++;
+    return n;
+}
+
+static void dump_segment(const segment_t *s)
+{
+    fprintf(stderr, "    segment %p (area %p, %zu bytes)\n", (const void *)s,
+            (const void *)segment_first_block(s), (size_t)SEGMENT_AREA_SIZE);
+    for (const block_t *b = segment_first_block(s); !block_is_sentinel(b);
+         b = block_next(b)) {
+        const char *state = block_is_free(b) ? "free"
+                            : segment_live_test(s, block_payload(b)) ? "used"
+                                                                     : "handed-over";
+        fprintf(stderr, "      block %p size %8zu %s\n", (const void *)b,
+                block_size(b), state);
+    }
+}
+
+static void dump_free_lists(const tlsf_t *t)
+{
+    fprintf(stderr, "    first-level bitmap %08x\n", t->fl_bitmap);
+    for (unsigned fl = 0; fl < TLSF_FL_COUNT; fl++) {
+        if (!t->sl_bitmap[fl])
+            continue;
+        fprintf(stderr, "    fl %2u second-level bitmap %08x\n", fl, t->sl_bitmap[fl]);
+        for (unsigned sl = 0; sl < TLSF_SL_COUNT; sl++) {
+            size_t n = 0;
+            for (const block_t *b = t->lists[fl][sl]; b; b = b->next_free)
+                n++;
+            if (n)
+                fprintf(stderr, "      bin %2u/%2u: %zu free block%s\n", fl, sl, n,
+                        n == 1 ? "" : "s");
+        }
+    }
+}
+
+static void dump_heap(const heap_t *h)
+{
+    fprintf(stderr, "  heap %u (%s): %zu segment%s, allocated %zu, peak %zu, "
+            "free %zu in %zu block%s, hand-over list %zu\n",
+            h->id, h->state == HEAP_OWNED ? "owned" : "abandoned",
+            h->segment_count, h->segment_count == 1 ? "" : "s", h->allocated,
+            h->peak, tlsf_free_usable(&h->tlsf), h->tlsf.free_blocks,
+            h->tlsf.free_blocks == 1 ? "" : "s", handover_length(h));
+    for (const segment_t *s = h->segments; s; s = s->next)
+        dump_segment(s);
+    dump_free_lists(&h->tlsf);
+}
+
+PALLOCATOR_API void allocator_dump(void)
+{
+    heap_pause_all();
+    fprintf(stderr, "pallocator: %s, segment size %zu, large threshold %zu\n",
+            mode_name(), (size_t)PA_SEGMENT_SIZE, (size_t)PA_LARGE_THRESHOLD);
+    for (const heap_t *h = heap_registry_first(); h; h = h->next_all)
+        dump_heap(h);
+    large_lock();
+    large_stats_t large = large_stats();
+    fprintf(stderr, "  large blocks: %zu, %zu bytes usable, %zu mapped, peak %zu\n",
+            large.count, large.allocated, large.mapped, large.peak);
+    for (const large_t *l = large_first(); l; l = l->next)
+        fprintf(stderr, "    large %p usable %zu mapped %zu\n",
+                (const void *)((const char *)l + LARGE_PAYLOAD_OFFSET), l->usable,
+                l->map_size);
+    large_unlock();
+    segment_pool_lock();
+    fprintf(stderr, "  pooled segments (pages returned to the OS): %zu\n",
+            segment_pool_count());
+    segment_pool_unlock();
+    fprintf(stderr, "  segment map slots in use: %zu\n", segmap_count());
+    heap_resume_all();
+}
+
+/* ---- verify ---------------------------------------------------------- */
+
+static pa_cold int verify_fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("pallocator: verify: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return -1;
+}
+
+typedef struct verify_tally {
+    size_t used_usable, free_bytes, free_blocks, live_bits;
+} verify_tally_t;
+
+static size_t bitmap_population(const segment_t *s)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < SEGMENT_BITMAP_WORDS; i++)
+        n += (size_t)__builtin_popcountll(__atomic_load_n(&s->live[i], __ATOMIC_RELAXED));
+    return n;
+}
+
+static bool block_in_area(const segment_t *s, const block_t *b)
+{
+    const char *lo = (const char *)segment_first_block(s);
+    const char *hi = (const char *)s + PA_SEGMENT_SIZE - BLOCK_HEADER_SIZE;
+    return (const char *)b >= lo && (const char *)b <= hi &&
+           ((uintptr_t)b & (PA_GRANULE - 1)) == 0;
+}
+
+static int verify_block(const heap_t *h, const segment_t *s, const block_t *b,
+                        const block_t *prev, verify_tally_t *tally)
+{
+    size_t size = block_size(b);
+    if (size < BLOCK_MIN_SIZE || size % PA_GRANULE)
+        return verify_fail("heap %u block %p has bad size %zu", h->id, (const void *)b, size);
+    const block_t *next = block_next(b);
+    if (!block_in_area(s, next))
+        return verify_fail("heap %u block %p runs past its segment", h->id, (const void *)b);
+    if (block_prev_is_free(b) != (prev && block_is_free(prev)))
+        return verify_fail("heap %u block %p: predecessor flag disagrees", h->id, (const void *)b);
+    if (block_is_free(b)) {
+        if (prev && block_is_free(prev))
+            return verify_fail("heap %u blocks %p and %p: two free neighbours not merged",
+                               h->id, (const void *)prev, (const void *)b);
+        if (next->prev_phys != b)
+            return verify_fail("heap %u block %p: boundary tag of successor is wrong",
+                               h->id, (const void *)b);
+        if (segment_live_test(s, block_payload(b)))
+            return verify_fail("heap %u free block %p is marked live", h->id, (const void *)b);
+        tally->free_bytes += size;
+        tally->free_blocks++;
+        return 0;
+    }
+    if (segment_live_test(s, block_payload(b)))
+        tally->live_bits++;
+    else if (!pa_is_concurrent())
+        return verify_fail("heap %u used block %p is not marked live", h->id, (const void *)b);
+    /* else: another thread is freeing it right now, between claiming the bit
+     * and pushing it onto the hand-over list. */
+    tally->used_usable += block_usable(b);
+    return 0;
+}
+
+static int verify_segment(const heap_t *h, const segment_t *s, verify_tally_t *tally)
+{
+    if (__atomic_load_n(&s->owner, __ATOMIC_RELAXED) != h)
+        return verify_fail("segment %p is listed by heap %u but owned by another",
+                           (const void *)s, h->id);
+    if (segmap_lookup(s) != (uintptr_t)s)
+        return verify_fail("segment %p is missing from the segment map", (const void *)s);
+    size_t live_before = tally->live_bits;
+    const block_t *prev = NULL;
+    const block_t *b = segment_first_block(s);
+    while (!block_is_sentinel(b)) {
+        if (verify_block(h, s, b, prev, tally))
+            return -1;
+        prev = b;
+        b = block_next(b);
+    }
+    if ((const char *)b != (const char *)s + PA_SEGMENT_SIZE - BLOCK_HEADER_SIZE)
+        return verify_fail("segment %p: block chain ends at %p, not at its sentinel",
+                           (const void *)s, (const void *)b);
+    if (block_prev_is_free(b) != (prev && block_is_free(prev)))
+        return verify_fail("segment %p: sentinel predecessor flag disagrees", (const void *)s);
+    size_t bits = bitmap_population(s);
+    if (bits != tally->live_bits - live_before)
+        return verify_fail("segment %p: %zu live bits for %zu live blocks", (const void *)s,
+                           bits, tally->live_bits - live_before);
+    return 0;
+}
+
+static int verify_free_lists(const heap_t *h)
+{
+    const tlsf_t *t = &h->tlsf;
+    size_t listed = 0;
+    for (unsigned fl = 0; fl < TLSF_FL_COUNT; fl++) {
+        if (((t->fl_bitmap >> fl) & 1) != (t->sl_bitmap[fl] != 0))
+            return verify_fail("heap %u first-level bit %u disagrees with its row", h->id, fl);
+        for (unsigned sl = 0; sl < TLSF_SL_COUNT; sl++) {
+            const block_t *b = t->lists[fl][sl];
+            if (((t->sl_bitmap[fl] >> sl) & 1) != (b != NULL))
+                return verify_fail("heap %u bitmap bit %u/%u disagrees with its list", h->id, fl, sl);
+            for (const block_t *prev = NULL; b; prev = b, b = b->next_free) {
+                if (++listed > t->free_blocks)
+                    return verify_fail("heap %u free lists hold more blocks than counted", h->id);
+                const segment_t *s = segment_of(b);
+                if (!block_in_area(s, b) || __atomic_load_n(&s->owner, __ATOMIC_RELAXED) != h)
+                    return verify_fail("heap %u list %u/%u holds foreign block %p", h->id, fl, sl, (const void *)b);
+                if (!block_is_free(b))
+                    return verify_fail("heap %u list %u/%u holds used block %p", h->id, fl, sl, (const void *)b);
+                tlsf_bin_t bin = tlsf_bin_of(block_size(b));
+                if (bin.fl != fl || bin.sl != sl)
+                    return verify_fail("heap %u block %p of size %zu is in list %u/%u, belongs in %u/%u",
+                                       h->id, (const void *)b, block_size(b), fl, sl, bin.fl, bin.sl);
+                if (b->prev_free != prev)
+                    return verify_fail("heap %u list %u/%u: back link of %p is wrong", h->id, fl, sl, (const void *)b);
+            }
+        }
+    }
+    if (listed != t->free_blocks)
+        return verify_fail("heap %u: %zu blocks listed, %zu counted free", h->id, listed, t->free_blocks);
+    return 0;
+}
+
+static int verify_handover(const heap_t *h)
+{
+    for (const block_t *b = __atomic_load_n(&h->handover, __ATOMIC_ACQUIRE); b; b = b->next_free) {
+        const segment_t *s = segment_of(b);
+        if (!block_in_area(s, b) || __atomic_load_n(&s->owner, __ATOMIC_RELAXED) != h)
+            return verify_fail("heap %u hand-over list holds foreign block %p", h->id, (const void *)b);
+        if (block_is_free(b) || segment_live_test(s, block_payload(b)))
+            return verify_fail("heap %u hand-over list holds block %p that is not being freed",
+                               h->id, (const void *)b);
+    }
+    return 0;
+}
+
+static int verify_heap(heap_t *h, size_t *segments)
+{
+    if (verify_handover(h))
+        return -1;
+    heap_drain_handover(h);
+    verify_tally_t tally = {0};
+    size_t count = 0;
+    for (const segment_t *s = h->segments; s; s = s->next, count++)
+        if (verify_segment(h, s, &tally))
+            return -1;
+    if (count != h->segment_count)
+        return verify_fail("heap %u lists %zu segments, counts %zu", h->id, count, h->segment_count);
+    *segments += count;
+    if (verify_free_lists(h))
+        return -1;
+    if (tally.free_bytes != h->tlsf.free_bytes || tally.free_blocks != h->tlsf.free_blocks)
+        return verify_fail("heap %u: free blocks hold %zu bytes in %zu, statistics say %zu in %zu",
+                           h->id, tally.free_bytes, tally.free_blocks, h->tlsf.free_bytes,
+                           h->tlsf.free_blocks);
+    if (tally.used_usable != h->allocated)
+        return verify_fail("heap %u: used blocks hold %zu bytes, statistics say %zu", h->id,
+                           tally.used_usable, h->allocated);
+    if (h->peak < h->allocated)
+        return verify_fail("heap %u: peak %zu below allocated %zu", h->id, h->peak, h->allocated);
+    return 0;
+}
+
+static int verify_large(size_t *slots)
+{
+    large_stats_t totals = large_stats();
+    size_t count = 0, usable = 0;
+    for (const large_t *l = large_first(); l; l = l->next) {
+        const char *payload = (const char *)l + LARGE_PAYLOAD_OFFSET;
+        if (segmap_lookup(payload) != ((uintptr_t)l | SEGMAP_LARGE))
+            return verify_fail("large block %p is missing from the segment map", (const void *)payload);
+        count++;
+        usable += l->usable;
+        *slots += (l->map_size + PA_SEGMENT_SIZE - 1) / PA_SEGMENT_SIZE;
+    }
+    if (count != totals.count || usable != totals.allocated)
+        return verify_fail("large blocks: %zu holding %zu bytes, statistics say %zu holding %zu",
+                           count, usable, totals.count, totals.allocated);
+    return 0;
+}
+
+PALLOCATOR_API int allocator_verify(void)
+{
+    int rc = 0;
+    size_t slots = 0;
+    heap_pause_all();
+    for (heap_t *h = heap_registry_first(); h && rc == 0; h = h->next_all)
+        rc = verify_heap(h, &slots);
+    large_lock();
+    if (rc == 0)
+        rc = verify_large(&slots);
+    segment_pool_lock();
+    slots += segment_pool_count();
+    segment_pool_unlock();
+    large_unlock();
+    if (rc == 0 && slots != segmap_count())
+        rc = verify_fail("segment map holds %zu slots, heaps, pool and large blocks %zu",
+                         segmap_count(), slots);
+    heap_resume_all();
+    return rc;
+}

@@ -1,0 +1,28 @@
+/*
+ * large.h - blocks too large for a heap segment: each gets a mapping of its
+ * own, registered in the segment map so myfree validates it the same way.
+ */
+#ifndef PA_LARGE_H
+#define PA_LARGE_H
+
+#include "segment.h"
+
+void *large_alloc(size_t size);
+/* 0, or -1 with errno = EINVAL when p is not a live large block. */
+int large_free(void *p);
+/* Usable size of the live large block p; 0 when p is not one. */
+size_t large_usable(void *p);
+void large_release_all(void);
+void large_lock(void);
+void large_unlock(void);
+void large_reinit_lock(void);
+
+/* Accounting, read under large_lock (or at rest). */
+typedef struct large_stats {
+    size_t count, allocated, peak, mapped;
+} large_stats_t;
+large_stats_t large_stats(void);
+/* Walks every large block for dump and verify; caller holds large_lock. */
+const large_t *large_first(void);
+
+#endif /* PA_LARGE_H */

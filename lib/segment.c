@@ -1,0 +1,109 @@
+/*
+ * segment.c - acquiring and retiring segments.
+ *
+ * A retired segment keeps its address range and its entry in the segment map
+ * while its pages go back to the OS: a free racing with the retirement can
+ * then still read the header and the (zeroed) bitmap safely and is refused.
+ * Retired segments wait in a pool and are handed to the next heap that grows
+ * before any new address space is mapped.
+ */
+#include "segment.h"
+
+#include <pthread.h>
+#include <string.h>
+
+#include "os.h"
+#include "segmap.h"
+
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static segment_t *pool_head;
+static size_t pool_size;
+
+void segment_pool_lock(void)
+{
+    pthread_mutex_lock(&pool_lock);
+}
+
+void segment_pool_unlock(void)
+{
+    pthread_mutex_unlock(&pool_lock);
+}
+
+void segment_pool_reinit_lock(void)
+{
+    pthread_mutex_init(&pool_lock, NULL);
+}
+
+static segment_t *segment_pool_pop(void)
+{
+    segment_pool_lock();
+    segment_t *s = pool_head;
+    if (s) {
+        pool_head = s->next;
+        pool_size--;
+    }
+    segment_pool_unlock();
+    return s;
+}
+
+static segment_t *segment_map_new(void)
+{
+    segment_t *s = os_map_aligned(PA_SEGMENT_SIZE, PA_SEGMENT_SIZE);
+    if (!s)
+        return NULL;
+    if (!segmap_register((uintptr_t)s, PA_SEGMENT_SIZE, 0)) {
+        os_unmap(s, PA_SEGMENT_SIZE);
+        return NULL;
+    }
+    return s;
+}
+
+segment_t *segment_acquire(struct heap *owner)
+{
+    segment_t *s = segment_pool_pop();
+    if (!s)
+        s = segment_map_new();
+    if (!s)
+        return NULL;
+    s->next = s->prev = NULL;
+    __atomic_store_n(&s->owner, owner, __ATOMIC_RELEASE);
+    pa_log("segment %p acquired", (void *)s);
+    return s;
+}
+
+void segment_retire(segment_t *s)
+{
+    __atomic_store_n(&s->owner, NULL, __ATOMIC_RELEASE);
+    /* The first page (owner field, start of the bitmap) stays; the rest of
+     * the bitmap reads as zeros once decommitted, so no bit survives. */
+    memset(s->live, 0, PA_PAGE_SIZE - offsetof(segment_t, live));
+    os_decommit((char *)s + PA_PAGE_SIZE, PA_SEGMENT_SIZE - PA_PAGE_SIZE);
+    segment_pool_lock();
+    s->next = pool_head;
+    s->prev = NULL;
+    pool_head = s;
+    pool_size++;
+    segment_pool_unlock();
+    pa_log("segment %p retired", (void *)s);
+}
+
+void segment_unmap(segment_t *s)
+{
+    segmap_unregister((uintptr_t)s, PA_SEGMENT_SIZE);
+    os_unmap(s, PA_SEGMENT_SIZE);
+}
+
+void segment_pool_release_all(void)
+{
+    while (pool_head) {
+        segment_t *s = pool_head;
+        pool_head = s->next;
+        segment_unmap(s);
+    }
+    pool_size = 0;
+}
+
+size_t segment_pool_count(void)
+{
+    return pool_size;
+}

@@ -1,0 +1,101 @@
+/*
+ * segment.h - segments, the unit a heap grows by: PA_SEGMENT_SIZE bytes
+ * aligned to their size, a header (owner, list links, live bitmap) followed
+ * by the block area. Also the large blocks that get a mapping of their own.
+ *
+ * The live bitmap holds one bit per granule, set exactly at the payload of
+ * each live block. It lies outside every block, so myfree can validate a
+ * pointer through it before reading anything at the pointer.
+ */
+#ifndef PA_SEGMENT_H
+#define PA_SEGMENT_H
+
+#include "block.h"
+
+struct heap;
+
+#define SEGMENT_GRANULES (PA_SEGMENT_SIZE >> PA_GRANULE_SHIFT)
+#define SEGMENT_BITMAP_WORDS (SEGMENT_GRANULES / 64)
+
+typedef struct segment {
+    struct heap *owner;          /* NULL while the segment rests in the pool */
+    struct segment *next, *prev; /* the owner's list, or the pool */
+    uint64_t live[SEGMENT_BITMAP_WORDS];
+} segment_t;
+
+#define SEGMENT_AREA_OFFSET align_up(sizeof(segment_t), PA_PAGE_SIZE)
+#define SEGMENT_AREA_SIZE (PA_SEGMENT_SIZE - SEGMENT_AREA_OFFSET)
+
+typedef struct large {
+    size_t map_size;             /* bytes mapped, header included */
+    size_t usable;
+    struct large *next, *prev;
+} large_t;
+
+#define LARGE_PAYLOAD_OFFSET align_up(sizeof(large_t), PA_GRANULE)
+
+static inline segment_t *segment_of(const void *p)
+{
+    return (segment_t *)align_down_ptr((uintptr_t)p, PA_SEGMENT_SIZE);
+}
+
+static inline block_t *segment_first_block(const segment_t *s)
+{
+    return (block_t *)((char *)s + SEGMENT_AREA_OFFSET);
+}
+
+static inline bool segment_area_is_whole(const segment_t *s, const block_t *b)
+{
+    return b == segment_first_block(s) && block_is_sentinel(block_next(b));
+}
+
+static inline size_t segment_bit_index(const segment_t *s, const void *p)
+{
+    return ((uintptr_t)p - (uintptr_t)s) >> PA_GRANULE_SHIFT;
+}
+
+static inline bool segment_live_test(const segment_t *s, const void *p)
+{
+    size_t i = segment_bit_index(s, p);
+    return (__atomic_load_n(&s->live[i / 64], __ATOMIC_RELAXED) >> (i % 64)) & 1;
+}
+
+/* With concurrency enabled other threads clear bits in the same words, so
+ * updates are atomic; a single-threaded allocator uses plain operations. */
+static inline void segment_live_set(segment_t *s, const void *p, bool atomic)
+{
+    size_t i = segment_bit_index(s, p);
+    uint64_t bit = (uint64_t)1 << (i % 64);
+    if (atomic)
+        __atomic_fetch_or(&s->live[i / 64], bit, __ATOMIC_RELAXED);
+    else
+        s->live[i / 64] |= bit;
+}
+
+/* Clears the bit; true when it was set, which makes exactly one of several
+ * concurrent frees of one pointer the winner. */
+static inline bool segment_live_clear(segment_t *s, const void *p, bool atomic)
+{
+    size_t i = segment_bit_index(s, p);
+    uint64_t bit = (uint64_t)1 << (i % 64);
+    if (atomic)
+        return (__atomic_fetch_and(&s->live[i / 64], ~bit, __ATOMIC_ACQ_REL) & bit) != 0;
+    uint64_t old = s->live[i / 64];
+    s->live[i / 64] = old & ~bit;
+    return (old & bit) != 0;
+}
+
+/* A segment for a heap: from the pool or freshly mapped and registered. */
+segment_t *segment_acquire(struct heap *owner);
+/* Returns the segment's pages to the OS and parks its address range. */
+void segment_retire(segment_t *s);
+/* Unmaps every pooled segment; only while nothing else runs. */
+void segment_pool_release_all(void);
+size_t segment_pool_count(void);
+void segment_pool_lock(void);
+void segment_pool_unlock(void);
+void segment_pool_reinit_lock(void);
+/* Unmaps one segment outright; only while nothing else runs. */
+void segment_unmap(segment_t *s);
+
+#endif /* PA_SEGMENT_H */

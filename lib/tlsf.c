@@ -1,0 +1,169 @@
+/*
+ * tlsf.c - the TLSF heap: bounded-time search over segregated free lists.
+ *
+ * A size maps to a first-level bin by its highest set bit and to one of
+ * TLSF_SL_COUNT linear second-level bins inside that power of two; sizes
+ * below TLSF_SMALL_LIMIT have one bin per granule. Finding a suitable list
+ * is two bit scans, so take and give never loop over blocks. Requests are
+ * rounded up to the start of a bin and blocks keep that rounded size, so
+ * every block in the searched bin fits and a freed block is always found
+ * again by a request of its own size.
+ */
+#include "tlsf.h"
+
+#include <string.h>
+
+static inline unsigned bit_highest(size_t x)
+{
+    pa_assert(x != 0);
+    return (unsigned)(63 - __builtin_clzll((unsigned long long)x));
+}
+
+static inline unsigned bit_lowest(uint32_t x)
+{
+    pa_assert(x != 0);
+    return (unsigned)__builtin_ctz(x);
+}
+
+tlsf_bin_t tlsf_bin_of(size_t size)
+{
+    tlsf_bin_t bin;
+    if (size < TLSF_SMALL_LIMIT) {
+        bin.fl = 0;
+        bin.sl = (unsigned)(size >> PA_GRANULE_SHIFT);
+    } else {
+        unsigned high = bit_highest(size);
+        bin.sl = (unsigned)(size >> (high - TLSF_SL_SHIFT)) ^ TLSF_SL_COUNT;
+        bin.fl = high - TLSF_FL_SHIFT + 1;
+    }
+    pa_assert(bin.fl < TLSF_FL_COUNT && bin.sl < TLSF_SL_COUNT);
+    return bin;
+}
+
+size_t tlsf_block_size_for(size_t n)
+{
+    if (n > PA_LARGE_THRESHOLD)
+        return 0;
+    size_t size = align_up(n, PA_GRANULE) + BLOCK_HEADER_SIZE;
+    if (size < BLOCK_MIN_SIZE)
+        size = BLOCK_MIN_SIZE;
+    if (size >= TLSF_SMALL_LIMIT) {
+        size_t step = ((size_t)1 << (bit_highest(size) - TLSF_SL_SHIFT)) - 1;
+        size = (size + step) & ~step;
+    }
+    return size;
+}
+
+void tlsf_init(tlsf_t *t)
+{
+    memset(t, 0, sizeof(*t));
+}
+
+static void tlsf_insert(tlsf_t *t, block_t *b)
+{
+    tlsf_bin_t bin = tlsf_bin_of(block_size(b));
+    block_t *head = t->lists[bin.fl][bin.sl];
+    b->next_free = head;
+    b->prev_free = NULL;
+    if (head)
+        head->prev_free = b;
+    t->lists[bin.fl][bin.sl] = b;
+    t->fl_bitmap |= 1u << bin.fl;
+    t->sl_bitmap[bin.fl] |= 1u << bin.sl;
+    t->free_bytes += block_size(b);
+    t->free_blocks++;
+}
+
+void tlsf_remove(tlsf_t *t, block_t *b)
+{
+    tlsf_bin_t bin = tlsf_bin_of(block_size(b));
+    if (b->prev_free)
+        b->prev_free->next_free = b->next_free;
+    else
+        t->lists[bin.fl][bin.sl] = b->next_free;
+    if (b->next_free)
+        b->next_free->prev_free = b->prev_free;
+    if (!t->lists[bin.fl][bin.sl]) {
+        t->sl_bitmap[bin.fl] &= ~(1u << bin.sl);
+        if (!t->sl_bitmap[bin.fl])
+            t->fl_bitmap &= ~(1u << bin.fl);
+    }
+    t->free_bytes -= block_size(b);
+    t->free_blocks--;
+}
+
+/* The first non-empty list at or above bin, found with two bit scans. */
+static block_t *tlsf_find(const tlsf_t *t, tlsf_bin_t bin)
+{
+    uint32_t sl_map = t->sl_bitmap[bin.fl] & (~0u << bin.sl);
+    if (!sl_map) {
+        uint32_t fl_map = bin.fl + 1 < 32 ? t->fl_bitmap & (~0u << (bin.fl + 1)) : 0;
+        if (!fl_map)
+            return NULL;
+        bin.fl = bit_lowest(fl_map);
+        sl_map = t->sl_bitmap[bin.fl];
+    }
+    return t->lists[bin.fl][bit_lowest(sl_map)];
+}
+
+/* Gives back the tail of b beyond size, when the tail can be a block. */
+static void tlsf_trim(tlsf_t *t, block_t *b, size_t size)
+{
+    if (block_size(b) >= size + BLOCK_MIN_SIZE) {
+        block_t *rest = block_split(b, size);
+        tlsf_give(t, rest);
+    }
+}
+
+block_t *tlsf_take(tlsf_t *t, size_t size)
+{
+    if (size >= (size_t)1 << PA_SEGMENT_SHIFT)
+        return NULL;
+    block_t *b = tlsf_find(t, tlsf_bin_of(size));
+    if (!b)
+        return NULL;
+    pa_assert(block_size(b) >= size);
+    tlsf_remove(t, b);
+    block_mark_used(b);
+    tlsf_trim(t, b, size);
+    return b;
+}
+
+block_t *tlsf_give(tlsf_t *t, block_t *b)
+{
+    pa_assert(!block_is_free(b));
+    if (block_prev_is_free(b)) {
+        block_t *prev = b->prev_phys;
+        tlsf_remove(t, prev);
+        b = block_absorb(prev, b);
+    }
+    block_t *next = block_next(b);
+    if (block_is_free(next)) {
+        tlsf_remove(t, next);
+        b = block_absorb(b, next);
+    }
+    block_mark_free(b);
+    tlsf_insert(t, b);
+    return b;
+}
+
+bool tlsf_resize(tlsf_t *t, block_t *b, size_t size)
+{
+    size_t have = block_size(b);
+    if (size > have) {
+        block_t *next = block_next(b);
+        if (!block_is_free(next) || have + block_size(next) < size)
+            return false;
+        tlsf_remove(t, next);
+        block_absorb(b, next);
+        block_mark_used(b);
+    }
+    tlsf_trim(t, b, size);
+    return true;
+}
+
+block_t *tlsf_add_area(tlsf_t *t, void *start, size_t size)
+{
+    block_t *b = block_make_area(start, size);
+    return tlsf_give(t, b);
+}

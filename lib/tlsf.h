@@ -1,0 +1,53 @@
+/*
+ * tlsf.h - one TLSF heap's control structure: first- and second-level
+ * bitmaps over segregated free lists. It knows blocks only; which memory the
+ * blocks live in is the caller's business, so a heap is a self-contained
+ * object with no globals.
+ */
+#ifndef PA_TLSF_H
+#define PA_TLSF_H
+
+#include "block.h"
+
+#define TLSF_SL_SHIFT 4
+#define TLSF_SL_COUNT (1u << TLSF_SL_SHIFT)
+/* Sizes below this map linearly, one bin per granule. */
+#define TLSF_SMALL_LIMIT ((size_t)TLSF_SL_COUNT << PA_GRANULE_SHIFT)
+#define TLSF_FL_SHIFT (TLSF_SL_SHIFT + PA_GRANULE_SHIFT)
+#define TLSF_FL_COUNT (PA_SEGMENT_SHIFT - TLSF_FL_SHIFT + 2)
+
+_Static_assert(TLSF_FL_COUNT <= 32, "first-level bitmap fits a word");
+_Static_assert(TLSF_SL_COUNT <= 32, "second-level bitmaps fit a word");
+
+typedef struct tlsf {
+    uint32_t fl_bitmap;
+    uint32_t sl_bitmap[TLSF_FL_COUNT];
+    block_t *lists[TLSF_FL_COUNT][TLSF_SL_COUNT];
+    size_t free_bytes;  /* sum of free block sizes, headers included */
+    size_t free_blocks;
+} tlsf_t;
+
+typedef struct tlsf_bin {
+    unsigned fl, sl;
+} tlsf_bin_t;
+
+void tlsf_init(tlsf_t *t);
+/* The block size that serves a request of n bytes, rounded up to the start
+ * of a bin so the block, once freed, is found again by the same request.
+ * 0 when n is too large for a heap block. */
+size_t tlsf_block_size_for(size_t n);
+tlsf_bin_t tlsf_bin_of(size_t block_size);
+/* Takes a used block of exactly size bytes (from tlsf_block_size_for) out of
+ * the free lists, splitting off what is left; NULL when nothing fits. */
+block_t *tlsf_take(tlsf_t *t, size_t size);
+/* Frees b, merging it with free neighbours; returns the merged free block. */
+block_t *tlsf_give(tlsf_t *t, block_t *b);
+/* Resizes a used block in place, using its free successor to grow;
+ * false when it cannot. */
+bool tlsf_resize(tlsf_t *t, block_t *b, size_t size);
+/* Lays out a new area as one free block (plus sentinel); returns it. */
+block_t *tlsf_add_area(tlsf_t *t, void *start, size_t size);
+/* Removes a free block from its list (to hand its area back). */
+void tlsf_remove(tlsf_t *t, block_t *b);
+
+#endif /* PA_TLSF_H */
