@@ -160,7 +160,7 @@ PALLOCATOR_API int myfree(void *p)
     }
     block_t *b = block_from_payload(p);
     h->allocated -= block_usable(b);
-    heap_give(h, b);
+    heap_free(h, b);
     heap_op_end(h);
     return 0;
 }
@@ -199,7 +199,7 @@ static bool realloc_in_place(heap_t *h, segment_t *s, void *p, size_t size)
     if (segment_live_test(s, p)) {
         block_t *b = block_from_payload(p);
         size_t before = block_usable(b);
-        done = tlsf_resize(&h->tlsf, b, size_needed);
+        done = tlsf_resize(&s->arena->tlsf, b, size_needed);
         if (done) {
             h->allocated -= before;
             heap_account_alloc(h, block_usable(b));

@@ -44,77 +44,128 @@ static pthread_once_t thread_exit_once = PTHREAD_ONCE_INIT;
 void heap_init_heap(heap_t *h, unsigned id)
 {
     memset(h, 0, sizeof(*h));
-    tlsf_init(&h->tlsf);
+    for (int a = 0; a < HEAP_ARENAS; a++)
+        tlsf_init(&h->arenas[a].tlsf);
     h->id = id;
     h->state = HEAP_OWNED;
 }
 
-static void heap_link_segment(heap_t *h, segment_t *s)
+static void arena_link_segment(arena_t *a, segment_t *s)
 {
     s->prev = NULL;
-    s->next = h->segments;
-    if (h->segments)
-        h->segments->prev = s;
-    h->segments = s;
-    h->segment_count++;
+    s->next = a->segments;
+    if (a->segments)
+        a->segments->prev = s;
+    a->segments = s;
+    a->segment_count++;
 }
 
-static void heap_unlink_segment(heap_t *h, segment_t *s)
+static void arena_unlink_segment(arena_t *a, segment_t *s)
 {
     if (s->prev)
         s->prev->next = s->next;
     else
-        h->segments = s->next;
+        a->segments = s->next;
     if (s->next)
         s->next->prev = s->prev;
-    h->segment_count--;
+    a->segment_count--;
 }
 
-static pa_noinline block_t *heap_grow(heap_t *h, size_t block_size)
+static pa_noinline block_t *heap_grow(heap_t *h, arena_t *a, size_t block_size)
 {
     segment_t *s = segment_acquire(h);
     if (!s)
         return NULL;
-    heap_link_segment(h, s);
-    tlsf_add_area(&h->tlsf, segment_first_block(s), SEGMENT_AREA_SIZE);
-    return tlsf_take(&h->tlsf, block_size);
+    s->arena = a;
+    arena_link_segment(a, s);
+    tlsf_add_area(&a->tlsf, segment_first_block(s), SEGMENT_AREA_SIZE);
+    return tlsf_take(&a->tlsf, block_size);
 }
 
-block_t *heap_take(heap_t *h, size_t block_size)
+void heap_cache_flush(heap_t *h)
 {
-    block_t *b = tlsf_take(&h->tlsf, block_size);
+    for (unsigned c = 0; c < HEAP_CACHE_CLASSES; c++) {
+        block_t *b = h->cache[c];
+        h->cache[c] = NULL;
+        h->cache_count[c] = 0;
+        while (b) {
+            block_t *next = b->next_free;
+            heap_give(h, b);
+            b = next;
+        }
+    }
+    h->cache_usable = 0;
+}
+
+/* Before the heap grows, cached blocks are merged back: together with their
+ * neighbours they may well serve the request. */
+static pa_noinline block_t *heap_take_slow(heap_t *h, arena_t *a, size_t block_size)
+{
+    block_t *b = NULL;
+    if (h->cache_usable) {
+        heap_cache_flush(h);
+        b = tlsf_take(&a->tlsf, block_size);
+    }
+    return b ? b : heap_grow(h, a, block_size);
+}
+
+block_t *heap_take_uncached(heap_t *h, size_t block_size)
+{
+    arena_t *a = &h->arenas[block_size < HEAP_CACHE_LIMIT ? ARENA_SMALL : ARENA_MEDIUM];
+    block_t *b = tlsf_take(&a->tlsf, block_size);
     if (pa_unlikely(!b))
-        b = heap_grow(h, block_size);
+        b = heap_take_slow(h, a, block_size);
     return b;
 }
 
-static void heap_retire_segment(heap_t *h, segment_t *s, block_t *whole)
+static void arena_retire_segment(arena_t *a, segment_t *s, block_t *whole)
 {
-    tlsf_remove(&h->tlsf, whole);
-    heap_unlink_segment(h, s);
+    if (a->spare == s)
+        a->spare = NULL;
+    tlsf_remove(&a->tlsf, whole);
+    arena_unlink_segment(a, s);
     segment_retire(s);
+}
+
+static bool segment_is_empty(const segment_t *s)
+{
+    const block_t *first = segment_first_block(s);
+    return block_is_free(first) && segment_area_is_whole(s, first);
+}
+
+/* An arena keeps one wholly free segment as a spare, so a heap whose use
+ * swings around a segment boundary does not map and unmap on every swing;
+ * a second empty segment goes back to the OS. */
+static pa_noinline void arena_segment_emptied(arena_t *a, segment_t *s, block_t *whole)
+{
+    if (a->spare && a->spare != s && segment_is_empty(a->spare))
+        arena_retire_segment(a, s, whole);
+    else
+        a->spare = s;
 }
 
 void heap_give(heap_t *h, block_t *b)
 {
-    block_t *merged = tlsf_give(&h->tlsf, b);
-    segment_t *s = segment_of(merged);
-    /* Keep one segment so a heap that empties and refills does not map and
-     * unmap on every cycle. */
-    if (pa_unlikely(segment_area_is_whole(s, merged)) && h->segment_count > 1)
-        heap_retire_segment(h, s, merged);
+    (void)h;
+    segment_t *s = segment_of(b);
+    arena_t *a = s->arena;
+    block_t *merged = tlsf_give(&a->tlsf, b);
+    if (pa_unlikely(segment_area_is_whole(s, merged)))
+        arena_segment_emptied(a, s, merged);
 }
 
 /* Hands every wholly free segment back, the last one included. */
 static void heap_shrink_fully(heap_t *h)
 {
-    segment_t *s = h->segments;
-    while (s) {
-        segment_t *next = s->next;
-        block_t *first = segment_first_block(s);
-        if (block_is_free(first) && segment_area_is_whole(s, first))
-            heap_retire_segment(h, s, first);
-        s = next;
+    for (int i = 0; i < HEAP_ARENAS; i++) {
+        arena_t *a = &h->arenas[i];
+        segment_t *s = a->segments;
+        while (s) {
+            segment_t *next = s->next;
+            if (segment_is_empty(s))
+                arena_retire_segment(a, s, segment_first_block(s));
+            s = next;
+        }
     }
 }
 
@@ -135,7 +186,7 @@ void heap_drain_handover(heap_t *h)
     while (b) {
         block_t *next = b->next_free;
         h->allocated -= block_usable(b);
-        heap_give(h, b);
+        heap_free(h, b);
         b = next;
     }
 }
@@ -181,6 +232,7 @@ static void heap_abandon(heap_t *h)
 {
     heap_enter(h);
     heap_drain_handover(h);
+    heap_cache_flush(h);
     heap_shrink_fully(h);
     heap_leave(h);
     heap_registry_lock();
@@ -233,11 +285,13 @@ void heap_release_all(void)
     heap_t *h = registry_all;
     while (h) {
         heap_t *next = h->next_all;
-        segment_t *s = h->segments;
-        while (s) {
-            segment_t *snext = s->next;
-            segment_unmap(s);
-            s = snext;
+        for (int i = 0; i < HEAP_ARENAS; i++) {
+            segment_t *s = h->arenas[i].segments;
+            while (s) {
+                segment_t *snext = s->next;
+                segment_unmap(s);
+                s = snext;
+            }
         }
         os_unmap(h, HEAP_MAP_SIZE);
         h = next;

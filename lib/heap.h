@@ -12,10 +12,30 @@
 
 typedef enum heap_state { HEAP_OWNED, HEAP_ABANDONED } heap_state_t;
 
-typedef struct heap {
+/* Small freed blocks wait in per-size LIFO lists in front of the TLSF heap
+ * and serve the next request of their size without a merge or a search.
+ * The lists are short, so little memory waits unmerged. */
+#define HEAP_CACHE_LIMIT ((size_t)1024)   /* block sizes below this are cached */
+#define HEAP_CACHE_CLASSES 48             /* TLSF bins below HEAP_CACHE_LIMIT */
+#define HEAP_CACHE_DEPTH 32
+
+/* A heap keeps small blocks and larger ones in separate segments, each set
+ * under its own TLSF control: small blocks stay densely packed (fewer cache
+ * misses, less fragmentation) instead of scattered between large ones. */
+typedef struct arena {
     tlsf_t tlsf;
     segment_t *segments;
     size_t segment_count;
+    segment_t *spare;            /* last segment seen wholly free, kept mapped */
+} arena_t;
+
+enum { ARENA_SMALL, ARENA_MEDIUM, HEAP_ARENAS };
+
+typedef struct heap {
+    arena_t arenas[HEAP_ARENAS];
+    block_t *cache[HEAP_CACHE_CLASSES];
+    uint32_t cache_count[HEAP_CACHE_CLASSES];
+    size_t cache_usable;         /* usable bytes waiting in the cache */
     size_t allocated;            /* usable bytes of live blocks */
     size_t peak;
     /* Blocks freed by other threads, linked through next_free (push only;
@@ -42,10 +62,13 @@ extern __thread heap_t *pa_thread_heap __attribute__((tls_model("initial-exec"))
 extern __thread unsigned pa_thread_generation __attribute__((tls_model("initial-exec")));
 
 void heap_init_heap(heap_t *h, unsigned id);
-/* Allocation from h's own heap; the caller is h's owner (or holds it paused). */
-block_t *heap_take(heap_t *h, size_t block_size);
+/* Allocation from h's TLSF heap, growing it when needed; the caller is h's
+ * owner (or holds it paused). heap_take tries the cache first. */
+block_t *heap_take_uncached(heap_t *h, size_t block_size);
 /* Frees a used block of h: merges and hands an emptied segment back. */
 void heap_give(heap_t *h, block_t *b);
+/* Gives every cached block back to the TLSF heap. */
+void heap_cache_flush(heap_t *h);
 /* Takes back every block other threads have handed over. */
 void heap_drain_handover(heap_t *h);
 /* Pushes b (its live bit already cleared) onto its owner's hand-over list. */
@@ -94,6 +117,62 @@ static inline void heap_enter(heap_t *h)
 static inline void heap_leave(heap_t *h)
 {
     __atomic_store_n(&h->in_call, 0, __ATOMIC_RELEASE);
+}
+
+static inline unsigned heap_cache_class(size_t block_size)
+{
+    tlsf_bin_t bin = tlsf_bin_of(block_size);
+    return bin.fl * TLSF_SL_COUNT + bin.sl;
+}
+
+_Static_assert(HEAP_CACHE_LIMIT == TLSF_SMALL_LIMIT << 2, "cache covers three first-level rows");
+_Static_assert(HEAP_CACHE_CLASSES == 3 * TLSF_SL_COUNT, "one cache class per bin");
+
+/* Pops a cached block whose bin starts at size (a request size from
+ * tlsf_block_size_for, so every block of the bin fits). */
+static inline block_t *heap_cache_pop(heap_t *h, size_t size)
+{
+    unsigned c = heap_cache_class(size);
+    block_t *b = h->cache[c];
+    if (b) {
+        h->cache[c] = b->next_free;
+        h->cache_count[c]--;
+        h->cache_usable -= block_usable(b);
+    }
+    return b;
+}
+
+/* Caches a block just freed; false when its list is full or it is big. */
+static inline bool heap_cache_push(heap_t *h, block_t *b)
+{
+    size_t size = block_size(b);
+    if (size >= HEAP_CACHE_LIMIT)
+        return false;
+    unsigned c = heap_cache_class(size);
+    if (h->cache_count[c] >= HEAP_CACHE_DEPTH)
+        return false;
+    b->next_free = h->cache[c];
+    h->cache[c] = b;
+    h->cache_count[c]++;
+    h->cache_usable += block_usable(b);
+    return true;
+}
+
+static inline block_t *heap_take(heap_t *h, size_t block_size)
+{
+    if (block_size < HEAP_CACHE_LIMIT) {
+        block_t *b = heap_cache_pop(h, block_size);
+        if (pa_likely(b != NULL))
+            return b;
+    }
+    return heap_take_uncached(h, block_size);
+}
+
+/* Frees a used block of h, through the small-block cache when it fits. */
+static inline void heap_free(heap_t *h, block_t *b)
+{
+    if (!heap_cache_push(h, b))
+        heap_give(h, b);
 }
 
 static inline bool heap_has_handover(const heap_t *h)

@@ -25,6 +25,14 @@ static size_t tlsf_free_usable(const tlsf_t *t)
     return t->free_bytes - t->free_blocks * BLOCK_HEADER_SIZE;
 }
 
+static size_t heap_free_usable(const heap_t *h)
+{
+    size_t n = h->cache_usable;
+    for (int a = 0; a < HEAP_ARENAS; a++)
+        n += tlsf_free_usable(&h->arenas[a].tlsf);
+    return n;
+}
+
 PALLOCATOR_API int allocator_stats(size_t *allocated, size_t *freed, size_t *peak)
 {
     size_t sum_allocated = 0, sum_freed = 0, sum_peak = 0;
@@ -32,7 +40,7 @@ PALLOCATOR_API int allocator_stats(size_t *allocated, size_t *freed, size_t *pea
     settle_all();
     for (heap_t *h = heap_registry_first(); h; h = h->next_all) {
         sum_allocated += h->allocated;
-        sum_freed += tlsf_free_usable(&h->tlsf);
+        sum_freed += heap_free_usable(h);
         sum_peak += h->peak;
     }
     large_lock();
@@ -79,7 +87,7 @@ static void dump_segment(const segment_t *s)
          b = block_next(b)) {
         const char *state = block_is_free(b) ? "free"
                             : segment_live_test(s, block_payload(b)) ? "used"
-                                                                     : "handed-over";
+                                                                     : "cached";
         fprintf(stderr, "      block %p size %8zu %s\n", (const void *)b,
                 block_size(b), state);
     }
@@ -105,15 +113,25 @@ static void dump_free_lists(const tlsf_t *t)
 
 static void dump_heap(const heap_t *h)
 {
-    fprintf(stderr, "  heap %u (%s): %zu segment%s, allocated %zu, peak %zu, "
-            "free %zu in %zu block%s, hand-over list %zu\n",
-            h->id, h->state == HEAP_OWNED ? "owned" : "abandoned",
-            h->segment_count, h->segment_count == 1 ? "" : "s", h->allocated,
-            h->peak, tlsf_free_usable(&h->tlsf), h->tlsf.free_blocks,
-            h->tlsf.free_blocks == 1 ? "" : "s", handover_length(h));
-    for (const segment_t *s = h->segments; s; s = s->next)
-        dump_segment(s);
-    dump_free_lists(&h->tlsf);
+    static const char *const arena_names[HEAP_ARENAS] = {"small", "medium"};
+    fprintf(stderr, "  heap %u (%s): allocated %zu, peak %zu, free %zu, hand-over list %zu\n",
+            h->id, h->state == HEAP_OWNED ? "owned" : "abandoned", h->allocated,
+            h->peak, heap_free_usable(h), handover_length(h));
+    for (int i = 0; i < HEAP_ARENAS; i++) {
+        const arena_t *a = &h->arenas[i];
+        fprintf(stderr, "   %s-block arena: %zu segment%s, %zu free bytes in %zu block%s\n",
+                arena_names[i], a->segment_count, a->segment_count == 1 ? "" : "s",
+                tlsf_free_usable(&a->tlsf), a->tlsf.free_blocks,
+                a->tlsf.free_blocks == 1 ? "" : "s");
+        for (const segment_t *s = a->segments; s; s = s->next)
+            dump_segment(s);
+        dump_free_lists(&a->tlsf);
+    }
+    fprintf(stderr, "    small-block cache: %zu bytes\n", h->cache_usable);
+    for (unsigned c = 0; c < HEAP_CACHE_CLASSES; c++)
+        if (h->cache_count[c])
+            fprintf(stderr, "      class %2u/%2u: %u cached\n", c / TLSF_SL_COUNT,
+                    c % TLSF_SL_COUNT, h->cache_count[c]);
 }
 
 PALLOCATOR_API void allocator_dump(void)
@@ -154,7 +172,7 @@ static pa_cold int verify_fail(const char *fmt, ...)
 }
 
 typedef struct verify_tally {
-    size_t used_usable, free_bytes, free_blocks, live_bits;
+    size_t used_usable, free_bytes, free_blocks, live_bits, unmarked_used;
 } verify_tally_t;
 
 static size_t bitmap_population(const segment_t *s)
@@ -197,12 +215,12 @@ static int verify_block(const heap_t *h, const segment_t *s, const block_t *b,
         tally->free_blocks++;
         return 0;
     }
+    /* A used block without its live bit is cached, or another thread is
+     * freeing it right now, between claiming the bit and handing it over. */
     if (segment_live_test(s, block_payload(b)))
         tally->live_bits++;
-    else if (!pa_is_concurrent())
-        return verify_fail("heap %u used block %p is not marked live", h->id, (const void *)b);
-    /* else: another thread is freeing it right now, between claiming the bit
-     * and pushing it onto the hand-over list. */
+    else
+        tally->unmarked_used++;
     tally->used_usable += block_usable(b);
     return 0;
 }
@@ -235,9 +253,9 @@ static int verify_segment(const heap_t *h, const segment_t *s, verify_tally_t *t
     return 0;
 }
 
-static int verify_free_lists(const heap_t *h)
+static int verify_free_lists(const heap_t *h, const arena_t *a)
 {
-    const tlsf_t *t = &h->tlsf;
+    const tlsf_t *t = &a->tlsf;
     size_t listed = 0;
     for (unsigned fl = 0; fl < TLSF_FL_COUNT; fl++) {
         if (((t->fl_bitmap >> fl) & 1) != (t->sl_bitmap[fl] != 0))
@@ -250,7 +268,8 @@ static int verify_free_lists(const heap_t *h)
                 if (++listed > t->free_blocks)
                     return verify_fail("heap %u free lists hold more blocks than counted", h->id);
                 const segment_t *s = segment_of(b);
-                if (!block_in_area(s, b) || __atomic_load_n(&s->owner, __ATOMIC_RELAXED) != h)
+                if (!block_in_area(s, b) || __atomic_load_n(&s->owner, __ATOMIC_RELAXED) != h ||
+                    s->arena != a)
                     return verify_fail("heap %u list %u/%u holds foreign block %p", h->id, fl, sl, (const void *)b);
                 if (!block_is_free(b))
                     return verify_fail("heap %u list %u/%u holds used block %p", h->id, fl, sl, (const void *)b);
@@ -281,28 +300,72 @@ static int verify_handover(const heap_t *h)
     return 0;
 }
 
+static int verify_cache(const heap_t *h, size_t *cached)
+{
+    size_t usable = 0;
+    for (unsigned c = 0; c < HEAP_CACHE_CLASSES; c++) {
+        size_t n = 0;
+        for (const block_t *b = h->cache[c]; b; b = b->next_free) {
+            const segment_t *s = segment_of(b);
+            if (++n > h->cache_count[c] || !block_in_area(s, b) ||
+                __atomic_load_n(&s->owner, __ATOMIC_RELAXED) != h)
+                return verify_fail("heap %u cache class %u holds a foreign block or too many", h->id, c);
+            if (block_is_free(b) || segment_live_test(s, block_payload(b)))
+                return verify_fail("heap %u cached block %p is free or live", h->id, (const void *)b);
+            if (heap_cache_class(block_size(b)) != c)
+                return verify_fail("heap %u cached block %p of size %zu is in class %u", h->id,
+                                   (const void *)b, block_size(b), c);
+            usable += block_usable(b);
+        }
+        if (n != h->cache_count[c])
+            return verify_fail("heap %u cache class %u holds %zu blocks, counts %u", h->id, c, n,
+                               h->cache_count[c]);
+        *cached += n;
+    }
+    if (usable != h->cache_usable)
+        return verify_fail("heap %u cache holds %zu bytes, counts %zu", h->id, usable, h->cache_usable);
+    return 0;
+}
+
 static int verify_heap(heap_t *h, size_t *segments)
 {
     if (verify_handover(h))
         return -1;
     heap_drain_handover(h);
-    verify_tally_t tally = {0};
-    size_t count = 0;
-    for (const segment_t *s = h->segments; s; s = s->next, count++)
-        if (verify_segment(h, s, &tally))
-            return -1;
-    if (count != h->segment_count)
-        return verify_fail("heap %u lists %zu segments, counts %zu", h->id, count, h->segment_count);
-    *segments += count;
-    if (verify_free_lists(h))
+    size_t cached = 0;
+    if (verify_cache(h, &cached))
         return -1;
-    if (tally.free_bytes != h->tlsf.free_bytes || tally.free_blocks != h->tlsf.free_blocks)
-        return verify_fail("heap %u: free blocks hold %zu bytes in %zu, statistics say %zu in %zu",
-                           h->id, tally.free_bytes, tally.free_blocks, h->tlsf.free_bytes,
-                           h->tlsf.free_blocks);
-    if (tally.used_usable != h->allocated)
+    verify_tally_t tally = {0};
+    for (int i = 0; i < HEAP_ARENAS; i++) {
+        const arena_t *a = &h->arenas[i];
+        verify_tally_t arena_tally = {0};
+        size_t count = 0;
+        for (const segment_t *s = a->segments; s; s = s->next, count++) {
+            if (s->arena != a)
+                return verify_fail("heap %u segment %p is listed in the wrong arena", h->id, (const void *)s);
+            if (verify_segment(h, s, &arena_tally))
+                return -1;
+        }
+        if (count != a->segment_count)
+            return verify_fail("heap %u arena %d lists %zu segments, counts %zu", h->id, i, count,
+                               a->segment_count);
+        *segments += count;
+        if (verify_free_lists(h, a))
+            return -1;
+        if (arena_tally.free_bytes != a->tlsf.free_bytes || arena_tally.free_blocks != a->tlsf.free_blocks)
+            return verify_fail("heap %u arena %d: free blocks hold %zu bytes in %zu, statistics say %zu in %zu",
+                               h->id, i, arena_tally.free_bytes, arena_tally.free_blocks,
+                               a->tlsf.free_bytes, a->tlsf.free_blocks);
+        tally.used_usable += arena_tally.used_usable;
+        tally.unmarked_used += arena_tally.unmarked_used;
+    }
+    if (tally.unmarked_used < cached ||
+        (tally.unmarked_used != cached && !pa_is_concurrent()))
+        return verify_fail("heap %u: %zu used blocks are not marked live, %zu are cached", h->id,
+                           tally.unmarked_used, cached);
+    if (tally.used_usable != h->allocated + h->cache_usable)
         return verify_fail("heap %u: used blocks hold %zu bytes, statistics say %zu", h->id,
-                           tally.used_usable, h->allocated);
+                           tally.used_usable, h->allocated + h->cache_usable);
     if (h->peak < h->allocated)
         return verify_fail("heap %u: peak %zu below allocated %zu", h->id, h->peak, h->allocated);
     return 0;

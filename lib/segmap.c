@@ -8,22 +8,11 @@
 
 #include "os.h"
 
-#define SEGMAP_VA_BITS 48
-#define SEGMAP_INDEX_BITS (SEGMAP_VA_BITS - PA_SEGMENT_SHIFT)
-#define SEGMAP_LEAF_BITS 13
-#define SEGMAP_ROOT_BITS (SEGMAP_INDEX_BITS - SEGMAP_LEAF_BITS)
-#define SEGMAP_LEAF_ENTRIES ((size_t)1 << SEGMAP_LEAF_BITS)
-#define SEGMAP_ROOT_ENTRIES ((size_t)1 << SEGMAP_ROOT_BITS)
 #define SEGMAP_LEAF_BYTES (SEGMAP_LEAF_ENTRIES * sizeof(uintptr_t))
 
 _Static_assert(SEGMAP_ROOT_BITS > 0, "segment map root has entries");
 
-static uintptr_t *segmap_root[SEGMAP_ROOT_ENTRIES];
-
-static inline size_t segmap_index(uintptr_t p)
-{
-    return (size_t)(p >> PA_SEGMENT_SHIFT);
-}
+uintptr_t *segmap_root[SEGMAP_ROOT_ENTRIES];
 
 static uintptr_t *segmap_leaf(size_t index, bool create)
 {
@@ -70,18 +59,6 @@ bool segmap_register(uintptr_t base, size_t size, uintptr_t tag)
 void segmap_unregister(uintptr_t base, size_t size)
 {
     segmap_store(base, size, 0);
-}
-
-uintptr_t segmap_lookup(const void *p)
-{
-    size_t index = segmap_index((uintptr_t)p);
-    if (pa_unlikely(index >= SEGMAP_ROOT_ENTRIES * SEGMAP_LEAF_ENTRIES))
-        return 0;
-    const uintptr_t *leaf = segmap_leaf(index, false);
-    if (!leaf)
-        return 0;
-    return __atomic_load_n(&leaf[index & (SEGMAP_LEAF_ENTRIES - 1)],
-                           __ATOMIC_ACQUIRE);
 }
 
 size_t segmap_count(void)

@@ -14,8 +14,32 @@
  * Returns false when the map cannot grow (out of memory). */
 bool segmap_register(uintptr_t base, size_t size, uintptr_t tag);
 void segmap_unregister(uintptr_t base, size_t size);
+#define SEGMAP_VA_BITS 48
+#define SEGMAP_INDEX_BITS (SEGMAP_VA_BITS - PA_SEGMENT_SHIFT)
+#define SEGMAP_LEAF_BITS 13
+#define SEGMAP_ROOT_BITS (SEGMAP_INDEX_BITS - SEGMAP_LEAF_BITS)
+#define SEGMAP_LEAF_ENTRIES ((size_t)1 << SEGMAP_LEAF_BITS)
+#define SEGMAP_ROOT_ENTRIES ((size_t)1 << SEGMAP_ROOT_BITS)
+
+extern uintptr_t *segmap_root[SEGMAP_ROOT_ENTRIES];
+
+static inline size_t segmap_index(uintptr_t p)
+{
+    return (size_t)(p >> PA_SEGMENT_SHIFT);
+}
+
 /* The entry covering p: its base | tag, or 0 when p is not ours. */
-uintptr_t segmap_lookup(const void *p);
+static inline uintptr_t segmap_lookup(const void *p)
+{
+    size_t index = segmap_index((uintptr_t)p);
+    if (pa_unlikely(index >= SEGMAP_ROOT_ENTRIES * SEGMAP_LEAF_ENTRIES))
+        return 0;
+    const uintptr_t *leaf =
+        __atomic_load_n(&segmap_root[index >> SEGMAP_LEAF_BITS], __ATOMIC_ACQUIRE);
+    if (!leaf)
+        return 0;
+    return __atomic_load_n(&leaf[index & (SEGMAP_LEAF_ENTRIES - 1)], __ATOMIC_ACQUIRE);
+}
 /* Forgets every entry and returns the map's own pages to the OS. */
 void segmap_reset(void);
 /* Number of slots in use; for introspection. */

@@ -13,12 +13,14 @@
 #include "block.h"
 
 struct heap;
+struct arena;
 
 #define SEGMENT_GRANULES (PA_SEGMENT_SIZE >> PA_GRANULE_SHIFT)
 #define SEGMENT_BITMAP_WORDS (SEGMENT_GRANULES / 64)
 
 typedef struct segment {
     struct heap *owner;          /* NULL while the segment rests in the pool */
+    struct arena *arena;         /* which of the owner's arenas holds it */
     struct segment *next, *prev; /* the owner's list, or the pool */
     uint64_t live[SEGMENT_BITMAP_WORDS];
 } segment_t;

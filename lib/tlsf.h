@@ -31,12 +31,51 @@ typedef struct tlsf_bin {
     unsigned fl, sl;
 } tlsf_bin_t;
 
-void tlsf_init(tlsf_t *t);
+static inline unsigned bit_highest(size_t x)
+{
+    pa_assert(x != 0);
+    return (unsigned)(63 - __builtin_clzll((unsigned long long)x));
+}
+
+static inline unsigned bit_lowest(uint32_t x)
+{
+    pa_assert(x != 0);
+    return (unsigned)__builtin_ctz(x);
+}
+
+static inline tlsf_bin_t tlsf_bin_of(size_t size)
+{
+    tlsf_bin_t bin;
+    if (size < TLSF_SMALL_LIMIT) {
+        bin.fl = 0;
+        bin.sl = (unsigned)(size >> PA_GRANULE_SHIFT);
+    } else {
+        unsigned high = bit_highest(size);
+        bin.sl = (unsigned)(size >> (high - TLSF_SL_SHIFT)) ^ TLSF_SL_COUNT;
+        bin.fl = high - TLSF_FL_SHIFT + 1;
+    }
+    pa_assert(bin.fl < TLSF_FL_COUNT && bin.sl < TLSF_SL_COUNT);
+    return bin;
+}
+
 /* The block size that serves a request of n bytes, rounded up to the start
  * of a bin so the block, once freed, is found again by the same request.
  * 0 when n is too large for a heap block. */
-size_t tlsf_block_size_for(size_t n);
-tlsf_bin_t tlsf_bin_of(size_t block_size);
+static inline size_t tlsf_block_size_for(size_t n)
+{
+    if (n > PA_LARGE_THRESHOLD)
+        return 0;
+    size_t size = align_up(n, PA_GRANULE) + BLOCK_HEADER_SIZE;
+    if (size < BLOCK_MIN_SIZE)
+        size = BLOCK_MIN_SIZE;
+    if (size >= TLSF_SMALL_LIMIT) {
+        size_t step = ((size_t)1 << (bit_highest(size) - TLSF_SL_SHIFT)) - 1;
+        size = (size + step) & ~step;
+    }
+    return size;
+}
+
+void tlsf_init(tlsf_t *t);
 /* Takes a used block of exactly size bytes (from tlsf_block_size_for) out of
  * the free lists, splitting off what is left; NULL when nothing fits. */
 block_t *tlsf_take(tlsf_t *t, size_t size);
