@@ -17,9 +17,15 @@
 
 heap_t *pa_heap_slow(void);
 
-static inline heap_t *heap_current(void)
+#define pa_always_inline inline __attribute__((always_inline))
+
+/* The fast paths are written once with the mode as a constant argument and
+ * instantiated for each mode, so the single-threaded path carries no atomic
+ * operation and neither path re-reads the mode. */
+
+static pa_always_inline heap_t *heap_current(bool concurrent)
 {
-    if (pa_likely(pa_is_concurrent())) {
+    if (concurrent) {
         heap_t *h = pa_thread_heap;
         if (pa_likely(h != NULL && pa_thread_generation == pa_generation))
             return h;
@@ -30,27 +36,27 @@ static inline heap_t *heap_current(void)
 }
 
 /* The calling thread's heap if it already has one (never creates one). */
-static inline heap_t *heap_of_caller(void)
+static pa_always_inline heap_t *heap_of_caller(bool concurrent)
 {
-    if (pa_is_concurrent())
+    if (concurrent)
         return pa_thread_generation == pa_generation ? pa_thread_heap : NULL;
     return pa_single_heap;
 }
 
 /* Brackets an operation on the caller's own heap: announces it to pausers
  * and takes back blocks other threads have freed. */
-static inline void heap_op_begin(heap_t *h)
+static pa_always_inline void heap_op_begin(heap_t *h, bool concurrent)
 {
-    if (pa_is_concurrent()) {
+    if (concurrent) {
         heap_enter(h);
         if (pa_unlikely(heap_has_handover(h)))
             heap_drain_handover(h);
     }
 }
 
-static inline void heap_op_end(heap_t *h)
+static pa_always_inline void heap_op_end(heap_t *h, bool concurrent)
 {
-    if (pa_is_concurrent())
+    if (concurrent)
         heap_leave(h);
 }
 
@@ -67,28 +73,39 @@ static pa_noinline void *fail(int error)
     return NULL;
 }
 
-PALLOCATOR_API void *myalloc(size_t size)
+static pa_noinline void *alloc_large(size_t size)
 {
-    if (pa_unlikely(size > PA_LARGE_THRESHOLD)) {
-        if (!heap_current())
-            return fail(ENOMEM);
-        return large_alloc(size);
-    }
-    heap_t *h = heap_current();
+    if (!pa_heap_slow())
+        return fail(ENOMEM);
+    return large_alloc(size);
+}
+
+static pa_always_inline void *alloc_from_heap(size_t size, bool concurrent)
+{
+    heap_t *h = heap_current(concurrent);
     if (pa_unlikely(!h))
         return fail(ENOMEM);
     size_t size_needed = tlsf_block_size_for(size);
-    heap_op_begin(h);
+    heap_op_begin(h, concurrent);
     block_t *b = heap_take(h, size_needed);
     if (pa_unlikely(!b)) {
-        heap_op_end(h);
+        heap_op_end(h, concurrent);
         return fail(ENOMEM);
     }
     void *p = block_payload(b);
-    segment_live_set(segment_of(b), p, pa_is_concurrent());
+    segment_live_set(segment_of(b), p, concurrent);
     heap_account_alloc(h, block_usable(b));
-    heap_op_end(h);
+    heap_op_end(h, concurrent);
     return p;
+}
+
+PALLOCATOR_API void *myalloc(size_t size)
+{
+    if (pa_unlikely(size > PA_LARGE_THRESHOLD))
+        return alloc_large(size);
+    if (pa_likely(pa_is_concurrent()))
+        return alloc_from_heap(size, true);
+    return alloc_from_heap(size, false);
 }
 
 PALLOCATOR_API void *mycalloc(size_t count, size_t size)
@@ -136,10 +153,8 @@ static pa_noinline int free_remote(segment_t *s, heap_t *owner, void *p)
     return 0;
 }
 
-PALLOCATOR_API int myfree(void *p)
+static pa_always_inline int free_to_heap(void *p, bool concurrent)
 {
-    if (!p)
-        return 0;
     segment_t *s;
     heap_t *owner;
     switch (ptr_classify(p, &s, &owner)) {
@@ -150,19 +165,28 @@ PALLOCATOR_API int myfree(void *p)
     default:
         return free_invalid();
     }
-    heap_t *h = heap_of_caller();
+    heap_t *h = heap_of_caller(concurrent);
     if (pa_unlikely(owner != h))
         return free_remote(s, owner, p);
-    heap_op_begin(h);
-    if (pa_unlikely(!segment_live_clear(s, p, pa_is_concurrent()))) {
-        heap_op_end(h);
+    heap_op_begin(h, concurrent);
+    if (pa_unlikely(!segment_live_clear(s, p, concurrent))) {
+        heap_op_end(h, concurrent);
         return free_invalid();
     }
     block_t *b = block_from_payload(p);
     h->allocated -= block_usable(b);
     heap_free(h, b);
-    heap_op_end(h);
+    heap_op_end(h, concurrent);
     return 0;
+}
+
+PALLOCATOR_API int myfree(void *p)
+{
+    if (!p)
+        return 0;
+    if (pa_likely(pa_is_concurrent()))
+        return free_to_heap(p, true);
+    return free_to_heap(p, false);
 }
 
 PALLOCATOR_API size_t myalloc_usable_size(void *p)
@@ -194,7 +218,8 @@ static bool realloc_in_place(heap_t *h, segment_t *s, void *p, size_t size)
     size_t size_needed = tlsf_block_size_for(size);
     if (!size_needed)
         return false;
-    heap_op_begin(h);
+    bool concurrent = pa_is_concurrent();
+    heap_op_begin(h, concurrent);
     bool done = false;
     if (segment_live_test(s, p)) {
         block_t *b = block_from_payload(p);
@@ -205,7 +230,7 @@ static bool realloc_in_place(heap_t *h, segment_t *s, void *p, size_t size)
             heap_account_alloc(h, block_usable(b));
         }
     }
-    heap_op_end(h);
+    heap_op_end(h, concurrent);
     return done;
 }
 
@@ -229,7 +254,7 @@ PALLOCATOR_API void *myrealloc(void *p, size_t size)
     case PTR_HEAP:
         if (!segment_live_test(s, p))
             return fail(EINVAL);
-        if (owner == heap_of_caller() && realloc_in_place(owner, s, p, size))
+        if (owner == heap_of_caller(pa_is_concurrent()) && realloc_in_place(owner, s, p, size))
             return p;
         return realloc_move(p, block_usable(block_from_payload(p)), size);
     case PTR_LARGE: {

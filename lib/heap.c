@@ -94,18 +94,23 @@ void heap_cache_flush(heap_t *h)
             b = next;
         }
     }
-    h->cache_usable = 0;
+}
+
+size_t heap_cache_usable(const heap_t *h)
+{
+    size_t usable = 0;
+    for (unsigned c = 0; c < HEAP_CACHE_CLASSES; c++)
+        for (const block_t *b = h->cache[c]; b; b = b->next_free)
+            usable += block_usable(b);
+    return usable;
 }
 
 /* Before the heap grows, cached blocks are merged back: together with their
  * neighbours they may well serve the request. */
 static pa_noinline block_t *heap_take_slow(heap_t *h, arena_t *a, size_t block_size)
 {
-    block_t *b = NULL;
-    if (h->cache_usable) {
-        heap_cache_flush(h);
-        b = tlsf_take(&a->tlsf, block_size);
-    }
+    heap_cache_flush(h);
+    block_t *b = tlsf_take(&a->tlsf, block_size);
     return b ? b : heap_grow(h, a, block_size);
 }
 

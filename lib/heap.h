@@ -35,7 +35,6 @@ typedef struct heap {
     arena_t arenas[HEAP_ARENAS];
     block_t *cache[HEAP_CACHE_CLASSES];
     uint32_t cache_count[HEAP_CACHE_CLASSES];
-    size_t cache_usable;         /* usable bytes waiting in the cache */
     size_t allocated;            /* usable bytes of live blocks */
     size_t peak;
     /* Blocks freed by other threads, linked through next_free (push only;
@@ -69,6 +68,8 @@ block_t *heap_take_uncached(heap_t *h, size_t block_size);
 void heap_give(heap_t *h, block_t *b);
 /* Gives every cached block back to the TLSF heap. */
 void heap_cache_flush(heap_t *h);
+/* Usable bytes waiting in the cache (walks it: for introspection). */
+size_t heap_cache_usable(const heap_t *h);
 /* Takes back every block other threads have handed over. */
 void heap_drain_handover(heap_t *h);
 /* Pushes b (its live bit already cleared) onto its owner's hand-over list. */
@@ -137,7 +138,6 @@ static inline block_t *heap_cache_pop(heap_t *h, size_t size)
     if (b) {
         h->cache[c] = b->next_free;
         h->cache_count[c]--;
-        h->cache_usable -= block_usable(b);
     }
     return b;
 }
@@ -154,7 +154,6 @@ static inline bool heap_cache_push(heap_t *h, block_t *b)
     b->next_free = h->cache[c];
     h->cache[c] = b;
     h->cache_count[c]++;
-    h->cache_usable += block_usable(b);
     return true;
 }
 

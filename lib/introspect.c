@@ -27,7 +27,7 @@ static size_t tlsf_free_usable(const tlsf_t *t)
 
 static size_t heap_free_usable(const heap_t *h)
 {
-    size_t n = h->cache_usable;
+    size_t n = heap_cache_usable(h);
     for (int a = 0; a < HEAP_ARENAS; a++)
         n += tlsf_free_usable(&h->arenas[a].tlsf);
     return n;
@@ -127,7 +127,7 @@ static void dump_heap(const heap_t *h)
             dump_segment(s);
         dump_free_lists(&a->tlsf);
     }
-    fprintf(stderr, "    small-block cache: %zu bytes\n", h->cache_usable);
+    fprintf(stderr, "    small-block cache: %zu bytes\n", heap_cache_usable(h));
     for (unsigned c = 0; c < HEAP_CACHE_CLASSES; c++)
         if (h->cache_count[c])
             fprintf(stderr, "      class %2u/%2u: %u cached\n", c / TLSF_SL_COUNT,
@@ -300,7 +300,7 @@ static int verify_handover(const heap_t *h)
     return 0;
 }
 
-static int verify_cache(const heap_t *h, size_t *cached)
+static int verify_cache(const heap_t *h, size_t *cached, size_t *cached_usable)
 {
     size_t usable = 0;
     for (unsigned c = 0; c < HEAP_CACHE_CLASSES; c++) {
@@ -322,8 +322,7 @@ static int verify_cache(const heap_t *h, size_t *cached)
                                h->cache_count[c]);
         *cached += n;
     }
-    if (usable != h->cache_usable)
-        return verify_fail("heap %u cache holds %zu bytes, counts %zu", h->id, usable, h->cache_usable);
+    *cached_usable = usable;
     return 0;
 }
 
@@ -332,8 +331,8 @@ static int verify_heap(heap_t *h, size_t *segments)
     if (verify_handover(h))
         return -1;
     heap_drain_handover(h);
-    size_t cached = 0;
-    if (verify_cache(h, &cached))
+    size_t cached = 0, cached_usable = 0;
+    if (verify_cache(h, &cached, &cached_usable))
         return -1;
     verify_tally_t tally = {0};
     for (int i = 0; i < HEAP_ARENAS; i++) {
@@ -363,9 +362,9 @@ static int verify_heap(heap_t *h, size_t *segments)
         (tally.unmarked_used != cached && !pa_is_concurrent()))
         return verify_fail("heap %u: %zu used blocks are not marked live, %zu are cached", h->id,
                            tally.unmarked_used, cached);
-    if (tally.used_usable != h->allocated + h->cache_usable)
+    if (tally.used_usable != h->allocated + cached_usable)
         return verify_fail("heap %u: used blocks hold %zu bytes, statistics say %zu", h->id,
-                           tally.used_usable, h->allocated + h->cache_usable);
+                           tally.used_usable, h->allocated + cached_usable);
     if (h->peak < h->allocated)
         return verify_fail("heap %u: peak %zu below allocated %zu", h->id, h->peak, h->allocated);
     return 0;

@@ -1,0 +1,171 @@
+/*
+ * check_pages.c - the page-mapping layer, the segment map and segments:
+ * aligned mappings, O(1) lookups that never touch foreign memory, the live
+ * bitmap, and the retire/reuse cycle of segments.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "os.h"
+#include "segmap.h"
+#include "segment.h"
+
+static struct heap *const fake_owner = (struct heap *)(uintptr_t)0x1000;
+
+/* Returns 1 when [addr, addr + size) lies inside one line of /proc/self/maps. */
+static int mapped_in_maps(const void *addr, size_t size)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    ck_assert_ptr_nonnull(f);
+    unsigned long lo, hi;
+    char line[512];
+    int found = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && lo <= (uintptr_t)addr &&
+            (uintptr_t)addr + size <= hi)
+            found = 1;
+    fclose(f);
+    return found;
+}
+
+START_TEST(test_map_aligned_alignments)
+{
+    static const size_t aligns[] = {4096, 65536, 1 << 20, PA_SEGMENT_SIZE};
+    for (size_t i = 0; i < sizeof aligns / sizeof aligns[0]; i++) {
+        size_t size = 3 * aligns[i];
+        char *p = os_map_aligned(size, aligns[i]);
+        ck_assert_ptr_nonnull(p);
+        ck_assert_uint_eq((uintptr_t)p % aligns[i], 0);
+        memset(p, 0xab, size);
+        ck_assert_int_eq(p[size - 1], (char)0xab);
+        ck_assert(mapped_in_maps(p, size));
+        os_unmap(p, size);
+        ck_assert(!mapped_in_maps(p, 1));
+    }
+}
+END_TEST
+
+START_TEST(test_map_aligned_overflow)
+{
+    ck_assert_ptr_null(os_map_aligned(SIZE_MAX - 4095, PA_SEGMENT_SIZE));
+}
+END_TEST
+
+START_TEST(test_segmap_register_lookup)
+{
+    char *base = os_map_aligned(2 * PA_SEGMENT_SIZE, PA_SEGMENT_SIZE);
+    ck_assert_ptr_nonnull(base);
+    ck_assert_uint_eq(segmap_lookup(base), 0);
+    ck_assert(segmap_register((uintptr_t)base, PA_SEGMENT_SIZE, 0));
+    ck_assert_uint_eq(segmap_lookup(base), (uintptr_t)base);
+    ck_assert_uint_eq(segmap_lookup(base + PA_SEGMENT_SIZE - 1), (uintptr_t)base);
+    ck_assert_uint_eq(segmap_lookup(base + PA_SEGMENT_SIZE), 0);
+    ck_assert_uint_eq(segmap_count(), 1);
+
+    /* A large mapping covers several slots, each naming its base. */
+    ck_assert(segmap_register((uintptr_t)base, 2 * PA_SEGMENT_SIZE, SEGMAP_LARGE));
+    ck_assert_uint_eq(segmap_lookup(base + PA_SEGMENT_SIZE + 100),
+                      (uintptr_t)base | SEGMAP_LARGE);
+    ck_assert_uint_eq(segmap_count(), 2);
+    segmap_unregister((uintptr_t)base, 2 * PA_SEGMENT_SIZE);
+    ck_assert_uint_eq(segmap_lookup(base), 0);
+    ck_assert_uint_eq(segmap_lookup(base + PA_SEGMENT_SIZE), 0);
+    ck_assert_uint_eq(segmap_count(), 0);
+    segmap_reset();
+    os_unmap(base, 2 * PA_SEGMENT_SIZE);
+}
+END_TEST
+
+START_TEST(test_segmap_foreign_addresses)
+{
+    int local;
+    static int global;
+    ck_assert_uint_eq(segmap_lookup(NULL), 0);
+    ck_assert_uint_eq(segmap_lookup((void *)1), 0);
+    ck_assert_uint_eq(segmap_lookup(&local), 0);
+    ck_assert_uint_eq(segmap_lookup(&global), 0);
+    /* Beyond the 48-bit user address space: refused without a table walk. */
+    ck_assert_uint_eq(segmap_lookup((void *)(uintptr_t)0xffff800000001000ULL), 0);
+    ck_assert_uint_eq(segmap_lookup((void *)UINTPTR_MAX), 0);
+}
+END_TEST
+
+START_TEST(test_segment_live_bits)
+{
+    segment_t *s = segment_acquire(fake_owner);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_uint_eq((uintptr_t)s % PA_SEGMENT_SIZE, 0);
+    ck_assert_ptr_eq(s->owner, fake_owner);
+    ck_assert_uint_eq(segmap_lookup((char *)s + 12345), (uintptr_t)s);
+    char *p = (char *)segment_first_block(s) + BLOCK_HEADER_SIZE;
+    char *q = p + 64 * PA_GRANULE; /* a different bitmap word */
+    for (int atomic = 0; atomic < 2; atomic++) {
+        ck_assert(!segment_live_test(s, p));
+        segment_live_set(s, p, atomic);
+        segment_live_set(s, q, atomic);
+        ck_assert(segment_live_test(s, p));
+        ck_assert(!segment_live_test(s, p + PA_GRANULE));
+        ck_assert(segment_live_clear(s, p, atomic));
+        ck_assert(!segment_live_clear(s, p, atomic));
+        ck_assert(segment_live_test(s, q));
+        ck_assert(segment_live_clear(s, q, atomic));
+    }
+    segment_unmap(s);
+    segmap_reset();
+}
+END_TEST
+
+START_TEST(test_segment_retire_and_reuse)
+{
+    segment_t *s = segment_acquire(fake_owner);
+    ck_assert_ptr_nonnull(s);
+    char *p = (char *)segment_first_block(s) + BLOCK_HEADER_SIZE;
+    segment_live_set(s, p, false);
+    memset(p, 0x5a, 1 << 20);
+    segment_retire(s);
+    /* Still readable and still in the map, but owned by nobody and with no
+     * live bit: a racing free finds nothing to free. */
+    ck_assert_ptr_null(s->owner);
+    ck_assert(!segment_live_test(s, p));
+    ck_assert_uint_eq(segmap_lookup(p), (uintptr_t)s);
+    ck_assert_int_eq(p[100], 0); /* pages went back to the OS */
+    ck_assert_uint_eq(segment_pool_count(), 1);
+    segment_t *again = segment_acquire(fake_owner);
+    ck_assert_ptr_eq(again, s);
+    ck_assert_uint_eq(segment_pool_count(), 0);
+    segment_retire(again);
+    segment_pool_release_all();
+    ck_assert_uint_eq(segment_pool_count(), 0);
+    ck_assert_uint_eq(segmap_lookup(p), 0);
+    ck_assert(!mapped_in_maps(s, 1));
+    segmap_reset();
+}
+END_TEST
+
+static Suite *pages_suite(void)
+{
+    Suite *s = suite_create("pages");
+    TCase *tc = tcase_create("os");
+    tcase_add_test(tc, test_map_aligned_alignments);
+    tcase_add_test(tc, test_map_aligned_overflow);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("segmap");
+    tcase_add_test(tc, test_segmap_register_lookup);
+    tcase_add_test(tc, test_segmap_foreign_addresses);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("segment");
+    tcase_add_test(tc, test_segment_live_bits);
+    tcase_add_test(tc, test_segment_retire_and_reuse);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(pages_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
