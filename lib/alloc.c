@@ -73,10 +73,12 @@ static pa_noinline void *fail(int error)
     return NULL;
 }
 
+/* Large blocks need an initialised allocator but no heap of the caller's. */
 static pa_noinline void *alloc_large(size_t size)
 {
-    if (!pa_heap_slow())
-        return fail(ENOMEM);
+    if (__atomic_load_n(&pa_mode, __ATOMIC_ACQUIRE) == PA_MODE_NONE &&
+        allocator_init(1) != 0)
+        return NULL;
     return large_alloc(size);
 }
 
@@ -199,7 +201,7 @@ PALLOCATOR_API size_t myalloc_usable_size(void *p)
     switch (ptr_classify(p, &s, &owner)) {
     case PTR_HEAP:
         if (segment_live_test(s, p))
-            usable = block_usable(block_from_payload(p));
+            usable = block_size_shared(block_from_payload(p)) - BLOCK_HEADER_SIZE;
         break;
     case PTR_LARGE:
         usable = large_usable(p);
@@ -256,7 +258,8 @@ PALLOCATOR_API void *myrealloc(void *p, size_t size)
             return fail(EINVAL);
         if (owner == heap_of_caller(pa_is_concurrent()) && realloc_in_place(owner, s, p, size))
             return p;
-        return realloc_move(p, block_usable(block_from_payload(p)), size);
+        return realloc_move(p, block_size_shared(block_from_payload(p)) - BLOCK_HEADER_SIZE,
+                            size);
     case PTR_LARGE: {
         size_t usable = large_usable(p);
         if (!usable)

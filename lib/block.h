@@ -30,14 +30,28 @@ typedef struct block {
 _Static_assert(BLOCK_HEADER_SIZE == PA_GRANULE, "header keeps payloads granule-aligned");
 _Static_assert(BLOCK_MIN_SIZE % PA_GRANULE == 0, "minimum block is whole granules");
 
+/* The header word is written only by the heap's owner, but another thread
+ * may read the size of a live block (myalloc_usable_size, myrealloc), so
+ * every write is one whole-word store. */
+static inline void block_store(block_t *b, size_t size_flags)
+{
+    __atomic_store_n(&b->size_flags, size_flags, __ATOMIC_RELAXED);
+}
+
 static inline size_t block_size(const block_t *b)
 {
     return b->size_flags & ~BLOCK_FLAGS;
 }
 
+/* block_size for a block another thread may own. */
+static inline size_t block_size_shared(const block_t *b)
+{
+    return __atomic_load_n(&b->size_flags, __ATOMIC_RELAXED) & ~BLOCK_FLAGS;
+}
+
 static inline void block_set_size(block_t *b, size_t size)
 {
-    b->size_flags = size | (b->size_flags & BLOCK_FLAGS);
+    block_store(b, size | (b->size_flags & BLOCK_FLAGS));
 }
 
 static inline bool block_is_free(const block_t *b)
@@ -78,16 +92,17 @@ static inline block_t *block_next(const block_t *b)
 /* Boundary tag upkeep: a block's state is mirrored in its successor. */
 static inline void block_mark_free(block_t *b)
 {
-    b->size_flags |= BLOCK_FREE;
+    block_store(b, b->size_flags | BLOCK_FREE);
     block_t *next = block_next(b);
     next->prev_phys = b;
-    next->size_flags |= BLOCK_PREV_FREE;
+    block_store(next, next->size_flags | BLOCK_PREV_FREE);
 }
 
 static inline void block_mark_used(block_t *b)
 {
-    b->size_flags &= ~BLOCK_FREE;
-    block_next(b)->size_flags &= ~BLOCK_PREV_FREE;
+    block_store(b, b->size_flags & ~BLOCK_FREE);
+    block_t *next = block_next(b);
+    block_store(next, next->size_flags & ~BLOCK_PREV_FREE);
 }
 
 /* Cuts b down to size and returns the rest as a used block that follows it;
@@ -96,7 +111,7 @@ static inline block_t *block_split(block_t *b, size_t size)
 {
     pa_assert(block_size(b) >= size + BLOCK_MIN_SIZE);
     block_t *rest = (block_t *)((char *)b + size);
-    rest->size_flags = block_size(b) - size; /* used, predecessor used */
+    block_store(rest, block_size(b) - size); /* used, predecessor used */
     block_set_size(b, size);
     return rest;
 }

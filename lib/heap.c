@@ -318,7 +318,7 @@ void heap_release_all(void)
 #endif
 #endif
 
-static long membarrier_call(int cmd)
+static __attribute__((unused)) long membarrier_call(int cmd)
 {
 #if defined(HAVE_LINUX_MEMBARRIER_H) && defined(__NR_membarrier)
     return syscall(__NR_membarrier, cmd, 0, 0);
@@ -338,14 +338,15 @@ void heap_barrier_setup(void)
 #endif
 }
 
+/* The pauser's half of the handshake: with membarrier, forces a full
+ * barrier on every running thread, whose own side was only a compiler
+ * barrier. Without it, both sides use sequentially consistent accesses. */
 static void heap_barrier_heavy(void)
 {
-#if defined(HAVE_LINUX_MEMBARRIER_H)
-    if (pa_asymmetric_barrier &&
-        membarrier_call(MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0)
-        return;
+#if defined(HAVE_LINUX_MEMBARRIER_H) && !defined(PA_UNDER_TSAN)
+    if (pa_asymmetric_barrier && membarrier_call(MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0)
+        __atomic_thread_fence(__ATOMIC_SEQ_CST); /* registered, so never expected */
 #endif
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
 
 void heap_enter_slow(heap_t *h)
@@ -354,9 +355,8 @@ void heap_enter_slow(heap_t *h)
         __atomic_store_n(&h->in_call, 0, __ATOMIC_RELEASE);
         while (__atomic_load_n(&h->pause_req, __ATOMIC_ACQUIRE))
             sched_yield();
-        __atomic_store_n(&h->in_call, 1, __ATOMIC_RELAXED);
-        __atomic_thread_fence(__ATOMIC_SEQ_CST);
-        if (!__atomic_load_n(&h->pause_req, __ATOMIC_ACQUIRE))
+        __atomic_store_n(&h->in_call, 1, __ATOMIC_SEQ_CST);
+        if (!__atomic_load_n(&h->pause_req, __ATOMIC_SEQ_CST))
             return;
     }
 }
@@ -373,7 +373,7 @@ void heap_pause_all(void)
         __atomic_store_n(&h->pause_req, 1, __ATOMIC_SEQ_CST);
     heap_barrier_heavy();
     for (heap_t *h = registry_all; h; h = h->next_all)
-        while (__atomic_load_n(&h->in_call, __ATOMIC_ACQUIRE))
+        while (__atomic_load_n(&h->in_call, __ATOMIC_SEQ_CST))
             sched_yield();
 }
 

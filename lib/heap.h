@@ -104,14 +104,16 @@ static inline bool pa_is_concurrent(void)
 
 static inline void heap_enter(heap_t *h)
 {
-    __atomic_store_n(&h->in_call, 1, __ATOMIC_RELAXED);
-    /* Dekker handshake with heap_pause_all: when the pauser issues a process
-     * wide barrier (membarrier), a compiler barrier suffices here. */
-    if (pa_asymmetric_barrier)
+    /* Dekker handshake with heap_pause_all. When the pauser issues a
+     * process-wide barrier (membarrier), a compiler barrier suffices here;
+     * otherwise a sequentially consistent store orders the two sides. */
+    if (pa_asymmetric_barrier) {
+        __atomic_store_n(&h->in_call, 1, __ATOMIC_RELAXED);
         __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    else
-        __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    if (pa_unlikely(__atomic_load_n(&h->pause_req, __ATOMIC_ACQUIRE)))
+    } else {
+        __atomic_store_n(&h->in_call, 1, __ATOMIC_SEQ_CST);
+    }
+    if (pa_unlikely(__atomic_load_n(&h->pause_req, __ATOMIC_SEQ_CST)))
         heap_enter_slow(h);
 }
 

@@ -5,6 +5,7 @@
  */
 #include "os.h"
 
+#include <errno.h>
 #include <sys/mman.h>
 
 void *os_map(size_t size)
@@ -17,7 +18,7 @@ void *os_map(size_t size)
 void os_unmap(void *addr, size_t size)
 {
     if (addr && munmap(addr, size) != 0)
-        pa_log("munmap(%p, %zu) failed", addr, size);
+        pa_log("munmap(%p, %zu) failed: errno %d", addr, size, errno);
 }
 
 /* Over-map by the alignment, then trim both ends: mmap alone gives only page
