@@ -50,7 +50,7 @@ static pa_always_inline void heap_op_begin(heap_t *h, bool concurrent)
     if (concurrent) {
         heap_enter(h);
         if (pa_unlikely(heap_has_handover(h)))
-            heap_drain_handover(h);
+            heap_drain_handover_some(h);
     }
 }
 

@@ -185,15 +185,31 @@ void heap_handover_push(heap_t *h, block_t *b)
                                           __ATOMIC_RELEASE, __ATOMIC_RELAXED));
 }
 
-void heap_drain_handover(heap_t *h)
+/* Frees up to limit blocks of the owner-private pending list, refilling it
+ * from the shared hand-over list when it runs dry. */
+static void heap_take_back(heap_t *h, size_t limit)
 {
-    block_t *b = __atomic_exchange_n(&h->handover, NULL, __ATOMIC_ACQUIRE);
-    while (b) {
-        block_t *next = b->next_free;
+    for (size_t n = 0; n < limit; n++) {
+        if (!h->pending) {
+            h->pending = __atomic_exchange_n(&h->handover, NULL, __ATOMIC_ACQUIRE);
+            if (!h->pending)
+                return;
+        }
+        block_t *b = h->pending;
+        h->pending = b->next_free;
         h->allocated -= block_usable(b);
         heap_free(h, b);
-        b = next;
     }
+}
+
+void heap_drain_handover_some(heap_t *h)
+{
+    heap_take_back(h, HEAP_HANDOVER_BATCH);
+}
+
+void heap_drain_handover(heap_t *h)
+{
+    heap_take_back(h, SIZE_MAX);
 }
 
 /* ---- the registry of heaps, thread attachment and exit -------------- */

@@ -40,6 +40,10 @@ typedef struct heap {
     /* Blocks freed by other threads, linked through next_free (push only;
      * the owner takes the whole list at once, so there is no ABA). */
     block_t *handover;
+    /* Handed-over blocks taken off the shared list but not yet freed: each
+     * call frees a bounded number, so no malloc or free waits for a backlog
+     * of remote frees. Owner-private. */
+    block_t *pending;
     /* Pause handshake: the owner marks in_call around each operation; a
      * thread that must inspect the heap raises pause_req and waits. */
     int in_call;
@@ -72,6 +76,9 @@ void heap_cache_flush(heap_t *h);
 size_t heap_cache_usable(const heap_t *h);
 /* Takes back every block other threads have handed over. */
 void heap_drain_handover(heap_t *h);
+/* Takes back at most HEAP_HANDOVER_BATCH of them (the fast paths' share). */
+void heap_drain_handover_some(heap_t *h);
+#define HEAP_HANDOVER_BATCH 64
 /* Pushes b (its live bit already cleared) onto its owner's hand-over list. */
 void heap_handover_push(heap_t *h, block_t *b);
 
@@ -178,7 +185,7 @@ static inline void heap_free(heap_t *h, block_t *b)
 
 static inline bool heap_has_handover(const heap_t *h)
 {
-    return __atomic_load_n(&h->handover, __ATOMIC_RELAXED) != NULL;
+    return h->pending != NULL || __atomic_load_n(&h->handover, __ATOMIC_RELAXED) != NULL;
 }
 
 #endif /* PA_HEAP_H */

@@ -70,13 +70,17 @@ static const char *mode_name(void)
     }
 }
 
-static size_t handover_length(const heap_t *h)
+static size_t list_length(const block_t *b)
 {
     size_t n = 0;
-    for (const block_t *b = __atomic_load_n(&h->handover, __ATOMIC_ACQUIRE); b;
-         b = b->next_free)
+    for (; b; b = b->next_free)
         n++;
     return n;
+}
+
+static size_t handover_length(const heap_t *h)
+{
+    return list_length(h->pending) + list_length(__atomic_load_n(&h->handover, __ATOMIC_ACQUIRE));
 }
 
 static void dump_segment(const segment_t *s)
@@ -160,7 +164,7 @@ PALLOCATOR_API void allocator_dump(void)
 
 /* ---- verify ---------------------------------------------------------- */
 
-static pa_cold int verify_fail(const char *fmt, ...)
+static pa_cold __attribute__((format(printf, 1, 2))) int verify_fail(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -287,9 +291,9 @@ static int verify_free_lists(const heap_t *h, const arena_t *a)
     return 0;
 }
 
-static int verify_handover(const heap_t *h)
+static int verify_handover_list(const heap_t *h, const block_t *b)
 {
-    for (const block_t *b = __atomic_load_n(&h->handover, __ATOMIC_ACQUIRE); b; b = b->next_free) {
+    for (; b; b = b->next_free) {
         const segment_t *s = segment_of(b);
         if (!block_in_area(s, b) || __atomic_load_n(&s->owner, __ATOMIC_RELAXED) != h)
             return verify_fail("heap %u hand-over list holds foreign block %p", h->id, (const void *)b);
@@ -328,7 +332,8 @@ static int verify_cache(const heap_t *h, size_t *cached, size_t *cached_usable)
 
 static int verify_heap(heap_t *h, size_t *segments)
 {
-    if (verify_handover(h))
+    if (verify_handover_list(h, h->pending) ||
+        verify_handover_list(h, __atomic_load_n(&h->handover, __ATOMIC_ACQUIRE)))
         return -1;
     heap_drain_handover(h);
     size_t cached = 0, cached_usable = 0;
