@@ -186,6 +186,7 @@ struct churn {
     atomic_int *stop;
     int cross;          /* also trade blocks with other threads */
     size_t ops;
+    atomic_int running; /* set once the thread has done its first operation */
     struct failure *fail;
 };
 
@@ -203,6 +204,8 @@ static void *churn_main(void *arg)
     memset(b, 0, sizeof b);
     for (w->ops = 0; w->max_ops ? w->ops < w->max_ops : !atomic_load(w->stop); w->ops++) {
         size_t k = test_rand_below(&rng, LSLOTS), r = test_rand_below(&rng, 100);
+        if (w->ops == 1)
+            atomic_store(&w->running, 1);
         if (atomic_load(&w->fail->count))
             break;
         if (w->cross && r < 12) {
@@ -1026,6 +1029,10 @@ START_TEST(test_verify_during_churn)
 
     memset(w, 0, sizeof w);
     churn_start(w, NT, 0, 1, &stop, &fail);
+    /* Verify only once every thread is allocating, so it really overlaps. */
+    for (int i = 0; i < NT; i++)
+        while (!atomic_load(&w[i].running) && !atomic_load(&fail.count))
+            usleep(100);
     for (size_t i = 0; i < checks; i++) {
         if (allocator_verify() != 0)
             bad++;
