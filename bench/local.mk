@@ -1,1 +1,98 @@
-# benchmarks (filled in)
+# Benchmarks: `make bench` (about 5 minutes) and `make bench-quick` (under
+# a minute) build the workloads below and run bench/run, which compares
+# libpallocator with glibc malloc, jemalloc, tcmalloc and mimalloc and
+# writes bench/results/ in the build tree. Not part of `make check`.
+#
+# Every workload is compiled twice from one source: NAME-pa calls
+# myalloc/myfree/myrealloc (linked to libpallocator; -no-install makes
+# libtool produce the real executable rather than a wrapper script), NAME-sys
+# calls malloc/free/realloc and gets its allocator through LD_PRELOAD.
+#
+# Extra runner options: make bench BENCH_ARGS='--threads "1 2 4 8 16"'
+# (see bench/run --help, or bench/README.md).
+
+BENCH_PA_DEFS = $(AM_CPPFLAGS) -DBENCH_PALLOCATOR
+BENCH_PA_LINK = $(AM_LDFLAGS) -no-install
+BENCH_PA_LIBS = libpallocator.la
+
+BENCH_BINARIES = \
+	bench/churn-pa bench/churn-sys \
+	bench/larson-pa bench/larson-sys \
+	bench/prodcons-pa bench/prodcons-sys \
+	bench/scratch-pa bench/scratch-sys \
+	bench/latency-pa bench/latency-sys \
+	bench/memory-pa bench/memory-sys \
+	bench/realloc-pa bench/realloc-sys
+
+EXTRA_PROGRAMS += $(BENCH_BINARIES)
+CLEANFILES += $(BENCH_BINARIES) \
+	bench/results/results.md bench/results/raw.csv bench/results/raw.log \
+	bench/results/plots.gp bench/results/*.dat bench/results/*.png \
+	bench/results/*.svg
+
+bench_churn_pa_SOURCES = bench/churn.c bench/bench_alloc.h
+bench_churn_pa_CPPFLAGS = $(BENCH_PA_DEFS)
+bench_churn_pa_LDFLAGS = $(BENCH_PA_LINK)
+bench_churn_pa_LDADD = $(BENCH_PA_LIBS)
+bench_churn_sys_SOURCES = bench/churn.c bench/bench_alloc.h
+bench_churn_sys_CPPFLAGS = $(AM_CPPFLAGS)
+
+bench_larson_pa_SOURCES = bench/larson.c bench/bench_alloc.h
+bench_larson_pa_CPPFLAGS = $(BENCH_PA_DEFS)
+bench_larson_pa_LDFLAGS = $(BENCH_PA_LINK)
+bench_larson_pa_LDADD = $(BENCH_PA_LIBS)
+bench_larson_sys_SOURCES = bench/larson.c bench/bench_alloc.h
+bench_larson_sys_CPPFLAGS = $(AM_CPPFLAGS)
+
+bench_prodcons_pa_SOURCES = bench/prodcons.c bench/bench_alloc.h
+bench_prodcons_pa_CPPFLAGS = $(BENCH_PA_DEFS)
+bench_prodcons_pa_LDFLAGS = $(BENCH_PA_LINK)
+bench_prodcons_pa_LDADD = $(BENCH_PA_LIBS)
+bench_prodcons_sys_SOURCES = bench/prodcons.c bench/bench_alloc.h
+bench_prodcons_sys_CPPFLAGS = $(AM_CPPFLAGS)
+
+bench_scratch_pa_SOURCES = bench/scratch.c bench/bench_alloc.h
+bench_scratch_pa_CPPFLAGS = $(BENCH_PA_DEFS)
+bench_scratch_pa_LDFLAGS = $(BENCH_PA_LINK)
+bench_scratch_pa_LDADD = $(BENCH_PA_LIBS)
+bench_scratch_sys_SOURCES = bench/scratch.c bench/bench_alloc.h
+bench_scratch_sys_CPPFLAGS = $(AM_CPPFLAGS)
+
+bench_latency_pa_SOURCES = bench/latency.c bench/bench_alloc.h
+bench_latency_pa_CPPFLAGS = $(BENCH_PA_DEFS)
+bench_latency_pa_LDFLAGS = $(BENCH_PA_LINK)
+bench_latency_pa_LDADD = $(BENCH_PA_LIBS)
+bench_latency_sys_SOURCES = bench/latency.c bench/bench_alloc.h
+bench_latency_sys_CPPFLAGS = $(AM_CPPFLAGS)
+
+bench_memory_pa_SOURCES = bench/memory.c bench/bench_alloc.h
+bench_memory_pa_CPPFLAGS = $(BENCH_PA_DEFS)
+bench_memory_pa_LDFLAGS = $(BENCH_PA_LINK)
+bench_memory_pa_LDADD = $(BENCH_PA_LIBS)
+bench_memory_sys_SOURCES = bench/memory.c bench/bench_alloc.h
+bench_memory_sys_CPPFLAGS = $(AM_CPPFLAGS)
+
+bench_realloc_pa_SOURCES = bench/realloc.c bench/bench_alloc.h
+bench_realloc_pa_CPPFLAGS = $(BENCH_PA_DEFS)
+bench_realloc_pa_LDFLAGS = $(BENCH_PA_LINK)
+bench_realloc_pa_LDADD = $(BENCH_PA_LIBS)
+bench_realloc_sys_SOURCES = bench/realloc.c bench/bench_alloc.h
+bench_realloc_sys_CPPFLAGS = $(AM_CPPFLAGS)
+
+EXTRA_DIST += bench/run bench/README.md bench/bench_alloc.h \
+	bench/churn.c bench/larson.c bench/prodcons.c bench/scratch.c \
+	bench/latency.c bench/memory.c bench/realloc.c
+
+# The runner is Python 3 without extra modules.
+BENCH_PY = python3
+BENCH_ARGS =
+BENCH_RUN = $(BENCH_PY) $(srcdir)/bench/run --bindir bench \
+	--out bench/results
+
+bench: $(BENCH_BINARIES)
+	$(BENCH_RUN) $(BENCH_ARGS)
+
+bench-quick: $(BENCH_BINARIES)
+	$(BENCH_RUN) --quick $(BENCH_ARGS)
+
+PHONY_TARGETS += bench bench-quick
