@@ -49,8 +49,8 @@ static pa_always_inline void heap_op_begin(heap_t *h, bool concurrent)
 {
     if (concurrent) {
         heap_enter(h);
-        if (pa_unlikely(heap_has_handover(h)))
-            heap_drain_handover_some(h);
+        if (pa_unlikely(--h->poll_countdown == 0))
+            heap_poll_handover(h);
     }
 }
 

@@ -48,6 +48,7 @@ void heap_init_heap(heap_t *h, unsigned id)
         tlsf_init(&h->arenas[a].tlsf);
     h->id = id;
     h->state = HEAP_OWNED;
+    h->poll_countdown = HEAP_POLL_INTERVAL;
 }
 
 static void arena_link_segment(arena_t *a, segment_t *s)
@@ -116,6 +117,8 @@ static pa_noinline block_t *heap_take_slow(heap_t *h, arena_t *a, size_t block_s
 
 block_t *heap_take_uncached(heap_t *h, size_t block_size)
 {
+    if (heap_has_handover(h))
+        heap_drain_handover_some(h);
     arena_t *a = &h->arenas[block_size < HEAP_CACHE_LIMIT ? ARENA_SMALL : ARENA_MEDIUM];
     block_t *b = tlsf_take(&a->tlsf, block_size);
     if (pa_unlikely(!b))
@@ -205,6 +208,13 @@ static void heap_take_back(heap_t *h, size_t limit)
 void heap_drain_handover_some(heap_t *h)
 {
     heap_take_back(h, HEAP_HANDOVER_BATCH);
+}
+
+void heap_poll_handover(heap_t *h)
+{
+    h->poll_countdown = HEAP_POLL_INTERVAL;
+    if (heap_has_handover(h))
+        heap_drain_handover_some(h);
 }
 
 void heap_drain_handover(heap_t *h)

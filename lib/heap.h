@@ -37,9 +37,6 @@ typedef struct heap {
     uint32_t cache_count[HEAP_CACHE_CLASSES];
     size_t allocated;            /* usable bytes of live blocks */
     size_t peak;
-    /* Blocks freed by other threads, linked through next_free (push only;
-     * the owner takes the whole list at once, so there is no ABA). */
-    block_t *handover;
     /* Handed-over blocks taken off the shared list but not yet freed: each
      * call frees a bounded number, so no malloc or free waits for a backlog
      * of remote frees. Owner-private. */
@@ -50,8 +47,15 @@ typedef struct heap {
     int pause_req;
     heap_state_t state;
     unsigned id;
+    unsigned poll_countdown;     /* operations until the hand-over list is polled */
     struct heap *next_all;       /* every heap, for introspection */
     struct heap *next_abandoned;
+    /* Blocks freed by other threads, linked through next_free (push only;
+     * the owner takes the whole list at once, so there is no ABA). Alone on
+     * its cache line: other threads write it, and the owner must not pay a
+     * miss on every call for the fields it writes itself. */
+    _Alignas(64) block_t *handover;
+    char handover_pad[64 - sizeof(block_t *)];
 } heap_t;
 
 /* Process-wide mode, set by allocator_init or the first allocation. */
@@ -79,6 +83,11 @@ void heap_drain_handover(heap_t *h);
 /* Takes back at most HEAP_HANDOVER_BATCH of them (the fast paths' share). */
 void heap_drain_handover_some(heap_t *h);
 #define HEAP_HANDOVER_BATCH 64
+/* The owner looks at its hand-over list every this many calls (and whenever
+ * its cache runs dry), not on every call: the list's line belongs to the
+ * freeing threads most of the time. */
+#define HEAP_POLL_INTERVAL 32
+void heap_poll_handover(heap_t *h);
 /* Pushes b (its live bit already cleared) onto its owner's hand-over list. */
 void heap_handover_push(heap_t *h, block_t *b);
 
