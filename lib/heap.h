@@ -156,6 +156,8 @@ static inline block_t *heap_cache_pop(heap_t *h, size_t size)
     if (b) {
         h->cache[c] = b->next_free;
         h->cache_count[c]--;
+        /* The next pop of this size reads the new head: fetch it early. */
+        __builtin_prefetch(b->next_free, 1);
     }
     return b;
 }
