@@ -18,14 +18,13 @@
 
 #include <pallocator.h>
 
+#define TEST_FULL_FILL_LIMIT ((size_t)64 << 10)
+#define TEST_EDGE_FILL ((size_t)4096)
 #include "testutil.h"
 
 #define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)
 
-/* Blocks larger than this are filled only at both ends, to keep big loops fast. */
-#define FULL_FILL_LIMIT (64 * KiB)
-#define EDGE_FILL 4096
 
 /* ------------------------------------------------------------------ */
 /* Helpers                                                              */
@@ -45,53 +44,6 @@ static struct pa_stats get_stats(void)
 static int stats_equal(struct pa_stats a, struct pa_stats b)
 {
     return a.allocated == b.allocated && a.freed == b.freed && a.peak == b.peak;
-}
-
-static int is_aligned(const void *p)
-{
-    return ((uintptr_t)p & (PALLOCATOR_ALIGNMENT - 1)) == 0;
-}
-
-/* Fill a block with its address pattern: whole for small blocks, head and
- * tail for big ones.  block_ok() checks exactly what block_fill() wrote. */
-static void block_fill(void *p, size_t n)
-{
-    unsigned char *c = p;
-    if (n <= FULL_FILL_LIMIT) {
-        test_fill(p, n);
-    } else {
-        test_fill(c, EDGE_FILL);
-        test_fill(c + n - EDGE_FILL, EDGE_FILL);
-    }
-}
-
-static int block_ok(const void *p, size_t n)
-{
-    const unsigned char *c = p;
-    if (n <= FULL_FILL_LIMIT)
-        return test_check_fill(p, n);
-    return test_check_fill(c, EDGE_FILL) &&
-           test_check_fill(c + n - EDGE_FILL, EDGE_FILL);
-}
-
-/* After a block filled by block_fill(old, old_n) moved to q (or stayed),
- * checks that the first keep bytes of q still hold what was written. */
-static int moved_ok(const void *q, const void *old, size_t old_n, size_t keep)
-{
-    const unsigned char *c = q;
-    const unsigned char *tail = (const unsigned char *)old + old_n - EDGE_FILL;
-    for (size_t i = 0; i < keep; i++) {
-        unsigned char want;
-        if (old_n <= FULL_FILL_LIMIT || i < EDGE_FILL)
-            want = test_pattern_byte(old, i);
-        else if (i >= old_n - EDGE_FILL)
-            want = test_pattern_byte(tail, i - (old_n - EDGE_FILL));
-        else
-            continue; /* never written */
-        if (c[i] != want)
-            return 0;
-    }
-    return 1;
 }
 
 /* Mostly small sizes, some medium, a few up to max_large. */

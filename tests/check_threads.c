@@ -27,13 +27,13 @@
 
 #include <pallocator.h>
 
+#define TEST_FULL_FILL_LIMIT ((size_t)16 << 10)
+#define TEST_EDGE_FILL ((size_t)2048)
 #include "testutil.h"
 
 #define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)
 
-#define FULL_FILL_LIMIT (16 * KiB)
-#define EDGE_FILL 2048
 
 /* ------------------------------------------------------------------ */
 /* Helpers                                                              */
@@ -67,50 +67,6 @@ static void assert_no_failure(struct failure *f)
 {
     ck_assert_msg(atomic_load(&f->count) == 0, "%lu failure(s) in threads, first: %s",
                   (unsigned long)atomic_load(&f->count), f->msg);
-}
-
-static int is_aligned(const void *p)
-{
-    return ((uintptr_t)p & (PALLOCATOR_ALIGNMENT - 1)) == 0;
-}
-
-static void block_fill(void *p, size_t n)
-{
-    unsigned char *c = p;
-    if (n <= FULL_FILL_LIMIT) {
-        test_fill(p, n);
-    } else {
-        test_fill(c, EDGE_FILL);
-        test_fill(c + n - EDGE_FILL, EDGE_FILL);
-    }
-}
-
-static int block_ok(const void *p, size_t n)
-{
-    const unsigned char *c = p;
-    if (n <= FULL_FILL_LIMIT)
-        return test_check_fill(p, n);
-    return test_check_fill(c, EDGE_FILL) &&
-           test_check_fill(c + n - EDGE_FILL, EDGE_FILL);
-}
-
-/* Whether the first keep bytes of q hold what block_fill(old, old_n) wrote. */
-static int moved_ok(const void *q, const void *old, size_t old_n, size_t keep)
-{
-    const unsigned char *c = q;
-    const unsigned char *tail = (const unsigned char *)old + old_n - EDGE_FILL;
-    for (size_t i = 0; i < keep; i++) {
-        unsigned char want;
-        if (old_n <= FULL_FILL_LIMIT || i < EDGE_FILL)
-            want = test_pattern_byte(old, i);
-        else if (i >= old_n - EDGE_FILL)
-            want = test_pattern_byte(tail, i - (old_n - EDGE_FILL));
-        else
-            continue;
-        if (c[i] != want)
-            return 0;
-    }
-    return 1;
 }
 
 /* Mostly small, some medium, rarely large (own mapping). */

@@ -49,6 +49,62 @@ static inline int test_check_fill(const void *p, size_t n)
     return 1;
 }
 
+/* Blocks larger than TEST_FULL_FILL_LIMIT are filled only in their first and
+ * last TEST_EDGE_FILL bytes, to keep big loops fast; a suite may set both
+ * before including this file. */
+#ifndef TEST_FULL_FILL_LIMIT
+#define TEST_FULL_FILL_LIMIT ((size_t)64 << 10)
+#endif
+#ifndef TEST_EDGE_FILL
+#define TEST_EDGE_FILL ((size_t)4096)
+#endif
+
+static inline int is_aligned(const void *p)
+{
+    return ((uintptr_t)p & 15) == 0;
+}
+
+static inline void block_fill(void *p, size_t n)
+{
+    unsigned char *c = p;
+    if (n <= TEST_FULL_FILL_LIMIT) {
+        test_fill(p, n);
+    } else {
+        test_fill(c, TEST_EDGE_FILL);
+        test_fill(c + n - TEST_EDGE_FILL, TEST_EDGE_FILL);
+    }
+}
+
+/* Checks exactly what block_fill() wrote. */
+static inline int block_ok(const void *p, size_t n)
+{
+    const unsigned char *c = p;
+    if (n <= TEST_FULL_FILL_LIMIT)
+        return test_check_fill(p, n);
+    return test_check_fill(c, TEST_EDGE_FILL) &&
+           test_check_fill(c + n - TEST_EDGE_FILL, TEST_EDGE_FILL);
+}
+
+/* After a block filled by block_fill(old, old_n) moved to q (or stayed),
+ * checks that the first keep bytes of q still hold what was written. */
+static inline int moved_ok(const void *q, const void *old, size_t old_n, size_t keep)
+{
+    const unsigned char *c = q;
+    const unsigned char *tail = (const unsigned char *)old + old_n - TEST_EDGE_FILL;
+    for (size_t i = 0; i < keep; i++) {
+        unsigned char want;
+        if (old_n <= TEST_FULL_FILL_LIMIT || i < TEST_EDGE_FILL)
+            want = test_pattern_byte(old, i);
+        else if (i >= old_n - TEST_EDGE_FILL)
+            want = test_pattern_byte(tail, i - (old_n - TEST_EDGE_FILL));
+        else
+            continue; /* never written */
+        if (c[i] != want)
+            return 0;
+    }
+    return 1;
+}
+
 /* Loop counts shrink under valgrind and sanitizers (PA_TEST_SCALE=small). */
 static inline size_t test_scale(size_t full)
 {
