@@ -15,8 +15,6 @@
 #include "pallocator.h"
 #include "segmap.h"
 
-heap_t *pa_heap_slow(void);
-
 #define pa_always_inline inline __attribute__((always_inline))
 
 /* The fast paths are written once with the mode as a constant argument and

@@ -91,6 +91,9 @@ void heap_poll_handover(heap_t *h);
 /* Pushes b (its live bit already cleared) onto its owner's hand-over list. */
 void heap_handover_push(heap_t *h, block_t *b);
 
+/* The caller's heap when the fast path has none: initialises the allocator
+ * on first use and attaches a heap to the thread (init.c). */
+heap_t *pa_heap_slow(void);
 /* The calling thread's heap in concurrent mode, attached on first use. */
 heap_t *heap_attach_thread(void);
 heap_t *heap_create(void);

@@ -13,8 +13,6 @@
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
-heap_t *pa_heap_slow(void);
-
 static void fork_prepare(void)
 {
     pthread_mutex_lock(&init_lock);
