@@ -22,8 +22,14 @@ tests_check_threads_CFLAGS = $(TEST_CFLAGS)
 tests_check_threads_LDADD = $(TEST_LIBS)
 
 PA_CHECK_SUITES = tests/check_pages tests/check_blocks tests/check_tlsf \
-	tests/check_api tests/check_threads
-TESTS += tests/check_pages tests/check_blocks tests/check_tlsf \
+	tests/check_api tests/check_threads tests/fuzz_ops
+# Seeded random operation strings through the fuzz target's driver.
+check_PROGRAMS += tests/fuzz_ops
+tests_fuzz_ops_SOURCES = tests/fuzz_ops.c tests/testutil.h
+tests_fuzz_ops_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/lib
+tests_fuzz_ops_LDADD = libpallocator_core.la
+
+TESTS += tests/fuzz_ops tests/check_pages tests/check_blocks tests/check_tlsf \
 	tests/check_api tests/check_threads tests/test_exports.sh
 endif
 EXTRA_DIST += tests/test_exports.sh
@@ -38,3 +44,19 @@ check-valgrind: $(check_PROGRAMS)
 	    --quiet ./$$t || exit 1; \
 	done
 PHONY_TARGETS += check-valgrind
+
+# libFuzzer over the public API (needs clang and its runtime, Debian:
+# clang libclang-rt-14-dev): make fuzz [FUZZ_SECONDS=60]
+FUZZ_CC = clang
+FUZZ_SECONDS = 60
+fuzz:
+	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -DPA_LIBFUZZER \
+	  -DHAVE_CONFIG_H -I$(top_builddir) -I$(top_srcdir)/include -I$(top_srcdir)/lib \
+	  -I$(top_srcdir)/tests $(top_srcdir)/lib/*.c $(top_srcdir)/tests/fuzz_ops.c \
+	  -pthread -o fuzz_ops_libfuzzer
+	mkdir -p fuzz-corpus
+	./fuzz_ops_libfuzzer -max_total_time=$(FUZZ_SECONDS) -max_len=12288 fuzz-corpus
+PHONY_TARGETS += fuzz
+CLEANFILES += fuzz_ops_libfuzzer
+clean-local:
+	rm -rf fuzz-corpus
