@@ -58,13 +58,6 @@ static pa_always_inline void heap_op_end(heap_t *h, bool concurrent)
         heap_leave(h);
 }
 
-static inline void heap_account_alloc(heap_t *h, size_t usable)
-{
-    h->allocated += usable;
-    if (h->allocated > h->peak)
-        h->peak = h->allocated;
-}
-
 static pa_noinline void *fail(int error)
 {
     errno = error;

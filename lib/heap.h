@@ -36,6 +36,9 @@ typedef struct heap {
     block_t *cache[HEAP_CACHE_CLASSES];
     uint32_t cache_count[HEAP_CACHE_CLASSES];
     size_t allocated;            /* usable bytes of live blocks */
+    /* Single-threaded mode only: usable bytes of large blocks, so that peak
+     * covers heap and large blocks together and stays exact. */
+    size_t large_allocated;
     size_t peak;
     /* Handed-over blocks taken off the shared list but not yet freed: each
      * call frees a bounded number, so no malloc or free waits for a backlog
@@ -72,6 +75,16 @@ void heap_init_heap(heap_t *h, unsigned id);
 /* Allocation from h's TLSF heap, growing it when needed; the caller is h's
  * owner (or holds it paused). heap_take tries the cache first. */
 block_t *heap_take_uncached(heap_t *h, size_t block_size);
+/* Counts usable bytes handed out from h (or, single-threaded, as large
+ * blocks) and keeps the peak. */
+static inline void heap_account_alloc(heap_t *h, size_t usable)
+{
+    h->allocated += usable;
+    size_t total = h->allocated + h->large_allocated;
+    if (total > h->peak)
+        h->peak = total;
+}
+
 /* Frees a used block of h: merges and hands an emptied segment back. */
 void heap_give(heap_t *h, block_t *b);
 /* Gives every cached block back to the TLSF heap. */

@@ -51,8 +51,9 @@ PALLOCATOR_API int allocator_stats(size_t *allocated, size_t *freed, size_t *pea
         *allocated = sum_allocated + large.allocated;
     if (freed)
         *freed = sum_freed;
+    /* Single-threaded, the one heap's peak already covers large blocks. */
     if (peak)
-        *peak = sum_peak + large.peak;
+        *peak = pa_is_concurrent() ? sum_peak + large.peak : sum_peak;
     return 0;
 }
 
@@ -370,8 +371,9 @@ static int verify_heap(heap_t *h, size_t *segments)
     if (tally.used_usable != h->allocated + cached_usable)
         return verify_fail("heap %u: used blocks hold %zu bytes, statistics say %zu", h->id,
                            tally.used_usable, h->allocated + cached_usable);
-    if (h->peak < h->allocated)
-        return verify_fail("heap %u: peak %zu below allocated %zu", h->id, h->peak, h->allocated);
+    if (h->peak < h->allocated + h->large_allocated)
+        return verify_fail("heap %u: peak %zu below allocated %zu", h->id, h->peak,
+                           h->allocated + h->large_allocated);
     return 0;
 }
 

@@ -70,6 +70,11 @@ void *large_alloc(size_t size)
     large_totals.mapped += map_size;
     if (large_totals.allocated > large_totals.peak)
         large_totals.peak = large_totals.allocated;
+    if (!pa_is_concurrent() && pa_single_heap) {
+        heap_t *h = pa_single_heap;
+        h->large_allocated += l->usable;
+        heap_account_alloc(h, 0);
+    }
     large_unlock();
     return large_payload(l);
 }
@@ -102,6 +107,8 @@ int large_free(void *p)
         l->next->prev = l->prev;
     large_totals.count--;
     large_totals.allocated -= l->usable;
+    if (!pa_is_concurrent() && pa_single_heap)
+        pa_single_heap->large_allocated -= l->usable;
     large_totals.mapped -= l->map_size;
     large_unlock();
     os_unmap(l, l->map_size);

@@ -1106,6 +1106,28 @@ END_TEST
 /* Statistics                                                           */
 /* ------------------------------------------------------------------ */
 
+/* Single-threaded, peak is exact even when heap and large blocks peak at
+ * different times. */
+START_TEST(test_peak_exact_with_large_blocks)
+{
+    ck_assert_int_eq(allocator_init(0), 0);
+    void *a = myalloc(1000);
+    void *big = myalloc(3 * MiB);
+    ck_assert(a && big);
+    size_t ua = myalloc_usable_size(a), ubig = myalloc_usable_size(big);
+    ck_assert_int_eq(myfree(big), 0);
+    void *b = myalloc(5000);
+    ck_assert_ptr_nonnull(b);
+    size_t ub = myalloc_usable_size(b);
+    struct pa_stats st = get_stats();
+    ck_assert_uint_eq(st.allocated, ua + ub);
+    ck_assert_uint_eq(st.peak, ua + ubig);
+    ck_assert_int_eq(myfree(a), 0);
+    ck_assert_int_eq(myfree(b), 0);
+    ck_assert_int_eq(allocator_verify(), 0);
+}
+END_TEST
+
 START_TEST(test_stats)
 {
     static const size_t sizes[] = { 10, 100, 1000, 5000, 40000, 300000, 2 * MiB + 3, 64 };
@@ -1538,6 +1560,7 @@ static Suite *api_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, test_stats, 0, 2);
+    tcase_add_test(tc, test_peak_exact_with_large_blocks);
     tcase_add_loop_test(tc, test_cleanup_unmaps, 0, 2);
     tcase_add_test(tc, test_init_modes);
     tcase_add_loop_test(tc, test_verify_random_ops, 0, 2);
