@@ -55,8 +55,10 @@ fuzz:
 	  -I$(top_srcdir)/tests $(top_srcdir)/lib/*.c $(top_srcdir)/tests/fuzz_ops.c \
 	  -pthread -o fuzz_ops_libfuzzer
 	mkdir -p fuzz-corpus
-	./fuzz_ops_libfuzzer -max_total_time=$(FUZZ_SECONDS) -max_len=12288 fuzz-corpus
+	@if ./fuzz_ops_libfuzzer -max_total_time=$(FUZZ_SECONDS) -max_len=12288 \
+	    fuzz-corpus > fuzz.log 2>&1; then tail -n 3 fuzz.log; \
+	else tail -n 60 fuzz.log; exit 1; fi
 PHONY_TARGETS += fuzz
-CLEANFILES += fuzz_ops_libfuzzer
+CLEANFILES += fuzz_ops_libfuzzer fuzz.log
 clean-local:
 	rm -rf fuzz-corpus
