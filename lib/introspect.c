@@ -122,6 +122,11 @@ static void dump_heap(const heap_t *h)
     fprintf(stderr, "  heap %u (%s): allocated %zu, peak %zu, free %zu, hand-over list %zu\n",
             h->id, h->state == HEAP_OWNED ? "owned" : "abandoned", h->allocated,
             h->peak, heap_free_usable(h), handover_length(h));
+    fprintf(stderr, "   small-block cache: %zu bytes\n", heap_cache_usable(h));
+    for (unsigned c = 0; c < HEAP_CACHE_CLASSES; c++)
+        if (h->cache_count[c])
+            fprintf(stderr, "    class %2u/%2u: %u cached\n", c / TLSF_SL_COUNT,
+                    c % TLSF_SL_COUNT, h->cache_count[c]);
     for (int i = 0; i < HEAP_ARENAS; i++) {
         const arena_t *a = &h->arenas[i];
         fprintf(stderr, "   %s-block arena: %zu segment%s, %zu free bytes in %zu block%s\n",
@@ -132,11 +137,6 @@ static void dump_heap(const heap_t *h)
             dump_segment(s);
         dump_free_lists(&a->tlsf);
     }
-    fprintf(stderr, "    small-block cache: %zu bytes\n", heap_cache_usable(h));
-    for (unsigned c = 0; c < HEAP_CACHE_CLASSES; c++)
-        if (h->cache_count[c])
-            fprintf(stderr, "      class %2u/%2u: %u cached\n", c / TLSF_SL_COUNT,
-                    c % TLSF_SL_COUNT, h->cache_count[c]);
 }
 
 PALLOCATOR_API void allocator_dump(void)
