@@ -21,35 +21,32 @@
  * instantiated for each mode, so the single-threaded path carries no atomic
  * operation and neither path re-reads the mode. */
 
+/* The caller's heap, or NULL when it has none yet (or the allocator is not
+ * initialised): then the slow path attaches one. */
 static pa_always_inline heap_t *heap_current(bool concurrent)
 {
-    if (concurrent) {
-        heap_t *h = pa_thread_heap;
-        if (pa_likely(h != NULL && pa_thread_generation == pa_generation))
-            return h;
-    } else if (pa_likely(pa_single_heap != NULL)) {
-        return pa_single_heap;
-    }
-    return pa_heap_slow();
-}
-
-/* The calling thread's heap if it already has one (never creates one). */
-static pa_always_inline heap_t *heap_of_caller(bool concurrent)
-{
     if (concurrent)
-        return pa_thread_generation == pa_generation ? pa_thread_heap : NULL;
+        return pa_likely(pa_thread_generation == pa_generation) ? pa_thread_heap : NULL;
     return pa_single_heap;
 }
 
-/* Brackets an operation on the caller's own heap: announces it to pausers
- * and takes back blocks other threads have freed. */
-static pa_always_inline void heap_op_begin(heap_t *h, bool concurrent)
+/* Starts an operation on the caller's own heap; false when something rare
+ * is due first (a pause, or polling the hand-over list), which
+ * heap_op_begin_slow then does. */
+static pa_always_inline bool heap_op_begin(heap_t *h, bool concurrent)
 {
-    if (concurrent) {
-        heap_enter(h);
-        if (pa_unlikely(--h->poll_countdown == 0))
-            heap_poll_handover(h);
-    }
+    if (!concurrent)
+        return true;
+    bool no_pause = heap_announce(h);
+    return pa_likely(no_pause & (--h->poll_countdown != 0));
+}
+
+static pa_noinline void heap_op_begin_slow(heap_t *h)
+{
+    if (__atomic_load_n(&h->pause_req, __ATOMIC_SEQ_CST))
+        heap_enter_slow(h);
+    if (h->poll_countdown == 0)
+        heap_poll_handover(h);
 }
 
 static pa_always_inline void heap_op_end(heap_t *h, bool concurrent)
@@ -73,14 +70,15 @@ static pa_noinline void *alloc_large(size_t size)
     return large_alloc(size);
 }
 
-static pa_always_inline void *alloc_from_heap(size_t size, bool concurrent)
+/* The fast paths below keep every call a tail call, so they need no saved
+ * registers; anything else continues in these out-of-line functions. */
+
+/* An allocation from h, whose operation was announced (in_call set). */
+static pa_noinline void *alloc_announced(heap_t *h, size_t size, bool concurrent)
 {
-    heap_t *h = heap_current(concurrent);
-    if (pa_unlikely(!h))
-        return fail(ENOMEM);
-    size_t size_needed = tlsf_block_size_for(size);
-    heap_op_begin(h, concurrent);
-    block_t *b = heap_take(h, size_needed);
+    if (concurrent)
+        heap_op_begin_slow(h);
+    block_t *b = heap_take(h, size);
     if (pa_unlikely(!b)) {
         heap_op_end(h, concurrent);
         return fail(ENOMEM);
@@ -90,6 +88,39 @@ static pa_always_inline void *alloc_from_heap(size_t size, bool concurrent)
     heap_account_alloc(h, block_usable(b));
     heap_op_end(h, concurrent);
     return p;
+}
+
+/* First allocation of a thread, or of the process. */
+static pa_noinline void *alloc_attach(size_t size)
+{
+    heap_t *h = pa_heap_slow();
+    if (!h)
+        return fail(ENOMEM);
+    bool concurrent = pa_is_concurrent();
+    if (concurrent)
+        heap_announce(h);
+    return alloc_announced(h, size, concurrent);
+}
+
+static pa_always_inline void *alloc_from_heap(size_t size, bool concurrent)
+{
+    heap_t *h = heap_current(concurrent);
+    if (pa_unlikely(!h))
+        return alloc_attach(size);
+    if (pa_unlikely(!heap_op_begin(h, concurrent)))
+        return alloc_announced(h, size, concurrent);
+    if (pa_likely(size <= HEAP_CACHE_LIMIT - PA_GRANULE)) {
+        unsigned c = heap_request_class[(size + PA_GRANULE - 1) >> PA_GRANULE_SHIFT];
+        block_t *b;
+        if (pa_likely(c != HEAP_CLASS_NONE) && pa_likely((b = heap_cache_pop(h, c)) != NULL)) {
+            void *p = block_payload(b);
+            segment_live_set(segment_of(b), p, concurrent);
+            heap_account_alloc(h, block_usable(b));
+            heap_op_end(h, concurrent);
+            return p;
+        }
+    }
+    return alloc_announced(h, size, concurrent);
 }
 
 PALLOCATOR_API void *myalloc(size_t size)
@@ -146,6 +177,35 @@ static pa_noinline int free_remote(segment_t *s, heap_t *owner, void *p)
     return 0;
 }
 
+/* A free into h, whose operation was announced (in_call set). */
+static pa_noinline int free_announced(heap_t *h, segment_t *s, void *p, bool concurrent)
+{
+    if (concurrent)
+        heap_op_begin_slow(h);
+    if (pa_unlikely(!segment_live_clear(s, p, concurrent))) {
+        heap_op_end(h, concurrent);
+        return free_invalid();
+    }
+    block_t *b = block_from_payload(p);
+    h->allocated -= block_usable(b);
+    heap_free(h, b);
+    heap_op_end(h, concurrent);
+    return 0;
+}
+
+static pa_noinline int free_announced_invalid(heap_t *h, bool concurrent)
+{
+    heap_op_end(h, concurrent);
+    return free_invalid();
+}
+
+static pa_noinline int free_announced_give(heap_t *h, block_t *b, bool concurrent)
+{
+    heap_give(h, b);
+    heap_op_end(h, concurrent);
+    return 0;
+}
+
 static pa_always_inline int free_to_heap(void *p, bool concurrent)
 {
     segment_t *s;
@@ -161,17 +221,17 @@ static pa_always_inline int free_to_heap(void *p, bool concurrent)
     /* p lies in one of our segments, so its header is mapped: start the
      * likely cache miss now, to overlap the claim of the live bit. */
     __builtin_prefetch(block_from_payload(p), 1);
-    heap_t *h = heap_of_caller(concurrent);
+    heap_t *h = heap_current(concurrent);
     if (pa_unlikely(owner != h))
         return free_remote(s, owner, p);
-    heap_op_begin(h, concurrent);
-    if (pa_unlikely(!segment_live_clear(s, p, concurrent))) {
-        heap_op_end(h, concurrent);
-        return free_invalid();
-    }
+    if (pa_unlikely(!heap_op_begin(h, concurrent)))
+        return free_announced(h, s, p, concurrent);
+    if (pa_unlikely(!segment_live_clear(s, p, concurrent)))
+        return free_announced_invalid(h, concurrent);
     block_t *b = block_from_payload(p);
     h->allocated -= block_usable(b);
-    heap_free(h, b);
+    if (pa_unlikely(!heap_cache_push(h, b)))
+        return free_announced_give(h, b, concurrent);
     heap_op_end(h, concurrent);
     return 0;
 }
@@ -215,7 +275,8 @@ static bool realloc_in_place(heap_t *h, segment_t *s, void *p, size_t size)
     if (!size_needed)
         return false;
     bool concurrent = pa_is_concurrent();
-    heap_op_begin(h, concurrent);
+    if (!heap_op_begin(h, concurrent))
+        heap_op_begin_slow(h);
     bool done = false;
     if (segment_live_test(s, p)) {
         block_t *b = block_from_payload(p);
@@ -250,7 +311,7 @@ PALLOCATOR_API void *myrealloc(void *p, size_t size)
     case PTR_HEAP:
         if (!segment_live_test(s, p))
             return fail(EINVAL);
-        if (owner == heap_of_caller(pa_is_concurrent()) && realloc_in_place(owner, s, p, size))
+        if (owner == heap_current(pa_is_concurrent()) && realloc_in_place(owner, s, p, size))
             return p;
         return realloc_move(p, block_size_shared(block_from_payload(p)) - BLOCK_HEADER_SIZE,
                             size);

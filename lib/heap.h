@@ -134,18 +134,25 @@ static inline bool pa_is_concurrent(void)
     return __atomic_load_n(&pa_concurrent, __ATOMIC_RELAXED);
 }
 
-static inline void heap_enter(heap_t *h)
+/* The owner's half of the pause handshake: marks the heap in use; true
+ * when no pause is requested. Dekker handshake with heap_pause_all: when
+ * the pauser issues a process-wide barrier (membarrier), a compiler barrier
+ * suffices here; otherwise a sequentially consistent store orders the two
+ * sides. */
+static inline bool heap_announce(heap_t *h)
 {
-    /* Dekker handshake with heap_pause_all. When the pauser issues a
-     * process-wide barrier (membarrier), a compiler barrier suffices here;
-     * otherwise a sequentially consistent store orders the two sides. */
     if (pa_asymmetric_barrier) {
         __atomic_store_n(&h->in_call, 1, __ATOMIC_RELAXED);
         __atomic_signal_fence(__ATOMIC_SEQ_CST);
     } else {
         __atomic_store_n(&h->in_call, 1, __ATOMIC_SEQ_CST);
     }
-    if (pa_unlikely(__atomic_load_n(&h->pause_req, __ATOMIC_SEQ_CST)))
+    return !__atomic_load_n(&h->pause_req, __ATOMIC_SEQ_CST);
+}
+
+static inline void heap_enter(heap_t *h)
+{
+    if (pa_unlikely(!heap_announce(h)))
         heap_enter_slow(h);
 }
 
@@ -163,16 +170,27 @@ static inline unsigned heap_cache_class(size_t block_size)
 _Static_assert(HEAP_CACHE_LIMIT == TLSF_SMALL_LIMIT << 2, "cache covers three first-level rows");
 _Static_assert(HEAP_CACHE_CLASSES == 3 * TLSF_SL_COUNT, "one cache class per bin");
 
-/* Pops a cached block whose bin starts at size (a request size from
- * tlsf_block_size_for, so every block of the bin fits). */
-static inline block_t *heap_cache_pop(heap_t *h, size_t size)
+/* Cache classes by size, looked up instead of computed on the fast paths
+ * (filled by heap_tables_init): the class of a request of up to
+ * HEAP_CACHE_LIMIT bytes by its granule count (HEAP_CLASS_NONE when its
+ * block is too big for the cache), the block size of each class, and the
+ * class of a block by its size in granules. */
+#define HEAP_CLASS_NONE 0xff
+#define HEAP_REQUEST_GRANULES (HEAP_CACHE_LIMIT >> PA_GRANULE_SHIFT)
+extern uint8_t heap_request_class[HEAP_REQUEST_GRANULES];
+extern uint16_t heap_class_block_size[HEAP_CACHE_CLASSES];
+extern uint8_t heap_block_class[HEAP_REQUEST_GRANULES];
+void heap_tables_init(void);
+
+/* Pops a cached block of class c (every block of the class fits its
+ * requests); NULL when the class is empty. */
+static inline block_t *heap_cache_pop(heap_t *h, unsigned c)
 {
-    unsigned c = heap_cache_class(size);
     block_t *b = h->cache[c];
     if (b) {
         h->cache[c] = b->next_free;
         h->cache_count[c]--;
-        /* The next pop of this size reads the new head: fetch it early. */
+        /* The next pop of this class reads the new head: fetch it early. */
         __builtin_prefetch(b->next_free, 1);
     }
     return b;
@@ -184,7 +202,7 @@ static inline bool heap_cache_push(heap_t *h, block_t *b)
     size_t size = block_size(b);
     if (size >= HEAP_CACHE_LIMIT)
         return false;
-    unsigned c = heap_cache_class(size);
+    unsigned c = heap_block_class[size >> PA_GRANULE_SHIFT];
     if (h->cache_count[c] >= HEAP_CACHE_DEPTH)
         return false;
     b->next_free = h->cache[c];
@@ -193,14 +211,17 @@ static inline bool heap_cache_push(heap_t *h, block_t *b)
     return true;
 }
 
-static inline block_t *heap_take(heap_t *h, size_t block_size)
+/* A block for a request of n bytes (n <= PA_LARGE_THRESHOLD). */
+static inline block_t *heap_take(heap_t *h, size_t n)
 {
-    if (block_size < HEAP_CACHE_LIMIT) {
-        block_t *b = heap_cache_pop(h, block_size);
-        if (pa_likely(b != NULL))
-            return b;
+    if (n <= HEAP_CACHE_LIMIT - PA_GRANULE) {
+        unsigned c = heap_request_class[(n + PA_GRANULE - 1) >> PA_GRANULE_SHIFT];
+        if (pa_likely(c != HEAP_CLASS_NONE)) {
+            block_t *b = heap_cache_pop(h, c);
+            return pa_likely(b != NULL) ? b : heap_take_uncached(h, heap_class_block_size[c]);
+        }
     }
-    return heap_take_uncached(h, block_size);
+    return heap_take_uncached(h, tlsf_block_size_for(n));
 }
 
 /* Frees a used block of h, through the small-block cache when it fits. */
