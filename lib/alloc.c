@@ -73,6 +73,16 @@ static pa_noinline void *alloc_large(size_t size)
 /* The fast paths below keep every call a tail call, so they need no saved
  * registers; anything else continues in these out-of-line functions. */
 
+/* Hands out block b of the caller's heap h and ends the operation. */
+static pa_always_inline void *alloc_finish(heap_t *h, block_t *b, bool concurrent)
+{
+    void *p = block_payload(b);
+    segment_live_set(segment_of(b), p, concurrent);
+    heap_account_alloc(h, block_usable(b));
+    heap_op_end(h, concurrent);
+    return p;
+}
+
 /* An allocation from h, whose operation was announced (in_call set). */
 static pa_noinline void *alloc_announced(heap_t *h, size_t size, bool concurrent)
 {
@@ -83,11 +93,7 @@ static pa_noinline void *alloc_announced(heap_t *h, size_t size, bool concurrent
         heap_op_end(h, concurrent);
         return fail(ENOMEM);
     }
-    void *p = block_payload(b);
-    segment_live_set(segment_of(b), p, concurrent);
-    heap_account_alloc(h, block_usable(b));
-    heap_op_end(h, concurrent);
-    return p;
+    return alloc_finish(h, b, concurrent);
 }
 
 /* First allocation of a thread, or of the process. */
@@ -109,17 +115,9 @@ static pa_always_inline void *alloc_from_heap(size_t size, bool concurrent)
         return alloc_attach(size);
     if (pa_unlikely(!heap_op_begin(h, concurrent)))
         return alloc_announced(h, size, concurrent);
-    if (pa_likely(size <= HEAP_CACHE_LIMIT - PA_GRANULE)) {
-        unsigned c = heap_request_class[(size + PA_GRANULE - 1) >> PA_GRANULE_SHIFT];
-        block_t *b;
-        if (pa_likely(c != HEAP_CLASS_NONE) && pa_likely((b = heap_cache_pop(h, c)) != NULL)) {
-            void *p = block_payload(b);
-            segment_live_set(segment_of(b), p, concurrent);
-            heap_account_alloc(h, block_usable(b));
-            heap_op_end(h, concurrent);
-            return p;
-        }
-    }
+    block_t *b = heap_cache_take(h, size);
+    if (pa_likely(b != NULL))
+        return alloc_finish(h, b, concurrent);
     return alloc_announced(h, size, concurrent);
 }
 

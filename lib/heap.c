@@ -42,7 +42,6 @@ static pthread_once_t thread_exit_once = PTHREAD_ONCE_INIT;
 /* ---- cache classes ---------------------------------------------------- */
 
 uint8_t heap_request_class[HEAP_REQUEST_GRANULES];
-uint16_t heap_class_block_size[HEAP_CACHE_CLASSES];
 uint8_t heap_block_class[HEAP_REQUEST_GRANULES];
 
 void heap_tables_init(void)
@@ -51,8 +50,6 @@ void heap_tables_init(void)
         size_t size = tlsf_block_size_for(g << PA_GRANULE_SHIFT);
         unsigned c = size < HEAP_CACHE_LIMIT ? heap_cache_class(size) : HEAP_CLASS_NONE;
         heap_request_class[g] = (uint8_t)c;
-        if (c != HEAP_CLASS_NONE)
-            heap_class_block_size[c] = (uint16_t)size;
         heap_block_class[g] = (uint8_t)heap_cache_class(g << PA_GRANULE_SHIFT);
     }
 }

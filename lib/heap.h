@@ -173,12 +173,11 @@ _Static_assert(HEAP_CACHE_CLASSES == 3 * TLSF_SL_COUNT, "one cache class per bin
 /* Cache classes by size, looked up instead of computed on the fast paths
  * (filled by heap_tables_init): the class of a request of up to
  * HEAP_CACHE_LIMIT bytes by its granule count (HEAP_CLASS_NONE when its
- * block is too big for the cache), the block size of each class, and the
- * class of a block by its size in granules. */
+ * block is too big for the cache), and the class of a block by its size in
+ * granules. */
 #define HEAP_CLASS_NONE 0xff
 #define HEAP_REQUEST_GRANULES (HEAP_CACHE_LIMIT >> PA_GRANULE_SHIFT)
 extern uint8_t heap_request_class[HEAP_REQUEST_GRANULES];
-extern uint16_t heap_class_block_size[HEAP_CACHE_CLASSES];
 extern uint8_t heap_block_class[HEAP_REQUEST_GRANULES];
 void heap_tables_init(void);
 
@@ -211,17 +210,20 @@ static inline bool heap_cache_push(heap_t *h, block_t *b)
     return true;
 }
 
+/* The cached block for a request of n bytes, or NULL. */
+static inline block_t *heap_cache_take(heap_t *h, size_t n)
+{
+    if (n > HEAP_CACHE_LIMIT - PA_GRANULE)
+        return NULL;
+    unsigned c = heap_request_class[(n + PA_GRANULE - 1) >> PA_GRANULE_SHIFT];
+    return pa_likely(c != HEAP_CLASS_NONE) ? heap_cache_pop(h, c) : NULL;
+}
+
 /* A block for a request of n bytes (n <= PA_LARGE_THRESHOLD). */
 static inline block_t *heap_take(heap_t *h, size_t n)
 {
-    if (n <= HEAP_CACHE_LIMIT - PA_GRANULE) {
-        unsigned c = heap_request_class[(n + PA_GRANULE - 1) >> PA_GRANULE_SHIFT];
-        if (pa_likely(c != HEAP_CLASS_NONE)) {
-            block_t *b = heap_cache_pop(h, c);
-            return pa_likely(b != NULL) ? b : heap_take_uncached(h, heap_class_block_size[c]);
-        }
-    }
-    return heap_take_uncached(h, tlsf_block_size_for(n));
+    block_t *b = heap_cache_take(h, n);
+    return pa_likely(b != NULL) ? b : heap_take_uncached(h, tlsf_block_size_for(n));
 }
 
 /* Frees a used block of h, through the small-block cache when it fits. */
