@@ -171,7 +171,20 @@ static pa_noinline int free_remote(segment_t *s, heap_t *owner, void *p)
 {
     if (!pa_is_concurrent() || !segment_live_clear(s, p, true))
         return free_invalid();
-    heap_handover_push(owner, block_from_payload(p));
+    block_t *b = block_from_payload(p);
+    heap_t *h = heap_current(true);
+    if (!h)
+        h = heap_attach_thread(); /* a thread that only frees batches too */
+    if (!h) {
+        heap_handover_push(owner, b);
+        return 0;
+    }
+    /* Gathered in this thread's outbox: one push per batch for the owner. */
+    heap_enter(h);
+    heap_outbox_add(h, owner, b);
+    if (--h->poll_countdown == 0)
+        heap_poll_handover(h);
+    heap_leave(h);
     return 0;
 }
 

@@ -43,6 +43,7 @@ static pthread_once_t thread_exit_once = PTHREAD_ONCE_INIT;
 
 uint8_t heap_request_class[HEAP_REQUEST_GRANULES];
 uint8_t heap_block_class[HEAP_REQUEST_GRANULES];
+uint16_t heap_class_depth[HEAP_CACHE_CLASSES];
 
 void heap_tables_init(void)
 {
@@ -50,6 +51,14 @@ void heap_tables_init(void)
         size_t size = tlsf_block_size_for(g << PA_GRANULE_SHIFT);
         unsigned c = size < HEAP_CACHE_LIMIT ? heap_cache_class(size) : HEAP_CLASS_NONE;
         heap_request_class[g] = (uint8_t)c;
+        if (c != HEAP_CLASS_NONE) {
+            size_t depth = HEAP_CACHE_CLASS_BYTES / size;
+            if (depth < HEAP_CACHE_MIN_DEPTH)
+                depth = HEAP_CACHE_MIN_DEPTH;
+            if (depth > HEAP_CACHE_MAX_DEPTH)
+                depth = HEAP_CACHE_MAX_DEPTH;
+            heap_class_depth[c] = (uint16_t)depth;
+        }
         heap_block_class[g] = (uint8_t)heap_cache_class(g << PA_GRANULE_SHIFT);
     }
 }
@@ -98,18 +107,24 @@ static pa_noinline block_t *heap_grow(heap_t *h, arena_t *a, size_t block_size)
     return tlsf_take(&a->tlsf, block_size);
 }
 
-void heap_cache_flush(heap_t *h)
+/* Merges up to limit cached blocks back, largest classes first (their
+ * blocks are the likeliest to help a request that found nothing). */
+static void heap_cache_flush_some(heap_t *h, size_t limit)
 {
-    for (unsigned c = 0; c < HEAP_CACHE_CLASSES; c++) {
-        block_t *b = h->cache[c];
-        h->cache[c] = NULL;
-        h->cache_count[c] = 0;
-        while (b) {
-            block_t *next = b->next_free;
+    for (unsigned c = HEAP_CACHE_CLASSES; c-- > 0 && limit > 0;) {
+        while (h->cache[c] && limit > 0) {
+            block_t *b = h->cache[c];
+            h->cache[c] = b->next_free;
+            h->cache_count[c]--;
             heap_give(h, b);
-            b = next;
+            limit--;
         }
     }
+}
+
+void heap_cache_flush(heap_t *h)
+{
+    heap_cache_flush_some(h, SIZE_MAX);
 }
 
 size_t heap_cache_usable(const heap_t *h)
@@ -125,7 +140,7 @@ size_t heap_cache_usable(const heap_t *h)
  * neighbours they may well serve the request. */
 static pa_noinline block_t *heap_take_slow(heap_t *h, arena_t *a, size_t block_size)
 {
-    heap_cache_flush(h);
+    heap_cache_flush_some(h, HEAP_CACHE_FLUSH_BATCH);
     block_t *b = tlsf_take(&a->tlsf, block_size);
     return b ? b : heap_grow(h, a, block_size);
 }
@@ -194,33 +209,109 @@ static void heap_shrink_fully(heap_t *h)
 
 /* ---- hand-over of blocks freed by other threads --------------------- */
 
-void heap_handover_push(heap_t *h, block_t *b)
+/* Pushes one entry (a single block, or a batch block tagged) onto h's
+ * hand-over list. */
+static void heap_handover_push_entry(heap_t *h, block_t *b, uintptr_t tag)
 {
     block_t *head = __atomic_load_n(&h->handover, __ATOMIC_RELAXED);
     do {
         b->next_free = head;
-    } while (!__atomic_compare_exchange_n(&h->handover, &head, b, true,
+    } while (!__atomic_compare_exchange_n(&h->handover, &head,
+                                          (block_t *)((uintptr_t)b | tag), true,
                                           __ATOMIC_RELEASE, __ATOMIC_RELAXED));
 }
 
-/* Frees up to limit blocks of the owner-private pending list, refilling it
- * from the shared hand-over list when it runs dry. */
+void heap_handover_push(heap_t *h, block_t *b)
+{
+    heap_handover_push_entry(h, b, 0);
+}
+
+static handover_batch_t *batch_of(block_t *b)
+{
+    return block_payload(b);
+}
+
+void heap_outbox_flush(heap_t *h)
+{
+    block_t *b = h->outbox;
+    if (b) {
+        h->outbox = NULL;
+        heap_handover_push_entry(h->outbox_owner, b, HEAP_HANDOVER_BATCH_TAG);
+    }
+}
+
+void heap_outbox_add(heap_t *h, heap_t *owner, block_t *b)
+{
+    if (h->outbox && h->outbox_owner != owner)
+        heap_outbox_flush(h);
+    if (!h->outbox) {
+        block_t *nb = heap_take(h, sizeof(handover_batch_t));
+        if (!nb) {
+            heap_handover_push(owner, b);
+            return;
+        }
+        segment_live_set(segment_of(nb), block_payload(nb), true);
+        heap_account_alloc(h, block_usable(nb));
+        batch_of(nb)->count = 0;
+        h->outbox = nb;
+        h->outbox_owner = owner;
+    }
+    handover_batch_t *batch = batch_of(h->outbox);
+    /* The freeing thread has just used the block, so its header is at hand;
+     * the owner then need not read it. */
+    batch->sizes[batch->count] = (uint32_t)block_size_shared(b);
+    batch->blocks[batch->count++] = b;
+    if (batch->count == HEAP_OUTBOX_SLOTS)
+        heap_outbox_flush(h);
+}
+
+/* Frees a handed-over block of known size into h. */
+static void heap_take_back_block(heap_t *h, block_t *b, size_t size)
+{
+    h->allocated -= size - BLOCK_HEADER_SIZE;
+    if (!heap_cache_push_sized(h, b, size))
+        heap_give(h, b);
+}
+
+/* Frees every block of a batch into h, then returns the batch's own block
+ * to the heap that made it (a single entry, so taking blocks back never
+ * makes a new batch). Returns the number of blocks freed. */
+static size_t heap_take_back_batch(heap_t *h, block_t *batch_block)
+{
+    handover_batch_t *batch = batch_of(batch_block);
+    uint32_t n = batch->count;
+    for (uint32_t i = 0; i < n; i++) {
+        /* Independent addresses: let several misses run at once. */
+        if (i + 4 < n)
+            __builtin_prefetch(batch->blocks[i + 4], 1);
+        heap_take_back_block(h, batch->blocks[i], batch->sizes[i]);
+    }
+    segment_t *s = segment_of(batch_block);
+    heap_t *maker = __atomic_load_n(&s->owner, __ATOMIC_ACQUIRE);
+    if (segment_live_clear(s, block_payload(batch_block), true))
+        heap_handover_push(maker, batch_block);
+    return n;
+}
+
+/* Frees up to about limit blocks of the owner-private pending list,
+ * refilling it from the shared hand-over list when it runs dry. */
 static void heap_take_back(heap_t *h, size_t limit)
 {
-    for (size_t n = 0; n < limit; n++) {
+    for (size_t n = 0; n < limit;) {
         if (!h->pending) {
             h->pending = __atomic_exchange_n(&h->handover, NULL, __ATOMIC_ACQUIRE);
             if (!h->pending)
                 return;
         }
-        block_t *b = h->pending;
+        uintptr_t entry = (uintptr_t)h->pending;
+        block_t *b = (block_t *)(entry & ~HEAP_HANDOVER_BATCH_TAG);
         h->pending = b->next_free;
-        /* The list runs through lines another core wrote last: start the
-         * next miss while this block is freed. */
-        if (h->pending)
-            __builtin_prefetch(h->pending, 1);
-        h->allocated -= block_usable(b);
-        heap_free(h, b);
+        if (entry & HEAP_HANDOVER_BATCH_TAG) {
+            n += heap_take_back_batch(h, b);
+        } else {
+            heap_take_back_block(h, b, block_size(b));
+            n++;
+        }
     }
 }
 
@@ -232,6 +323,7 @@ void heap_drain_handover_some(heap_t *h)
 void heap_poll_handover(heap_t *h)
 {
     h->poll_countdown = HEAP_POLL_INTERVAL;
+    heap_outbox_flush(h);
     if (heap_has_handover(h))
         heap_drain_handover_some(h);
 }
@@ -281,6 +373,7 @@ heap_t *heap_create(void)
 static void heap_abandon(heap_t *h)
 {
     heap_enter(h);
+    heap_outbox_flush(h);
     heap_drain_handover(h);
     heap_cache_flush(h);
     heap_shrink_fully(h);
@@ -453,6 +546,8 @@ void heap_fork_child(void)
     pthread_mutex_init(&registry_lock, NULL);
     pthread_mutex_init(&pause_lock, NULL);
     registry_abandoned = NULL;
+    for (heap_t *h = registry_all; h; h = h->next_all)
+        heap_outbox_flush(h);
     for (heap_t *h = registry_all; h; h = h->next_all) {
         h->pause_req = 0;
         h->in_call = 0;

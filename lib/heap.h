@@ -17,7 +17,14 @@ typedef enum heap_state { HEAP_OWNED, HEAP_ABANDONED } heap_state_t;
  * The lists are short, so little memory waits unmerged. */
 #define HEAP_CACHE_LIMIT ((size_t)1024)   /* block sizes below this are cached */
 #define HEAP_CACHE_CLASSES 48             /* TLSF bins below HEAP_CACHE_LIMIT */
-#define HEAP_CACHE_DEPTH 32
+/* Each class holds up to HEAP_CACHE_CLASS_BYTES of blocks, at least
+ * HEAP_CACHE_MIN_DEPTH and at most HEAP_CACHE_MAX_DEPTH of them. */
+#define HEAP_CACHE_CLASS_BYTES ((size_t)16 << 10)
+#define HEAP_CACHE_MIN_DEPTH 16
+#define HEAP_CACHE_MAX_DEPTH 256
+/* A heap about to grow merges at most this many cached blocks back first,
+ * so that step stays short. */
+#define HEAP_CACHE_FLUSH_BATCH 256
 
 /* A heap keeps small blocks and larger ones in separate segments, each set
  * under its own TLSF control: small blocks stay densely packed (fewer cache
@@ -51,6 +58,10 @@ typedef struct heap {
     heap_state_t state;
     unsigned id;
     unsigned poll_countdown;     /* operations until the hand-over list is polled */
+    /* Blocks of another heap this heap's thread has freed, gathered in a
+     * batch before they go to that heap's hand-over list in one push. */
+    block_t *outbox;
+    struct heap *outbox_owner;
     struct heap *next_all;       /* every heap, for introspection */
     struct heap *next_abandoned;
     /* Blocks freed by other threads, linked through next_free (push only;
@@ -103,6 +114,28 @@ void heap_drain_handover_some(heap_t *h);
 void heap_poll_handover(heap_t *h);
 /* Pushes b (its live bit already cleared) onto its owner's hand-over list. */
 void heap_handover_push(heap_t *h, block_t *b);
+/* Hands b (its live bit already cleared, owned by owner) over through the
+ * outbox of the caller's heap h, inside an operation on h. */
+void heap_outbox_add(heap_t *h, heap_t *owner, block_t *b);
+/* Sends the outbox's batch, if any (its owner, or a pauser). */
+void heap_outbox_flush(heap_t *h);
+
+/* A batch of blocks one thread freed for one other heap: the payload of an
+ * ordinary block of the freeing thread's heap. Its link in a hand-over list
+ * is the block's next_free, like a single block's; the list marks batches
+ * with HEAP_HANDOVER_BATCH_TAG in the link. */
+#define HEAP_OUTBOX_SLOTS 30
+#define HEAP_HANDOVER_BATCH_TAG ((uintptr_t)1)
+typedef struct handover_batch {
+    block_t *link;               /* overlays the batch block's next_free */
+    uint32_t count;
+    uint32_t sizes[HEAP_OUTBOX_SLOTS];
+    block_t *blocks[HEAP_OUTBOX_SLOTS];
+} handover_batch_t;
+
+_Static_assert(offsetof(handover_batch_t, link) == 0 &&
+               offsetof(block_t, next_free) == BLOCK_HEADER_SIZE,
+               "a batch's link is its block's next_free");
 
 /* The caller's heap when the fast path has none: initialises the allocator
  * on first use and attaches a heap to the thread (init.c). */
@@ -179,6 +212,7 @@ _Static_assert(HEAP_CACHE_CLASSES == 3 * TLSF_SL_COUNT, "one cache class per bin
 #define HEAP_REQUEST_GRANULES (HEAP_CACHE_LIMIT >> PA_GRANULE_SHIFT)
 extern uint8_t heap_request_class[HEAP_REQUEST_GRANULES];
 extern uint8_t heap_block_class[HEAP_REQUEST_GRANULES];
+extern uint16_t heap_class_depth[HEAP_CACHE_CLASSES];
 void heap_tables_init(void);
 
 /* Pops a cached block of class c (every block of the class fits its
@@ -195,19 +229,24 @@ static inline block_t *heap_cache_pop(heap_t *h, unsigned c)
     return b;
 }
 
-/* Caches a block just freed; false when its list is full or it is big. */
-static inline bool heap_cache_push(heap_t *h, block_t *b)
+/* Caches a block of the given size just freed; false when its list is full
+ * or it is big. */
+static inline bool heap_cache_push_sized(heap_t *h, block_t *b, size_t size)
 {
-    size_t size = block_size(b);
     if (size >= HEAP_CACHE_LIMIT)
         return false;
     unsigned c = heap_block_class[size >> PA_GRANULE_SHIFT];
-    if (h->cache_count[c] >= HEAP_CACHE_DEPTH)
+    if (h->cache_count[c] >= heap_class_depth[c])
         return false;
     b->next_free = h->cache[c];
     h->cache[c] = b;
     h->cache_count[c]++;
     return true;
+}
+
+static inline bool heap_cache_push(heap_t *h, block_t *b)
+{
+    return heap_cache_push_sized(h, b, block_size(b));
 }
 
 /* The cached block for a request of n bytes, or NULL. */

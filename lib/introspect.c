@@ -14,10 +14,16 @@
 #include "pallocator.h"
 #include "segmap.h"
 
+/* With every heap paused: sends each outbox, then takes every handed-over
+ * block back. Taking a batch back returns the batch's own block to its
+ * maker as a single entry, which the second pass takes back. */
 static void settle_all(void)
 {
     for (heap_t *h = heap_registry_first(); h; h = h->next_all)
-        heap_drain_handover(h);
+        heap_outbox_flush(h);
+    for (int pass = 0; pass < 2; pass++)
+        for (heap_t *h = heap_registry_first(); h; h = h->next_all)
+            heap_drain_handover(h);
 }
 
 static size_t tlsf_free_usable(const tlsf_t *t)
@@ -71,11 +77,24 @@ static const char *mode_name(void)
     }
 }
 
-static size_t list_length(const block_t *b)
+static const block_t *entry_block(const block_t *entry)
+{
+    return (const block_t *)((uintptr_t)entry & ~HEAP_HANDOVER_BATCH_TAG);
+}
+
+static bool entry_is_batch(const block_t *entry)
+{
+    return ((uintptr_t)entry & HEAP_HANDOVER_BATCH_TAG) != 0;
+}
+
+/* Blocks in a hand-over list, counting those inside batches. */
+static size_t list_length(const block_t *entry)
 {
     size_t n = 0;
-    for (; b; b = b->next_free)
-        n++;
+    for (; entry; entry = entry_block(entry)->next_free)
+        n += entry_is_batch(entry)
+                 ? ((const handover_batch_t *)block_payload(entry_block(entry)))->count
+                 : 1;
     return n;
 }
 
@@ -292,16 +311,43 @@ static int verify_free_lists(const heap_t *h, const arena_t *a)
     return 0;
 }
 
-static int verify_handover_list(const heap_t *h, const block_t *b)
+/* A block handed over to h: in h's segments, used, its live bit claimed. */
+static int verify_handed_block(const heap_t *h, const block_t *b)
 {
-    for (; b; b = b->next_free) {
-        const segment_t *s = segment_of(b);
-        if (!block_in_area(s, b) || __atomic_load_n(&s->owner, __ATOMIC_RELAXED) != h)
-            return verify_fail("heap %u hand-over list holds foreign block %p", h->id, (const void *)b);
-        if (block_is_free(b) || segment_live_test(s, block_payload(b)))
-            return verify_fail("heap %u hand-over list holds block %p that is not being freed",
-                               h->id, (const void *)b);
+    const segment_t *s = segment_of(b);
+    if (!block_in_area(s, b) || __atomic_load_n(&s->owner, __ATOMIC_RELAXED) != h)
+        return verify_fail("heap %u hand-over list holds foreign block %p", h->id, (const void *)b);
+    if (block_is_free(b) || segment_live_test(s, block_payload(b)))
+        return verify_fail("heap %u hand-over list holds block %p that is not being freed",
+                           h->id, (const void *)b);
+    return 0;
+}
+
+/* A batch: a live block of another heap listing blocks handed to h. */
+static int verify_batch(const heap_t *h, const block_t *batch_block)
+{
+    const segment_t *s = segment_of(batch_block);
+    const handover_batch_t *batch = block_payload(batch_block);
+    if (!block_in_area(s, batch_block) || !__atomic_load_n(&s->owner, __ATOMIC_RELAXED) ||
+        !segment_live_test(s, batch) || batch->count > HEAP_OUTBOX_SLOTS)
+        return verify_fail("heap %u hand-over list holds a broken batch %p", h->id,
+                           (const void *)batch_block);
+    for (uint32_t i = 0; i < batch->count; i++) {
+        if (block_size_shared(batch->blocks[i]) != batch->sizes[i])
+            return verify_fail("heap %u batch %p records a wrong size", h->id,
+                               (const void *)batch_block);
+        if (verify_handed_block(h, batch->blocks[i]))
+            return -1;
     }
+    return 0;
+}
+
+static int verify_handover_list(const heap_t *h, const block_t *entry)
+{
+    for (; entry; entry = entry_block(entry)->next_free)
+        if (entry_is_batch(entry) ? verify_batch(h, entry_block(entry))
+                                  : verify_handed_block(h, entry))
+            return -1;
     return 0;
 }
 
@@ -400,6 +446,8 @@ PALLOCATOR_API int allocator_verify(void)
     int rc = 0;
     size_t slots = 0;
     heap_pause_all();
+    for (heap_t *h = heap_registry_first(); h; h = h->next_all)
+        heap_outbox_flush(h);
     for (heap_t *h = heap_registry_first(); h && rc == 0; h = h->next_all)
         rc = verify_heap(h, &slots);
     large_lock();

@@ -1006,8 +1006,8 @@ END_TEST
  * then allocates blocks of big_size until the freed memory is handed out
  * again: the stale pointers must be rejected, except where a new block
  * happens to start at exactly the same address (then it is live again).
- * Many blocks are freed so that any per-size caching overflows and the
- * memory really returns to the general free lists.
+ * More blocks are freed than a cache class holds (256), so the per-size
+ * cache overflows and the memory really returns to the general free lists.
  */
 static void check_stale_after_reuse(size_t small_size, size_t count, size_t big_size)
 {
@@ -1062,8 +1062,8 @@ static void check_stale_after_reuse(size_t small_size, size_t count, size_t big_
 START_TEST(test_double_free_after_reuse)
 {
     ck_assert_int_eq(allocator_init(_i), 0);
-    check_stale_after_reuse(48, 200, 96);
-    check_stale_after_reuse(32, 300, 200);
+    check_stale_after_reuse(48, 600, 96);
+    check_stale_after_reuse(32, 600, 200);
     check_stale_after_reuse(1500, 40, 5000);
     check_stale_after_reuse(20000, 20, 70000);
     ck_assert_uint_eq(get_stats().allocated, 0);
