@@ -73,12 +73,13 @@ static pa_noinline void *alloc_large(size_t size)
 /* The fast paths below keep every call a tail call, so they need no saved
  * registers; anything else continues in these out-of-line functions. */
 
-/* Hands out block b of the caller's heap h and ends the operation. */
-static pa_always_inline void *alloc_finish(heap_t *h, block_t *b, bool concurrent)
+/* Hands out block b (of the given size) of the caller's heap h and ends
+ * the operation. */
+static pa_always_inline void *alloc_finish(heap_t *h, block_t *b, size_t size, bool concurrent)
 {
     void *p = block_payload(b);
     segment_live_set(segment_of(b), p, concurrent);
-    heap_account_alloc(h, block_usable(b));
+    heap_account_alloc(h, size - BLOCK_HEADER_SIZE);
     heap_op_end(h, concurrent);
     return p;
 }
@@ -93,7 +94,7 @@ static pa_noinline void *alloc_announced(heap_t *h, size_t size, bool concurrent
         heap_op_end(h, concurrent);
         return fail(ENOMEM);
     }
-    return alloc_finish(h, b, concurrent);
+    return alloc_finish(h, b, block_size(b), concurrent);
 }
 
 /* First allocation of a thread, or of the process. */
@@ -115,9 +116,10 @@ static pa_always_inline void *alloc_from_heap(size_t size, bool concurrent)
         return alloc_attach(size);
     if (pa_unlikely(!heap_op_begin(h, concurrent)))
         return alloc_announced(h, size, concurrent);
-    block_t *b = heap_cache_take(h, size);
+    size_t block_bytes;
+    block_t *b = heap_cache_take(h, size, &block_bytes);
     if (pa_likely(b != NULL))
-        return alloc_finish(h, b, concurrent);
+        return alloc_finish(h, b, block_bytes, concurrent);
     return alloc_announced(h, size, concurrent);
 }
 

@@ -44,6 +44,7 @@ static pthread_once_t thread_exit_once = PTHREAD_ONCE_INIT;
 uint8_t heap_request_class[HEAP_REQUEST_GRANULES];
 uint8_t heap_block_class[HEAP_REQUEST_GRANULES];
 uint16_t heap_class_depth[HEAP_CACHE_CLASSES];
+uint16_t heap_class_block_size[HEAP_CACHE_CLASSES];
 
 void heap_tables_init(void)
 {
@@ -58,8 +59,15 @@ void heap_tables_init(void)
             if (depth > HEAP_CACHE_MAX_DEPTH)
                 depth = HEAP_CACHE_MAX_DEPTH;
             heap_class_depth[c] = (uint16_t)depth;
+            heap_class_block_size[c] = (uint16_t)size;
         }
-        heap_block_class[g] = (uint8_t)heap_cache_class(g << PA_GRANULE_SHIFT);
+    }
+    /* Only a class's own block size is cached (sizes are bin starts). */
+    for (size_t g = 0; g < HEAP_REQUEST_GRANULES; g++) {
+        size_t size = g << PA_GRANULE_SHIFT;
+        unsigned c = heap_cache_class(size);
+        heap_block_class[g] = size >= BLOCK_MIN_SIZE && heap_class_block_size[c] == size
+                                  ? (uint8_t)c : HEAP_CLASS_NONE;
     }
 }
 
@@ -250,7 +258,6 @@ void heap_outbox_add(heap_t *h, heap_t *owner, block_t *b)
             heap_handover_push(owner, b);
             return;
         }
-        segment_live_set(segment_of(nb), block_payload(nb), true);
         heap_account_alloc(h, block_usable(nb));
         batch_of(nb)->count = 0;
         h->outbox = nb;
@@ -273,9 +280,9 @@ static void heap_take_back_block(heap_t *h, block_t *b, size_t size)
         heap_give(h, b);
 }
 
-/* Frees every block of a batch into h, then returns the batch's own block
- * to the heap that made it (a single entry, so taking blocks back never
- * makes a new batch). Returns the number of blocks freed. */
+/* Frees every block of a batch into h, then sends the batch's own block
+ * home to the heap that made it (never in a new batch). Returns the number
+ * of blocks freed. */
 static size_t heap_take_back_batch(heap_t *h, block_t *batch_block)
 {
     handover_batch_t *batch = batch_of(batch_block);
@@ -286,10 +293,8 @@ static size_t heap_take_back_batch(heap_t *h, block_t *batch_block)
             __builtin_prefetch(batch->blocks[i + 4], 1);
         heap_take_back_block(h, batch->blocks[i], batch->sizes[i]);
     }
-    segment_t *s = segment_of(batch_block);
-    heap_t *maker = __atomic_load_n(&s->owner, __ATOMIC_ACQUIRE);
-    if (segment_live_clear(s, block_payload(batch_block), true))
-        heap_handover_push(maker, batch_block);
+    heap_t *maker = __atomic_load_n(&segment_of(batch_block)->owner, __ATOMIC_ACQUIRE);
+    heap_handover_push_entry(maker, batch_block, HEAP_HANDOVER_RETURN_TAG);
     return n;
 }
 
@@ -304,7 +309,7 @@ static void heap_take_back(heap_t *h, size_t limit)
                 return;
         }
         uintptr_t entry = (uintptr_t)h->pending;
-        block_t *b = (block_t *)(entry & ~HEAP_HANDOVER_BATCH_TAG);
+        block_t *b = (block_t *)(entry & ~HEAP_HANDOVER_TAGS);
         h->pending = b->next_free;
         if (entry & HEAP_HANDOVER_BATCH_TAG) {
             n += heap_take_back_batch(h, b);

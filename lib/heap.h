@@ -120,12 +120,15 @@ void heap_outbox_add(heap_t *h, heap_t *owner, block_t *b);
 /* Sends the outbox's batch, if any (its owner, or a pauser). */
 void heap_outbox_flush(heap_t *h);
 
-/* A batch of blocks one thread freed for one other heap: the payload of an
- * ordinary block of the freeing thread's heap. Its link in a hand-over list
- * is the block's next_free, like a single block's; the list marks batches
- * with HEAP_HANDOVER_BATCH_TAG in the link. */
+/* A batch of blocks one thread freed for one other heap: the payload of a
+ * block of the freeing thread's heap, never marked live (no pointer to it
+ * is ever given out, so no free can reach it). Its link in a hand-over list
+ * is the block's next_free, like a single block's; tags in the link tell a
+ * batch to take back from a used batch coming home. */
 #define HEAP_OUTBOX_SLOTS 30
-#define HEAP_HANDOVER_BATCH_TAG ((uintptr_t)1)
+#define HEAP_HANDOVER_BATCH_TAG ((uintptr_t)1)  /* a batch for this heap */
+#define HEAP_HANDOVER_RETURN_TAG ((uintptr_t)2) /* this heap's batch, used */
+#define HEAP_HANDOVER_TAGS (HEAP_HANDOVER_BATCH_TAG | HEAP_HANDOVER_RETURN_TAG)
 typedef struct handover_batch {
     block_t *link;               /* overlays the batch block's next_free */
     uint32_t count;
@@ -206,13 +209,16 @@ _Static_assert(HEAP_CACHE_CLASSES == 3 * TLSF_SL_COUNT, "one cache class per bin
 /* Cache classes by size, looked up instead of computed on the fast paths
  * (filled by heap_tables_init): the class of a request of up to
  * HEAP_CACHE_LIMIT bytes by its granule count (HEAP_CLASS_NONE when its
- * block is too big for the cache), and the class of a block by its size in
- * granules. */
+ * block is too big for the cache), the class of a block by its size in
+ * granules, and each class's block size. A class caches blocks of exactly
+ * its size (others are merged at once), so a block taken from the cache
+ * need not have its header read. */
 #define HEAP_CLASS_NONE 0xff
 #define HEAP_REQUEST_GRANULES (HEAP_CACHE_LIMIT >> PA_GRANULE_SHIFT)
 extern uint8_t heap_request_class[HEAP_REQUEST_GRANULES];
 extern uint8_t heap_block_class[HEAP_REQUEST_GRANULES];
 extern uint16_t heap_class_depth[HEAP_CACHE_CLASSES];
+extern uint16_t heap_class_block_size[HEAP_CACHE_CLASSES];
 void heap_tables_init(void);
 
 /* Pops a cached block of class c (every block of the class fits its
@@ -236,7 +242,7 @@ static inline bool heap_cache_push_sized(heap_t *h, block_t *b, size_t size)
     if (size >= HEAP_CACHE_LIMIT)
         return false;
     unsigned c = heap_block_class[size >> PA_GRANULE_SHIFT];
-    if (h->cache_count[c] >= heap_class_depth[c])
+    if (c == HEAP_CLASS_NONE || h->cache_count[c] >= heap_class_depth[c])
         return false;
     b->next_free = h->cache[c];
     h->cache[c] = b;
@@ -249,19 +255,23 @@ static inline bool heap_cache_push(heap_t *h, block_t *b)
     return heap_cache_push_sized(h, b, block_size(b));
 }
 
-/* The cached block for a request of n bytes, or NULL. */
-static inline block_t *heap_cache_take(heap_t *h, size_t n)
+/* The cached block for a request of n bytes, or NULL; *size gets its size. */
+static inline block_t *heap_cache_take(heap_t *h, size_t n, size_t *size)
 {
     if (n > HEAP_CACHE_LIMIT - PA_GRANULE)
         return NULL;
     unsigned c = heap_request_class[(n + PA_GRANULE - 1) >> PA_GRANULE_SHIFT];
-    return pa_likely(c != HEAP_CLASS_NONE) ? heap_cache_pop(h, c) : NULL;
+    if (pa_unlikely(c == HEAP_CLASS_NONE))
+        return NULL;
+    *size = heap_class_block_size[c];
+    return heap_cache_pop(h, c);
 }
 
 /* A block for a request of n bytes (n <= PA_LARGE_THRESHOLD). */
 static inline block_t *heap_take(heap_t *h, size_t n)
 {
-    block_t *b = heap_cache_take(h, n);
+    size_t size;
+    block_t *b = heap_cache_take(h, n, &size);
     return pa_likely(b != NULL) ? b : heap_take_uncached(h, tlsf_block_size_for(n));
 }
 

@@ -79,7 +79,12 @@ static const char *mode_name(void)
 
 static const block_t *entry_block(const block_t *entry)
 {
-    return (const block_t *)((uintptr_t)entry & ~HEAP_HANDOVER_BATCH_TAG);
+    return (const block_t *)((uintptr_t)entry & ~HEAP_HANDOVER_TAGS);
+}
+
+static bool entry_is_return(const block_t *entry)
+{
+    return ((uintptr_t)entry & HEAP_HANDOVER_RETURN_TAG) != 0;
 }
 
 static bool entry_is_batch(const block_t *entry)
@@ -94,7 +99,7 @@ static size_t list_length(const block_t *entry)
     for (; entry; entry = entry_block(entry)->next_free)
         n += entry_is_batch(entry)
                  ? ((const handover_batch_t *)block_payload(entry_block(entry)))->count
-                 : 1;
+                 : !entry_is_return(entry);
     return n;
 }
 
@@ -111,7 +116,7 @@ static void dump_segment(const segment_t *s)
          b = block_next(b)) {
         const char *state = block_is_free(b) ? "free"
                             : segment_live_test(s, block_payload(b)) ? "used"
-                                                                     : "cached";
+                                                                     : "waiting";
         fprintf(stderr, "      block %p size %8zu %s\n", (const void *)b,
                 block_size(b), state);
     }
@@ -329,7 +334,8 @@ static int verify_batch(const heap_t *h, const block_t *batch_block)
     const segment_t *s = segment_of(batch_block);
     const handover_batch_t *batch = block_payload(batch_block);
     if (!block_in_area(s, batch_block) || !__atomic_load_n(&s->owner, __ATOMIC_RELAXED) ||
-        !segment_live_test(s, batch) || batch->count > HEAP_OUTBOX_SLOTS)
+        block_is_free(batch_block) || segment_live_test(s, batch) ||
+        batch->count > HEAP_OUTBOX_SLOTS)
         return verify_fail("heap %u hand-over list holds a broken batch %p", h->id,
                            (const void *)batch_block);
     for (uint32_t i = 0; i < batch->count; i++) {
@@ -346,7 +352,7 @@ static int verify_handover_list(const heap_t *h, const block_t *entry)
 {
     for (; entry; entry = entry_block(entry)->next_free)
         if (entry_is_batch(entry) ? verify_batch(h, entry_block(entry))
-                                  : verify_handed_block(h, entry))
+                                  : verify_handed_block(h, entry_block(entry)))
             return -1;
     return 0;
 }
@@ -363,7 +369,7 @@ static int verify_cache(const heap_t *h, size_t *cached, size_t *cached_usable)
                 return verify_fail("heap %u cache class %u holds a foreign block or too many", h->id, c);
             if (block_is_free(b) || segment_live_test(s, block_payload(b)))
                 return verify_fail("heap %u cached block %p is free or live", h->id, (const void *)b);
-            if (heap_cache_class(block_size(b)) != c)
+            if (block_size(b) != heap_class_block_size[c])
                 return verify_fail("heap %u cached block %p of size %zu is in class %u", h->id,
                                    (const void *)b, block_size(b), c);
             usable += block_usable(b);
