@@ -192,8 +192,9 @@ static pa_noinline void arena_segment_emptied(arena_t *a, segment_t *s, block_t 
 
 void heap_give(heap_t *h, block_t *b)
 {
-    (void)h;
     segment_t *s = segment_of(b);
+    pa_assert(s->owner == h);
+    (void)h;
     arena_t *a = s->arena;
     block_t *merged = tlsf_give(&a->tlsf, b);
     if (pa_unlikely(segment_area_is_whole(s, merged)))
@@ -322,7 +323,7 @@ static void heap_take_back(heap_t *h, size_t limit)
 
 void heap_drain_handover_some(heap_t *h)
 {
-    heap_take_back(h, HEAP_HANDOVER_BATCH);
+    heap_take_back(h, HEAP_TAKE_BACK_LIMIT);
 }
 
 void heap_poll_handover(heap_t *h)

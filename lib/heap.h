@@ -104,9 +104,9 @@ void heap_cache_flush(heap_t *h);
 size_t heap_cache_usable(const heap_t *h);
 /* Takes back every block other threads have handed over. */
 void heap_drain_handover(heap_t *h);
-/* Takes back at most HEAP_HANDOVER_BATCH of them (the fast paths' share). */
+/* Takes back at most HEAP_TAKE_BACK_LIMIT of them (the fast paths' share). */
 void heap_drain_handover_some(heap_t *h);
-#define HEAP_HANDOVER_BATCH 64
+#define HEAP_TAKE_BACK_LIMIT 64
 /* The owner looks at its hand-over list every this many calls (and whenever
  * its cache runs dry), not on every call: the list's line belongs to the
  * freeing threads most of the time. */
