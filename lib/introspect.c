@@ -143,9 +143,10 @@ static void dump_free_lists(const tlsf_t *t)
 static void dump_heap(const heap_t *h)
 {
     static const char *const arena_names[HEAP_ARENAS] = {"small", "medium"};
-    fprintf(stderr, "  heap %u (%s): allocated %zu, peak %zu, free %zu, hand-over list %zu\n",
-            h->id, h->state == HEAP_OWNED ? "owned" : "abandoned", h->allocated,
-            h->peak, heap_free_usable(h), handover_length(h));
+    size_t outbox = h->outbox ? ((const handover_batch_t *)block_payload(h->outbox))->count : 0;
+    fprintf(stderr, "  heap %u (%s): allocated %zu, peak %zu, free %zu, hand-over list %zu, "
+            "outbox %zu\n", h->id, h->state == HEAP_OWNED ? "owned" : "abandoned",
+            h->allocated, h->peak, heap_free_usable(h), handover_length(h), outbox);
     fprintf(stderr, "   small-block cache: %zu bytes\n", heap_cache_usable(h));
     for (unsigned c = 0; c < HEAP_CACHE_CLASSES; c++)
         if (h->cache_count[c])
