@@ -15,8 +15,6 @@
 #include "pallocator.h"
 #include "segmap.h"
 
-#define pa_always_inline inline __attribute__((always_inline))
-
 /* The fast paths are written once with the mode as a constant argument and
  * instantiated for each mode, so the single-threaded path carries no atomic
  * operation and neither path re-reads the mode. */

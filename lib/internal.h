@@ -15,6 +15,7 @@
 #define pa_likely(x) __builtin_expect(!!(x), 1)
 #define pa_unlikely(x) __builtin_expect(!!(x), 0)
 #define pa_noinline __attribute__((noinline))
+#define pa_always_inline inline __attribute__((always_inline))
 #define pa_cold __attribute__((cold, noinline))
 
 /* Internal assertions and logging exist only in --enable-debug builds. */
