@@ -71,13 +71,14 @@ static pa_noinline void *alloc_large(size_t size)
 /* The fast paths below keep every call a tail call, so they need no saved
  * registers; anything else continues in these out-of-line functions. */
 
-/* Hands out block b (of the given size) of the caller's heap h and ends
- * the operation. */
+/* Hands out block b from the cache or TLSF heap of the caller's heap h and
+ * ends the operation; size (b's size) is counted single-threaded only. */
 static pa_always_inline void *alloc_finish(heap_t *h, block_t *b, size_t size, bool concurrent)
 {
     void *p = block_payload(b);
     segment_live_set(segment_of(b), p, concurrent);
-    heap_account_alloc(h, size - BLOCK_HEADER_SIZE);
+    if (!concurrent)
+        heap_account_alloc(h, size - BLOCK_HEADER_SIZE);
     heap_op_end(h, concurrent);
     return p;
 }
@@ -92,7 +93,9 @@ static pa_noinline void *alloc_announced(heap_t *h, size_t size, bool concurrent
         heap_op_end(h, concurrent);
         return fail(ENOMEM);
     }
-    return alloc_finish(h, b, block_size(b), concurrent);
+    /* With concurrency the size is not needed, and b may be another heap's
+     * block, whose header only its owner may read without care. */
+    return alloc_finish(h, b, concurrent ? 0 : block_size(b), concurrent);
 }
 
 /* First allocation of a thread, or of the process. */
@@ -165,8 +168,9 @@ static pa_noinline int free_invalid(void)
     return -1;
 }
 
-/* A free of a block some other heap owns: claim the live bit, then hand the
- * block to its owner, whose TLSF structures only the owner touches. */
+/* A free of a block some other heap owns: claim the live bit, then keep
+ * the block in the caller's cache for its next request of that size, or
+ * hand it to its owner, whose TLSF structures only the owner touches. */
 static pa_noinline int free_remote(segment_t *s, heap_t *owner, void *p)
 {
     if (!pa_is_concurrent() || !segment_live_clear(s, p, true))
@@ -174,14 +178,16 @@ static pa_noinline int free_remote(segment_t *s, heap_t *owner, void *p)
     block_t *b = block_from_payload(p);
     heap_t *h = heap_current(true);
     if (!h)
-        h = heap_attach_thread(); /* a thread that only frees batches too */
+        h = heap_attach_thread(); /* a thread that only frees caches too */
     if (!h) {
         heap_handover_push(owner, b);
         return 0;
     }
-    /* Gathered in this thread's outbox: one push per batch for the owner. */
     heap_enter(h);
-    heap_outbox_add(h, owner, b);
+    /* Gathered in this thread's outbox when the cache is full: one push
+     * per batch for the owner. */
+    if (!heap_cache_push_sized(h, b, block_size_shared(b)))
+        heap_outbox_add(h, owner, b);
     if (--h->poll_countdown == 0)
         heap_poll_handover(h);
     heap_leave(h);
@@ -198,7 +204,8 @@ static pa_noinline int free_announced(heap_t *h, segment_t *s, void *p, bool con
         return free_invalid();
     }
     block_t *b = block_from_payload(p);
-    h->allocated -= block_usable(b);
+    if (!concurrent)
+        h->allocated -= block_usable(b);
     heap_free(h, b);
     heap_op_end(h, concurrent);
     return 0;
@@ -240,7 +247,8 @@ static pa_always_inline int free_to_heap(void *p, bool concurrent)
     if (pa_unlikely(!segment_live_clear(s, p, concurrent)))
         return free_announced_invalid(h, concurrent);
     block_t *b = block_from_payload(p);
-    h->allocated -= block_usable(b);
+    if (!concurrent)
+        h->allocated -= block_usable(b);
     if (pa_unlikely(!heap_cache_push(h, b)))
         return free_announced_give(h, b, concurrent);
     heap_op_end(h, concurrent);
@@ -294,8 +302,12 @@ static bool realloc_in_place(heap_t *h, segment_t *s, void *p, size_t size)
         size_t before = block_usable(b);
         done = tlsf_resize(&s->arena->tlsf, b, size_needed);
         if (done) {
-            h->allocated -= before;
-            heap_account_alloc(h, block_usable(b));
+            heap_used_shrink(h, before);
+            heap_used_grow(h, block_usable(b));
+            if (!concurrent) {
+                h->allocated -= before;
+                heap_account_alloc(h, block_usable(b));
+            }
         }
     }
     heap_op_end(h, concurrent);

@@ -115,8 +115,26 @@ static pa_noinline block_t *heap_grow(heap_t *h, arena_t *a, size_t block_size)
     return tlsf_take(&a->tlsf, block_size);
 }
 
-/* Merges up to limit cached blocks back, largest classes first (their
- * blocks are the likeliest to help a request that found nothing). */
+void heap_used_grow(heap_t *h, size_t usable)
+{
+    h->used += usable;
+    if (pa_is_concurrent() && h->used > h->peak)
+        h->peak = h->used;
+}
+
+/* A cached block leaves the cache for good: merged back if h owns it, sent
+ * home otherwise (the owner alone may merge it). */
+static void heap_cache_release(heap_t *h, block_t *b)
+{
+    heap_t *owner = __atomic_load_n(&segment_of(b)->owner, __ATOMIC_ACQUIRE);
+    if (owner == h)
+        heap_give(h, b);
+    else
+        heap_handover_push(owner, b);
+}
+
+/* Releases up to limit cached blocks, largest classes first (their blocks
+ * are the likeliest to help a request that found nothing). */
 static void heap_cache_flush_some(heap_t *h, size_t limit)
 {
     for (unsigned c = HEAP_CACHE_CLASSES; c-- > 0 && limit > 0;) {
@@ -124,7 +142,7 @@ static void heap_cache_flush_some(heap_t *h, size_t limit)
             block_t *b = h->cache[c];
             h->cache[c] = b->next_free;
             h->cache_count[c]--;
-            heap_give(h, b);
+            heap_cache_release(h, b);
             limit--;
         }
     }
@@ -139,8 +157,8 @@ size_t heap_cache_usable(const heap_t *h)
 {
     size_t usable = 0;
     for (unsigned c = 0; c < HEAP_CACHE_CLASSES; c++)
-        for (const block_t *b = h->cache[c]; b; b = b->next_free)
-            usable += block_usable(b);
+        if (h->cache_count[c])
+            usable += h->cache_count[c] * (heap_class_block_size[c] - BLOCK_HEADER_SIZE);
     return usable;
 }
 
@@ -161,6 +179,8 @@ block_t *heap_take_uncached(heap_t *h, size_t block_size)
     block_t *b = tlsf_take(&a->tlsf, block_size);
     if (pa_unlikely(!b))
         b = heap_take_slow(h, a, block_size);
+    if (pa_likely(b != NULL))
+        heap_used_grow(h, block_usable(b));
     return b;
 }
 
@@ -194,7 +214,7 @@ void heap_give(heap_t *h, block_t *b)
 {
     segment_t *s = segment_of(b);
     pa_assert(s->owner == h);
-    (void)h;
+    heap_used_shrink(h, block_usable(b));
     arena_t *a = s->arena;
     block_t *merged = tlsf_give(&a->tlsf, b);
     if (pa_unlikely(segment_area_is_whole(s, merged)))
@@ -259,7 +279,6 @@ void heap_outbox_add(heap_t *h, heap_t *owner, block_t *b)
             heap_handover_push(owner, b);
             return;
         }
-        heap_account_alloc(h, block_usable(nb));
         batch_of(nb)->count = 0;
         h->outbox = nb;
         h->outbox_owner = owner;
@@ -276,7 +295,6 @@ void heap_outbox_add(heap_t *h, heap_t *owner, block_t *b)
 /* Frees a handed-over block of known size into h. */
 static void heap_take_back_block(heap_t *h, block_t *b, size_t size)
 {
-    h->allocated -= size - BLOCK_HEADER_SIZE;
     if (!heap_cache_push_sized(h, b, size))
         heap_give(h, b);
 }
@@ -294,8 +312,13 @@ static size_t heap_take_back_batch(heap_t *h, block_t *batch_block)
             __builtin_prefetch(batch->blocks[i + 4], 1);
         heap_take_back_block(h, batch->blocks[i], batch->sizes[i]);
     }
+    /* A batch block the freeing thread took from its cache may be one of
+     * h's own blocks: then it is simply freed here. */
     heap_t *maker = __atomic_load_n(&segment_of(batch_block)->owner, __ATOMIC_ACQUIRE);
-    heap_handover_push_entry(maker, batch_block, HEAP_HANDOVER_RETURN_TAG);
+    if (maker == h)
+        heap_take_back_block(h, batch_block, block_size(batch_block));
+    else
+        heap_handover_push_entry(maker, batch_block, HEAP_HANDOVER_RETURN_TAG);
     return n;
 }
 

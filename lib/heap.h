@@ -14,7 +14,11 @@ typedef enum heap_state { HEAP_OWNED, HEAP_ABANDONED } heap_state_t;
 
 /* Small freed blocks wait in per-size LIFO lists in front of the TLSF heap
  * and serve the next request of their size without a merge or a search.
- * The lists are short, so little memory waits unmerged. */
+ * The lists are short, so little memory waits unmerged. A thread that
+ * frees another heap's block keeps it in its own cache too, and reuses it
+ * for its next request of that size: where threads pass blocks to each
+ * other, most blocks then never travel back to their owner (they go home
+ * when the cache is full or flushed). */
 #define HEAP_CACHE_LIMIT ((size_t)1024)   /* block sizes below this are cached */
 #define HEAP_CACHE_CLASSES 48             /* TLSF bins below HEAP_CACHE_LIMIT */
 /* Each class holds up to HEAP_CACHE_CLASS_BYTES of blocks, at least
@@ -42,11 +46,18 @@ typedef struct heap {
     arena_t arenas[HEAP_ARENAS];
     block_t *cache[HEAP_CACHE_CLASSES];
     uint32_t cache_count[HEAP_CACHE_CLASSES];
-    size_t allocated;            /* usable bytes of live blocks */
-    /* Single-threaded mode only: usable bytes of large blocks, so that peak
-     * covers heap and large blocks together and stays exact. */
-    size_t large_allocated;
+    /* Usable bytes of the used blocks in this heap's segments, as its TLSF
+     * controls see them: live blocks, and blocks waiting in any heap's
+     * cache, outbox or hand-over list. Changed only where the TLSF heap
+     * is, so the fast paths keep no count. */
+    size_t used;
+    /* The highest value of used (concurrent mode), or exactly the highest
+     * of allocated + large_allocated (single-threaded mode). */
     size_t peak;
+    /* Single-threaded mode only, where the fast paths keep an exact count:
+     * usable bytes of live heap blocks and of large blocks. */
+    size_t allocated;
+    size_t large_allocated;
     /* Handed-over blocks taken off the shared list but not yet freed: each
      * call frees a bounded number, so no malloc or free waits for a backlog
      * of remote frees. Owner-private. */
@@ -86,8 +97,8 @@ void heap_init_heap(heap_t *h, unsigned id);
 /* Allocation from h's TLSF heap, growing it when needed; the caller is h's
  * owner (or holds it paused). heap_take tries the cache first. */
 block_t *heap_take_uncached(heap_t *h, size_t block_size);
-/* Counts usable bytes handed out from h (or, single-threaded, as large
- * blocks) and keeps the peak. */
+/* Single-threaded mode: counts usable bytes handed out from h (or as large
+ * blocks) and keeps the exact peak. */
 static inline void heap_account_alloc(heap_t *h, size_t usable)
 {
     h->allocated += usable;
@@ -98,10 +109,18 @@ static inline void heap_account_alloc(heap_t *h, size_t usable)
 
 /* Frees a used block of h: merges and hands an emptied segment back. */
 void heap_give(heap_t *h, block_t *b);
-/* Gives every cached block back to the TLSF heap. */
+/* Empties the cache: h's own blocks go back to its TLSF heap, blocks of
+ * other heaps to their owners' hand-over lists. */
 void heap_cache_flush(heap_t *h);
-/* Usable bytes waiting in the cache (walks it: for introspection). */
+/* Usable bytes waiting in the cache. */
 size_t heap_cache_usable(const heap_t *h);
+/* Keeps h->used (and, with concurrency, the peak) as a block of h's changes
+ * between free and used in its TLSF heap. */
+void heap_used_grow(heap_t *h, size_t usable);
+static inline void heap_used_shrink(heap_t *h, size_t usable)
+{
+    h->used -= usable;
+}
 /* Takes back every block other threads have handed over. */
 void heap_drain_handover(heap_t *h);
 /* Takes back at most HEAP_TAKE_BACK_LIMIT of them (the fast paths' share). */

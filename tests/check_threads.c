@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -581,6 +582,116 @@ START_TEST(test_remote_free_owner_alive)
 END_TEST
 
 /* ------------------------------------------------------------------ */
+/* Blocks freed by another thread are reused by that thread             */
+/* ------------------------------------------------------------------ */
+
+#define REUSE_BLOCKS 200
+#define REUSE_SIZE ((size_t)40)
+
+struct reuse_arg {
+    pthread_barrier_t allocated, freed;
+    unsigned char *blocks[REUSE_BLOCKS];
+    struct failure *fail;
+};
+
+/* Allocates the blocks, waits while the main thread frees them, exits. */
+static void *reuse_owner(void *arg)
+{
+    struct reuse_arg *r = arg;
+    for (int i = 0; i < REUSE_BLOCKS; i++) {
+        r->blocks[i] = myalloc(REUSE_SIZE);
+        if (!r->blocks[i]) {
+            fail_note(r->fail, "owner: myalloc(%zu) failed", REUSE_SIZE);
+            break;
+        }
+        memset(r->blocks[i], 0x11, REUSE_SIZE);
+    }
+    pthread_barrier_wait(&r->allocated);
+    pthread_barrier_wait(&r->freed);
+    return NULL;
+}
+
+static bool reuse_is_owners(const struct reuse_arg *r, const void *p)
+{
+    for (int i = 0; i < REUSE_BLOCKS; i++)
+        if (r->blocks[i] == p)
+            return true;
+    return false;
+}
+
+static bool filled_with(const unsigned char *p, size_t n, unsigned char v)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != v)
+            return false;
+    return true;
+}
+
+/* The freeing thread serves its next requests of that size with the blocks
+ * it freed, every count stays exact, and the blocks stay valid (and go
+ * home) after their owner exits. */
+START_TEST(test_remote_freed_blocks_reused)
+{
+    struct failure fail = FAILURE_INIT;
+    struct reuse_arg r;
+    unsigned char *mine[REUSE_BLOCKS];
+    pthread_t t;
+    int reused = 0;
+
+    memset(&r, 0, sizeof r);
+    r.fail = &fail;
+    pthread_barrier_init(&r.allocated, NULL, 2);
+    pthread_barrier_init(&r.freed, NULL, 2);
+    ck_assert_int_eq(pthread_create(&t, NULL, reuse_owner, &r), 0);
+    pthread_barrier_wait(&r.allocated);
+    assert_no_failure(&fail);
+    for (int i = 0; i < REUSE_BLOCKS; i++) {
+        ck_assert(filled_with(r.blocks[i], REUSE_SIZE, 0x11));
+        ck_assert_int_eq(myfree(r.blocks[i]), 0);
+    }
+    for (int i = 0; i < REUSE_BLOCKS; i++) {
+        mine[i] = myalloc(REUSE_SIZE);
+        ck_assert_ptr_nonnull(mine[i]);
+        memset(mine[i], 0x22 + i % 64, REUSE_SIZE);
+        reused += reuse_is_owners(&r, mine[i]);
+    }
+    ck_assert_msg(reused >= REUSE_BLOCKS / 2,
+                  "only %d of %d blocks freed here were reused here", reused, REUSE_BLOCKS);
+    ck_assert_int_eq(allocator_verify(), 0);
+    ck_assert_uint_eq(stats_allocated(), REUSE_BLOCKS * myalloc_usable_size(mine[0]));
+    for (int i = 0; i < REUSE_BLOCKS; i++)
+        ck_assert_msg(filled_with(mine[i], REUSE_SIZE, (unsigned char)(0x22 + i % 64)),
+                      "reused block %d overlaps another", i);
+
+    /* The owner exits while its blocks are live here or cached here. */
+    for (int i = 0; i < REUSE_BLOCKS / 2; i++)
+        ck_assert_int_eq(myfree(mine[i]), 0);
+    pthread_barrier_wait(&r.freed);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    ck_assert_int_eq(allocator_verify(), 0);
+    ck_assert_uint_eq(stats_allocated(), (REUSE_BLOCKS / 2) * myalloc_usable_size(mine[REUSE_BLOCKS / 2]));
+    for (int i = REUSE_BLOCKS / 2; i < REUSE_BLOCKS; i++) {
+        ck_assert(filled_with(mine[i], REUSE_SIZE, (unsigned char)(0x22 + i % 64)));
+        ck_assert_int_eq(myfree(mine[i]), 0);
+        errno = 0;
+        ck_assert_msg(myfree(mine[i]) == -1 && errno == EINVAL,
+                      "double free of reused block %d accepted", i);
+    }
+    for (int i = 0; i < REUSE_BLOCKS; i++) {
+        mine[i] = myalloc(REUSE_SIZE);
+        ck_assert_ptr_nonnull(mine[i]);
+        memset(mine[i], 0x33, REUSE_SIZE);
+    }
+    ck_assert_int_eq(allocator_verify(), 0);
+    for (int i = 0; i < REUSE_BLOCKS; i++)
+        ck_assert_int_eq(myfree(mine[i]), 0);
+    assert_heap_empty();
+    pthread_barrier_destroy(&r.allocated);
+    pthread_barrier_destroy(&r.freed);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
 /* Concurrent double free                                               */
 /* ------------------------------------------------------------------ */
 
@@ -1059,6 +1170,7 @@ static Suite *threads_suite(void)
     tcase_add_test(tc, test_many_threads);
     tcase_add_test(tc, test_producer_consumer);
     tcase_add_test(tc, test_remote_free_owner_alive);
+    tcase_add_test(tc, test_remote_freed_blocks_reused);
     tcase_add_test(tc, test_concurrent_double_free);
     tcase_add_test(tc, test_thread_exit_live_blocks);
     tcase_add_test(tc, test_many_short_threads);
