@@ -93,9 +93,7 @@ static pa_noinline void *alloc_announced(heap_t *h, size_t size, bool concurrent
         heap_op_end(h, concurrent);
         return fail(ENOMEM);
     }
-    /* With concurrency the size is not needed, and b may be another heap's
-     * block, whose header only its owner may read without care. */
-    return alloc_finish(h, b, concurrent ? 0 : block_size(b), concurrent);
+    return alloc_finish(h, b, block_size(b), concurrent);
 }
 
 /* First allocation of a thread, or of the process. */
@@ -168,9 +166,10 @@ static pa_noinline int free_invalid(void)
     return -1;
 }
 
-/* A free of a block some other heap owns: claim the live bit, then keep
- * the block in the caller's cache for its next request of that size, or
- * hand it to its owner, whose TLSF structures only the owner touches. */
+/* A free of a block some other heap owns: claim the live bit, then hand the
+ * block to its owner, whose TLSF structures only the owner touches. It is
+ * not kept for the caller's own requests: its cache lines may hold the
+ * owner's objects (passive false sharing). */
 static pa_noinline int free_remote(segment_t *s, heap_t *owner, void *p)
 {
     if (!pa_is_concurrent() || !segment_live_clear(s, p, true))
@@ -178,16 +177,14 @@ static pa_noinline int free_remote(segment_t *s, heap_t *owner, void *p)
     block_t *b = block_from_payload(p);
     heap_t *h = heap_current(true);
     if (!h)
-        h = heap_attach_thread(); /* a thread that only frees caches too */
+        h = heap_attach_thread(); /* a thread that only frees batches too */
     if (!h) {
         heap_handover_push(owner, b);
         return 0;
     }
+    /* Gathered in this thread's outbox: one push per batch for the owner. */
     heap_enter(h);
-    /* Gathered in this thread's outbox when the cache is full: one push
-     * per batch for the owner. */
-    if (!heap_cache_push_sized(h, b, block_size_shared(b)))
-        heap_outbox_add(h, owner, b);
+    heap_outbox_add(h, owner, b);
     if (--h->poll_countdown == 0)
         heap_poll_handover(h);
     heap_leave(h);

@@ -122,19 +122,8 @@ void heap_used_grow(heap_t *h, size_t usable)
         h->peak = h->used;
 }
 
-/* A cached block leaves the cache for good: merged back if h owns it, sent
- * home otherwise (the owner alone may merge it). */
-static void heap_cache_release(heap_t *h, block_t *b)
-{
-    heap_t *owner = __atomic_load_n(&segment_of(b)->owner, __ATOMIC_ACQUIRE);
-    if (owner == h)
-        heap_give(h, b);
-    else
-        heap_handover_push(owner, b);
-}
-
-/* Releases up to limit cached blocks, largest classes first (their blocks
- * are the likeliest to help a request that found nothing). */
+/* Merges up to limit cached blocks back, largest classes first (their
+ * blocks are the likeliest to help a request that found nothing). */
 static void heap_cache_flush_some(heap_t *h, size_t limit)
 {
     for (unsigned c = HEAP_CACHE_CLASSES; c-- > 0 && limit > 0;) {
@@ -142,7 +131,7 @@ static void heap_cache_flush_some(heap_t *h, size_t limit)
             block_t *b = h->cache[c];
             h->cache[c] = b->next_free;
             h->cache_count[c]--;
-            heap_cache_release(h, b);
+            heap_give(h, b);
             limit--;
         }
     }
@@ -312,13 +301,8 @@ static size_t heap_take_back_batch(heap_t *h, block_t *batch_block)
             __builtin_prefetch(batch->blocks[i + 4], 1);
         heap_take_back_block(h, batch->blocks[i], batch->sizes[i]);
     }
-    /* A batch block the freeing thread took from its cache may be one of
-     * h's own blocks: then it is simply freed here. */
     heap_t *maker = __atomic_load_n(&segment_of(batch_block)->owner, __ATOMIC_ACQUIRE);
-    if (maker == h)
-        heap_take_back_block(h, batch_block, block_size(batch_block));
-    else
-        heap_handover_push_entry(maker, batch_block, HEAP_HANDOVER_RETURN_TAG);
+    heap_handover_push_entry(maker, batch_block, HEAP_HANDOVER_RETURN_TAG);
     return n;
 }
 

@@ -14,11 +14,10 @@ typedef enum heap_state { HEAP_OWNED, HEAP_ABANDONED } heap_state_t;
 
 /* Small freed blocks wait in per-size LIFO lists in front of the TLSF heap
  * and serve the next request of their size without a merge or a search.
- * The lists are short, so little memory waits unmerged. A thread that
- * frees another heap's block keeps it in its own cache too, and reuses it
- * for its next request of that size: where threads pass blocks to each
- * other, most blocks then never travel back to their owner (they go home
- * when the cache is full or flushed). */
+ * The lists are short, so little memory waits unmerged. A cache holds
+ * only its own heap's blocks: a block another thread frees goes home, so
+ * no thread is handed memory interleaved with another thread's objects
+ * (passive false sharing). */
 #define HEAP_CACHE_LIMIT ((size_t)1024)   /* block sizes below this are cached */
 #define HEAP_CACHE_CLASSES 48             /* TLSF bins below HEAP_CACHE_LIMIT */
 /* Each class holds up to HEAP_CACHE_CLASS_BYTES of blocks, at least
@@ -47,8 +46,8 @@ typedef struct heap {
     block_t *cache[HEAP_CACHE_CLASSES];
     uint32_t cache_count[HEAP_CACHE_CLASSES];
     /* Usable bytes of the used blocks in this heap's segments, as its TLSF
-     * controls see them: live blocks, and blocks waiting in any heap's
-     * cache, outbox or hand-over list. Changed only where the TLSF heap
+     * controls see them: live blocks, and blocks waiting in its cache or
+     * in an outbox or hand-over list. Changed only where the TLSF heap
      * is, so the fast paths keep no count. */
     size_t used;
     /* The highest value of used (concurrent mode), or exactly the highest
@@ -109,8 +108,7 @@ static inline void heap_account_alloc(heap_t *h, size_t usable)
 
 /* Frees a used block of h: merges and hands an emptied segment back. */
 void heap_give(heap_t *h, block_t *b);
-/* Empties the cache: h's own blocks go back to its TLSF heap, blocks of
- * other heaps to their owners' hand-over lists. */
+/* Gives every cached block back to the TLSF heap. */
 void heap_cache_flush(heap_t *h);
 /* Usable bytes waiting in the cache. */
 size_t heap_cache_usable(const heap_t *h);

@@ -40,9 +40,8 @@ static size_t heap_free_usable(const heap_t *h)
 }
 
 /* Live bytes in heaps. With concurrency the fast paths count nothing:
- * what the TLSF heaps see as used, less what waits in caches (a cache may
- * hold another heap's blocks, so only the sums are meaningful). Call with
- * every heap settled. */
+ * what the TLSF heaps see as used, less what waits in their caches. Call
+ * with every heap settled. */
 static size_t heaps_allocated(void)
 {
     size_t used = 0, cached = 0;
@@ -224,12 +223,6 @@ typedef struct verify_tally {
     size_t used_usable, free_bytes, free_blocks, live_bits, unmarked_used;
 } verify_tally_t;
 
-/* Over all heaps: a cache may hold blocks of other heaps, so cached blocks
- * are matched against unmarked used blocks in the sum only. */
-typedef struct verify_totals {
-    size_t segments, cached, unmarked_used;
-} verify_totals_t;
-
 static size_t bitmap_population(const segment_t *s)
 {
     size_t n = 0;
@@ -393,10 +386,9 @@ static int verify_cache(const heap_t *h, size_t *cached, size_t *cached_usable)
         size_t n = 0;
         for (const block_t *b = h->cache[c]; b; b = b->next_free) {
             const segment_t *s = segment_of(b);
-            if (++n > h->cache_count[c] || segmap_lookup(s) != (uintptr_t)s ||
-                !block_in_area(s, b) || !__atomic_load_n(&s->owner, __ATOMIC_RELAXED) ||
-                (!pa_is_concurrent() && s->owner != h))
-                return verify_fail("heap %u cache class %u holds a stray block or too many", h->id, c);
+            if (++n > h->cache_count[c] || !block_in_area(s, b) ||
+                __atomic_load_n(&s->owner, __ATOMIC_RELAXED) != h)
+                return verify_fail("heap %u cache class %u holds a foreign block or too many", h->id, c);
             if (block_is_free(b) || segment_live_test(s, block_payload(b)))
                 return verify_fail("heap %u cached block %p is free or live", h->id, (const void *)b);
             if (block_size(b) != heap_class_block_size[c])
@@ -413,7 +405,7 @@ static int verify_cache(const heap_t *h, size_t *cached, size_t *cached_usable)
     return 0;
 }
 
-static int verify_heap(heap_t *h, verify_totals_t *totals)
+static int verify_heap(heap_t *h, size_t *segments)
 {
     if (verify_handover_list(h, h->pending) ||
         verify_handover_list(h, __atomic_load_n(&h->handover, __ATOMIC_ACQUIRE)))
@@ -436,7 +428,7 @@ static int verify_heap(heap_t *h, verify_totals_t *totals)
         if (count != a->segment_count)
             return verify_fail("heap %u arena %d lists %zu segments, counts %zu", h->id, i, count,
                                a->segment_count);
-        totals->segments += count;
+        *segments += count;
         if (verify_free_lists(h, a))
             return -1;
         if (arena_tally.free_bytes != a->tlsf.free_bytes || arena_tally.free_blocks != a->tlsf.free_blocks)
@@ -446,8 +438,10 @@ static int verify_heap(heap_t *h, verify_totals_t *totals)
         tally.used_usable += arena_tally.used_usable;
         tally.unmarked_used += arena_tally.unmarked_used;
     }
-    totals->cached += cached;
-    totals->unmarked_used += tally.unmarked_used;
+    if (tally.unmarked_used < cached ||
+        (tally.unmarked_used != cached && !pa_is_concurrent()))
+        return verify_fail("heap %u: %zu used blocks are not marked live, %zu are cached", h->id,
+                           tally.unmarked_used, cached);
     if (tally.used_usable != h->used)
         return verify_fail("heap %u: used blocks hold %zu bytes, statistics say %zu", h->id,
                            tally.used_usable, h->used);
@@ -461,18 +455,6 @@ static int verify_heap(heap_t *h, verify_totals_t *totals)
     if (h->peak < h->allocated + h->large_allocated)
         return verify_fail("heap %u: peak %zu below allocated %zu", h->id, h->peak,
                            h->allocated + h->large_allocated);
-    return 0;
-}
-
-/* Every cached block is a used block without its live bit; with
- * concurrency a free in progress (bit claimed, block not yet cached or
- * handed over) is one too. */
-static int verify_cached_blocks(const verify_totals_t *totals)
-{
-    if (totals->unmarked_used < totals->cached ||
-        (totals->unmarked_used != totals->cached && !pa_is_concurrent()))
-        return verify_fail("%zu used blocks are not marked live, %zu are cached",
-                           totals->unmarked_used, totals->cached);
     return 0;
 }
 
@@ -497,15 +479,12 @@ static int verify_large(size_t *slots)
 PALLOCATOR_API int allocator_verify(void)
 {
     int rc = 0;
-    verify_totals_t totals = {0};
+    size_t slots = 0;
     heap_pause_all();
     for (heap_t *h = heap_registry_first(); h; h = h->next_all)
         heap_outbox_flush(h);
     for (heap_t *h = heap_registry_first(); h && rc == 0; h = h->next_all)
-        rc = verify_heap(h, &totals);
-    if (rc == 0)
-        rc = verify_cached_blocks(&totals);
-    size_t slots = totals.segments;
+        rc = verify_heap(h, &slots);
     /* Large blocks come and go without pausing any heap: count the map
      * while holding their lock. */
     large_lock();
