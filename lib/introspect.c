@@ -44,10 +44,10 @@ static size_t heap_free_usable(const heap_t *h)
  * with every heap settled. */
 static size_t heaps_allocated(void)
 {
+    if (!pa_is_concurrent())
+        return pa_single_heap ? pa_single_heap->allocated : 0;
     size_t used = 0, cached = 0;
     for (heap_t *h = heap_registry_first(); h; h = h->next_all) {
-        if (!pa_is_concurrent())
-            return h->allocated;
         used += h->used;
         cached += heap_cache_usable(h);
     }

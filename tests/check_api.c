@@ -123,15 +123,6 @@ static void expect_enomem_calloc(size_t count, size_t size)
                   count, size, p, e);
 }
 
-static int all_zero(const void *p, size_t n)
-{
-    const unsigned char *c = p;
-    for (size_t i = 0; i < n; i++)
-        if (c[i] != 0)
-            return 0;
-    return 1;
-}
-
 static int cmp_uintptr(const void *a, const void *b)
 {
     uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
@@ -627,7 +618,7 @@ START_TEST(test_calloc_zeroed)
 
     p = mycalloc(10, 10);
     ck_assert_ptr_nonnull(p);
-    ck_assert(all_zero(p, 100));
+    ck_assert(test_all_bytes(p, 100, 0));
     ck_assert_int_eq(myfree(p), 0);
 
     for (int round = 0; round < 3; round++) {
@@ -652,7 +643,7 @@ START_TEST(test_calloc_zeroed)
             b[i].p = mycalloc(cnt, each);
             ck_assert_msg(b[i].p != NULL, "mycalloc(%zu, %zu) failed", cnt, each);
             b[i].n = s;
-            ck_assert_msg(all_zero(b[i].p, s), "mycalloc(%zu, %zu) = %p is not zeroed",
+            ck_assert_msg(test_all_bytes(b[i].p, s, 0), "mycalloc(%zu, %zu) = %p is not zeroed",
                           cnt, each, (void *)b[i].p);
             memset(b[i].p, 0x5a, s);
         }
@@ -662,7 +653,7 @@ START_TEST(test_calloc_zeroed)
         for (size_t i = 0; i < n; i++) {
             b[i].p = mycalloc(1, b[i].n);
             ck_assert_ptr_nonnull(b[i].p);
-            ck_assert_msg(all_zero(b[i].p, b[i].n), "mycalloc(1, %zu) after reuse not zeroed",
+            ck_assert_msg(test_all_bytes(b[i].p, b[i].n, 0), "mycalloc(1, %zu) after reuse not zeroed",
                           b[i].n);
         }
         for (size_t i = 0; i < n; i++)
@@ -1412,7 +1403,7 @@ START_TEST(test_verify_random_ops)
             if (r < 30) {
                 b[k].p = mycalloc(1, s);
                 ck_assert_ptr_nonnull(b[k].p);
-                ck_assert_msg(all_zero(b[k].p, s < 4096 ? s : 4096), "mycalloc not zeroed");
+                ck_assert_msg(test_all_bytes(b[k].p, s < 4096 ? s : 4096, 0), "mycalloc not zeroed");
             } else {
                 b[k].p = myalloc(s);
                 ck_assert_msg(b[k].p != NULL, "op %zu: myalloc(%zu) failed", op, s);

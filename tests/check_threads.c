@@ -604,11 +604,18 @@ static bool reuse_is_first(const struct reuse_arg *r, const void *p)
     return false;
 }
 
-static bool filled_with(const unsigned char *p, size_t n, unsigned char v)
+/* Fills blocks[] with REUSE_SIZE-byte blocks set to fill; false (noted)
+ * when an allocation fails. */
+static bool reuse_alloc_all(struct reuse_arg *r, unsigned char **blocks, unsigned char fill)
 {
-    for (size_t i = 0; i < n; i++)
-        if (p[i] != v)
+    for (int i = 0; i < REUSE_BLOCKS; i++) {
+        blocks[i] = myalloc(REUSE_SIZE);
+        if (!blocks[i]) {
+            fail_note(r->fail, "owner: myalloc(%zu) failed", REUSE_SIZE);
             return false;
+        }
+        memset(blocks[i], fill, REUSE_SIZE);
+    }
     return true;
 }
 
@@ -617,25 +624,14 @@ static bool filled_with(const unsigned char *p, size_t n, unsigned char v)
 static void *reuse_owner(void *arg)
 {
     struct reuse_arg *r = arg;
-    for (int i = 0; i < REUSE_BLOCKS; i++) {
-        r->blocks[i] = myalloc(REUSE_SIZE);
-        if (!r->blocks[i]) {
-            fail_note(r->fail, "owner: myalloc(%zu) failed", REUSE_SIZE);
-            return NULL;
-        }
-        memset(r->blocks[i], 0x11, REUSE_SIZE);
-    }
+    if (!reuse_alloc_all(r, r->blocks, 0x11))
+        return NULL;
     pthread_barrier_wait(&r->allocated);
     pthread_barrier_wait(&r->freed);
-    for (int i = 0; i < REUSE_BLOCKS; i++) {
-        r->again[i] = myalloc(REUSE_SIZE);
-        if (!r->again[i]) {
-            fail_note(r->fail, "owner: second myalloc(%zu) failed", REUSE_SIZE);
-            return NULL;
-        }
-        memset(r->again[i], 0x44, REUSE_SIZE);
+    if (!reuse_alloc_all(r, r->again, 0x44))
+        return NULL;
+    for (int i = 0; i < REUSE_BLOCKS; i++)
         r->reused += reuse_is_first(r, r->again[i]);
-    }
     return NULL;
 }
 
@@ -662,7 +658,7 @@ START_TEST(test_remote_freed_blocks_go_home)
     usable = myalloc_usable_size(r.blocks[0]);
     ck_assert_uint_ge(usable, REUSE_SIZE);
     for (int i = 0; i < REUSE_BLOCKS; i++) {
-        ck_assert(filled_with(r.blocks[i], REUSE_SIZE, 0x11));
+        ck_assert(test_all_bytes(r.blocks[i], REUSE_SIZE, 0x11));
         ck_assert_int_eq(myfree(r.blocks[i]), 0);
     }
     for (int i = 0; i < REUSE_BLOCKS; i++) {
@@ -684,8 +680,8 @@ START_TEST(test_remote_freed_blocks_go_home)
     ck_assert_int_eq(allocator_verify(), 0);
     ck_assert_uint_eq(stats_allocated(), 2 * REUSE_BLOCKS * usable);
     for (int i = 0; i < REUSE_BLOCKS; i++) {
-        ck_assert_msg(filled_with(mine[i], REUSE_SIZE, 0x22), "block %d overwritten", i);
-        ck_assert_msg(filled_with(r.again[i], REUSE_SIZE, 0x44),
+        ck_assert_msg(test_all_bytes(mine[i], REUSE_SIZE, 0x22), "block %d overwritten", i);
+        ck_assert_msg(test_all_bytes(r.again[i], REUSE_SIZE, 0x44),
                       "block %d of the exited owner overwritten", i);
         ck_assert_int_eq(myfree(mine[i]), 0);
         ck_assert_int_eq(myfree(r.again[i]), 0);

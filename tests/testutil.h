@@ -49,6 +49,16 @@ static inline int test_check_fill(const void *p, size_t n)
     return 1;
 }
 
+/* Returns 1 when all n bytes at p equal v. */
+static inline int test_all_bytes(const void *p, size_t n, unsigned char v)
+{
+    const unsigned char *c = p;
+    for (size_t i = 0; i < n; i++)
+        if (c[i] != v)
+            return 0;
+    return 1;
+}
+
 /* Blocks larger than TEST_FULL_FILL_LIMIT are filled only in their first and
  * last TEST_EDGE_FILL bytes, to keep big loops fast; a suite may set both
  * before including this file. */
