@@ -15,27 +15,36 @@
 #include "pallocator.h"
 #include "segmap.h"
 
-/* The fast paths are written once with the mode as a constant argument and
- * instantiated for each mode, so the single-threaded path carries no atomic
- * operation and neither path re-reads the mode. */
+/* The fast paths are written once with the concurrency as a constant
+ * argument and instantiated for each, so the single-threaded path carries no
+ * atomic operation and no path re-reads the mode. */
 
 /* The caller's heap, or NULL when it has none yet (or the allocator is not
  * initialised): then the slow path attaches one. */
-static pa_always_inline heap_t *heap_current(bool concurrent)
+static pa_always_inline heap_t *heap_of_thread(void)
 {
-    if (concurrent)
-        return pa_likely(pa_thread_generation == pa_generation) ? pa_thread_heap : NULL;
-    return pa_single_heap;
+    return pa_likely(pa_thread.generation == pa_generation) ? pa_thread.heap : NULL;
+}
+
+static pa_always_inline heap_t *heap_current(pa_concurrency_t c)
+{
+    return c != PA_CONCURRENCY_OFF ? heap_of_thread() : pa_single_heap;
+}
+
+/* heap_current for the paths that do not know the mode beforehand. */
+static heap_t *heap_of_caller(void)
+{
+    return pa_is_concurrent() ? heap_of_thread() : pa_single_heap;
 }
 
 /* Starts an operation on the caller's own heap; false when something rare
  * is due first (a pause, or polling the hand-over list), which
  * heap_op_begin_slow then does. */
-static pa_always_inline bool heap_op_begin(heap_t *h, bool concurrent)
+static pa_always_inline bool heap_op_begin(heap_t *h, pa_concurrency_t c)
 {
-    if (!concurrent)
+    if (c == PA_CONCURRENCY_OFF)
         return true;
-    bool no_pause = heap_announce(h);
+    bool no_pause = heap_announce_as(h, c == PA_CONCURRENCY_MEMBARRIER);
     return pa_likely(no_pause & (--h->poll_countdown != 0));
 }
 
@@ -108,12 +117,14 @@ static pa_noinline void *alloc_attach(size_t size)
     return alloc_announced(h, size, concurrent);
 }
 
-static pa_always_inline void *alloc_from_heap(size_t size, bool concurrent)
+/* A request of up to HEAP_SMALL_REQUEST_MAX bytes, which the cache may serve. */
+static pa_always_inline void *alloc_small(size_t size, pa_concurrency_t c)
 {
-    heap_t *h = heap_current(concurrent);
+    bool concurrent = c != PA_CONCURRENCY_OFF;
+    heap_t *h = heap_current(c);
     if (pa_unlikely(!h))
         return alloc_attach(size);
-    if (pa_unlikely(!heap_op_begin(h, concurrent)))
+    if (pa_unlikely(!heap_op_begin(h, c)))
         return alloc_announced(h, size, concurrent);
     size_t block_bytes;
     block_t *b = heap_cache_take(h, size, &block_bytes);
@@ -122,13 +133,33 @@ static pa_always_inline void *alloc_from_heap(size_t size, bool concurrent)
     return alloc_announced(h, size, concurrent);
 }
 
+/* A request too big for the cache and too small for a mapping of its own. */
+static pa_noinline void *alloc_medium(size_t size)
+{
+    bool concurrent = pa_is_concurrent();
+    heap_t *h = heap_of_caller();
+    if (!h)
+        return alloc_attach(size);
+    if (concurrent)
+        heap_announce(h);
+    return alloc_announced(h, size, concurrent);
+}
+
 PALLOCATOR_API void *myalloc(size_t size)
 {
-    if (pa_unlikely(size > PA_LARGE_THRESHOLD))
+    if (pa_likely(size <= HEAP_SMALL_REQUEST_MAX)) {
+        switch (pa_concurrency_now()) {
+        case PA_CONCURRENCY_MEMBARRIER:
+            return alloc_small(size, PA_CONCURRENCY_MEMBARRIER);
+        case PA_CONCURRENCY_FENCED:
+            return alloc_small(size, PA_CONCURRENCY_FENCED);
+        default:
+            return alloc_small(size, PA_CONCURRENCY_OFF);
+        }
+    }
+    if (size > PA_LARGE_THRESHOLD)
         return alloc_large(size);
-    if (pa_likely(pa_is_concurrent()))
-        return alloc_from_heap(size, true);
-    return alloc_from_heap(size, false);
+    return alloc_medium(size);
 }
 
 PALLOCATOR_API void *mycalloc(size_t count, size_t size)
@@ -175,7 +206,7 @@ static pa_noinline int free_remote(segment_t *s, heap_t *owner, void *p)
     if (!pa_is_concurrent() || !segment_live_clear(s, p, true))
         return free_invalid();
     block_t *b = block_from_payload(p);
-    heap_t *h = heap_current(true);
+    heap_t *h = heap_of_thread();
     if (!h)
         h = heap_attach_thread(); /* a thread that only frees batches too */
     if (!h) {
@@ -221,8 +252,9 @@ static pa_noinline int free_announced_give(heap_t *h, block_t *b, bool concurren
     return 0;
 }
 
-static pa_always_inline int free_to_heap(void *p, bool concurrent)
+static pa_always_inline int free_to_heap(void *p, pa_concurrency_t c)
 {
+    bool concurrent = c != PA_CONCURRENCY_OFF;
     segment_t *s;
     heap_t *owner;
     switch (ptr_classify(p, &s, &owner)) {
@@ -236,10 +268,10 @@ static pa_always_inline int free_to_heap(void *p, bool concurrent)
     /* p lies in one of our segments, so its header is mapped: start the
      * likely cache miss now, to overlap the claim of the live bit. */
     __builtin_prefetch(block_from_payload(p), 1);
-    heap_t *h = heap_current(concurrent);
+    heap_t *h = heap_current(c);
     if (pa_unlikely(owner != h))
         return free_remote(s, owner, p);
-    if (pa_unlikely(!heap_op_begin(h, concurrent)))
+    if (pa_unlikely(!heap_op_begin(h, c)))
         return free_announced(h, s, p, concurrent);
     if (pa_unlikely(!segment_live_clear(s, p, concurrent)))
         return free_announced_invalid(h, concurrent);
@@ -256,9 +288,14 @@ PALLOCATOR_API int myfree(void *p)
 {
     if (!p)
         return 0;
-    if (pa_likely(pa_is_concurrent()))
-        return free_to_heap(p, true);
-    return free_to_heap(p, false);
+    switch (pa_concurrency_now()) {
+    case PA_CONCURRENCY_MEMBARRIER:
+        return free_to_heap(p, PA_CONCURRENCY_MEMBARRIER);
+    case PA_CONCURRENCY_FENCED:
+        return free_to_heap(p, PA_CONCURRENCY_FENCED);
+    default:
+        return free_to_heap(p, PA_CONCURRENCY_OFF);
+    }
 }
 
 PALLOCATOR_API size_t myalloc_usable_size(void *p)
@@ -291,7 +328,7 @@ static bool realloc_in_place(heap_t *h, segment_t *s, void *p, size_t size)
     if (!size_needed)
         return false;
     bool concurrent = pa_is_concurrent();
-    if (!heap_op_begin(h, concurrent))
+    if (concurrent && !(heap_announce(h) & (--h->poll_countdown != 0)))
         heap_op_begin_slow(h);
     bool done = false;
     if (segment_live_test(s, p)) {
@@ -331,7 +368,7 @@ PALLOCATOR_API void *myrealloc(void *p, size_t size)
     case PTR_HEAP:
         if (!segment_live_test(s, p))
             return fail(EINVAL);
-        if (owner == heap_current(pa_is_concurrent()) && realloc_in_place(owner, s, p, size))
+        if (owner == heap_of_caller() && realloc_in_place(owner, s, p, size))
             return p;
         return realloc_move(p, block_size_shared(block_from_payload(p)) - BLOCK_HEADER_SIZE,
                             size);

@@ -22,12 +22,11 @@
 #include "os.h"
 
 pa_mode_t pa_mode = PA_MODE_NONE;
-bool pa_concurrent;
+uint8_t pa_concurrency;
 heap_t *pa_single_heap;
 unsigned pa_generation = 1;
 bool pa_asymmetric_barrier;
-__thread heap_t *pa_thread_heap __attribute__((tls_model("initial-exec")));
-__thread unsigned pa_thread_generation __attribute__((tls_model("initial-exec")));
+__thread pa_thread_t pa_thread __attribute__((tls_model("initial-exec")));
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t pause_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -60,6 +59,13 @@ void heap_tables_init(void)
                 depth = HEAP_CACHE_MAX_DEPTH;
             heap_class_depth[c] = (uint16_t)depth;
             heap_class_block_size[c] = (uint16_t)size;
+        }
+    }
+    for (size_t n = 0; n <= HEAP_SMALL_REQUEST_MAX + PA_GRANULE; n += PA_GRANULE) {
+        bool has_class = heap_request_class[n >> PA_GRANULE_SHIFT] != HEAP_CLASS_NONE;
+        if (has_class != (n <= HEAP_SMALL_REQUEST_MAX)) {
+            fprintf(stderr, "pallocator: HEAP_SMALL_REQUEST_MAX disagrees with the bins\n");
+            abort();
         }
     }
     /* Only a class's own block size is cached (sizes are bin starts). */
@@ -402,10 +408,10 @@ static void heap_abandon(heap_t *h)
 static void heap_thread_exit(void *value)
 {
     heap_t *h = value;
-    if (h && h == pa_thread_heap && pa_thread_generation == pa_generation &&
+    if (h && h == pa_thread.heap && pa_thread.generation == pa_generation &&
         pa_is_concurrent())
         heap_abandon(h);
-    pa_thread_heap = NULL;
+    pa_thread.heap = NULL;
 }
 
 static void heap_make_exit_key(void)
@@ -429,8 +435,8 @@ heap_t *heap_attach_thread(void)
     heap_registry_unlock();
     if (!h)
         return NULL;
-    pa_thread_heap = h;
-    pa_thread_generation = pa_generation;
+    pa_thread.heap = h;
+    pa_thread.generation = pa_generation;
     pthread_setspecific(thread_exit_key, h);
     return h;
 }
@@ -455,7 +461,7 @@ void heap_release_all(void)
     registry_all = NULL;
     registry_abandoned = NULL;
     registry_next_id = 0;
-    pa_thread_heap = NULL;
+    pa_thread.heap = NULL;
     pa_generation++;
 }
 
@@ -487,6 +493,14 @@ void heap_barrier_setup(void)
     if (membarrier_call(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0)
         pa_asymmetric_barrier = true;
 #endif
+}
+
+void heap_set_concurrency(bool concurrent)
+{
+    pa_concurrency_t c = !concurrent             ? PA_CONCURRENCY_OFF
+                         : pa_asymmetric_barrier ? PA_CONCURRENCY_MEMBARRIER
+                                                 : PA_CONCURRENCY_FENCED;
+    __atomic_store_n(&pa_concurrency, (uint8_t)c, __ATOMIC_RELEASE);
 }
 
 /* The pauser's half of the handshake: with membarrier, forces a full
@@ -564,12 +578,14 @@ void heap_fork_child(void)
     for (heap_t *h = registry_all; h; h = h->next_all) {
         h->pause_req = 0;
         h->in_call = 0;
-        if (h == pa_thread_heap)
+        if (h == pa_thread.heap)
             continue;
         h->state = HEAP_ABANDONED;
         h->next_abandoned = registry_abandoned;
         registry_abandoned = h;
     }
-    if (pa_is_concurrent())
+    if (pa_is_concurrent()) {
         heap_barrier_setup();
+        heap_set_concurrency(true);
+    }
 }

@@ -85,12 +85,30 @@ typedef struct heap {
 /* Process-wide mode, set by allocator_init or the first allocation. */
 typedef enum pa_mode { PA_MODE_NONE, PA_MODE_SINGLE, PA_MODE_CONCURRENT } pa_mode_t;
 
+/* How the fast paths run, read once per call: single-threaded (also before
+ * initialisation), or concurrent with the owner's half of the pause
+ * handshake fenced or, where membarrier lets the pauser do the fencing,
+ * not. */
+typedef enum pa_concurrency {
+    PA_CONCURRENCY_OFF,
+    PA_CONCURRENCY_FENCED,
+    PA_CONCURRENCY_MEMBARRIER
+} pa_concurrency_t;
+
 extern pa_mode_t pa_mode;
-extern bool pa_concurrent;
+extern uint8_t pa_concurrency;
 extern heap_t *pa_single_heap;
 extern unsigned pa_generation;
-extern __thread heap_t *pa_thread_heap __attribute__((tls_model("initial-exec")));
-extern __thread unsigned pa_thread_generation __attribute__((tls_model("initial-exec")));
+
+/* The calling thread's heap, valid while generation is pa_generation
+ * (allocator_cleanup starts a new one). One thread-local object, so the
+ * fast paths find both fields through one address. */
+typedef struct pa_thread {
+    heap_t *heap;
+    unsigned generation;
+} pa_thread_t;
+
+extern __thread pa_thread_t pa_thread __attribute__((tls_model("initial-exec")));
 
 void heap_init_heap(heap_t *h, unsigned id);
 /* Allocation from h's TLSF heap, growing it when needed; the caller is h's
@@ -180,11 +198,18 @@ void heap_fork_parent(void);
 void heap_fork_child(void);
 
 extern bool pa_asymmetric_barrier;
+/* Sets pa_concurrency for the mode and the barrier found. */
+void heap_set_concurrency(bool concurrent);
 
 /* Read on every call by threads that may race with first-use init. */
+static inline pa_concurrency_t pa_concurrency_now(void)
+{
+    return (pa_concurrency_t)__atomic_load_n(&pa_concurrency, __ATOMIC_RELAXED);
+}
+
 static inline bool pa_is_concurrent(void)
 {
-    return __atomic_load_n(&pa_concurrent, __ATOMIC_RELAXED);
+    return pa_concurrency_now() != PA_CONCURRENCY_OFF;
 }
 
 /* The owner's half of the pause handshake: marks the heap in use; true
@@ -192,15 +217,20 @@ static inline bool pa_is_concurrent(void)
  * the pauser issues a process-wide barrier (membarrier), a compiler barrier
  * suffices here; otherwise a sequentially consistent store orders the two
  * sides. */
-static inline bool heap_announce(heap_t *h)
+static pa_always_inline bool heap_announce_as(heap_t *h, bool asymmetric)
 {
-    if (pa_asymmetric_barrier) {
+    if (asymmetric) {
         __atomic_store_n(&h->in_call, 1, __ATOMIC_RELAXED);
         __atomic_signal_fence(__ATOMIC_SEQ_CST);
     } else {
         __atomic_store_n(&h->in_call, 1, __ATOMIC_SEQ_CST);
     }
     return !__atomic_load_n(&h->pause_req, __ATOMIC_SEQ_CST);
+}
+
+static inline bool heap_announce(heap_t *h)
+{
+    return heap_announce_as(h, pa_asymmetric_barrier);
 }
 
 static inline void heap_enter(heap_t *h)
@@ -272,14 +302,16 @@ static inline bool heap_cache_push(heap_t *h, block_t *b)
     return heap_cache_push_sized(h, b, block_size(b));
 }
 
+/* The largest request with a cache class: its block, rounded up to a bin
+ * start, is the last below HEAP_CACHE_LIMIT (heap_tables_init checks). */
+#define HEAP_SMALL_REQUEST_MAX ((size_t)976)
+
 /* The cached block for a request of n bytes, or NULL; *size gets its size. */
 static inline block_t *heap_cache_take(heap_t *h, size_t n, size_t *size)
 {
-    if (n > HEAP_CACHE_LIMIT - PA_GRANULE)
+    if (n > HEAP_SMALL_REQUEST_MAX)
         return NULL;
     unsigned c = heap_request_class[(n + PA_GRANULE - 1) >> PA_GRANULE_SHIFT];
-    if (pa_unlikely(c == HEAP_CLASS_NONE))
-        return NULL;
     *size = heap_class_block_size[c];
     return heap_cache_pop(h, c);
 }

@@ -59,7 +59,7 @@ static int init_locked(int enable_concurrency)
     } else {
         heap_barrier_setup();
     }
-    __atomic_store_n(&pa_concurrent, wanted == PA_MODE_CONCURRENT, __ATOMIC_RELEASE);
+    heap_set_concurrency(wanted == PA_MODE_CONCURRENT);
     __atomic_store_n(&pa_mode, wanted, __ATOMIC_RELEASE);
     pa_log("initialised, concurrency %s", enable_concurrency ? "on" : "off");
     return 0;
@@ -94,7 +94,7 @@ PALLOCATOR_API int allocator_cleanup(void)
         large_release_all();
         segmap_reset();
         pa_single_heap = NULL;
-        __atomic_store_n(&pa_concurrent, false, __ATOMIC_RELEASE);
+        heap_set_concurrency(false);
         __atomic_store_n(&pa_mode, PA_MODE_NONE, __ATOMIC_RELEASE);
         pa_log("cleaned up");
     }
