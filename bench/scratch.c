@@ -3,13 +3,16 @@
  *
  * The main thread allocates small blocks back to back, 4 per worker,
  * interleaved (block j goes to worker j mod T), so every cache line there
- * holds blocks of different workers. Each worker frees the blocks it was
- * handed and then repeats: allocate 4 objects of the same size, write every
- * byte of them many times (through a volatile pointer), check them, free
- * them. An allocator that gives the worker the main thread's freed blocks
- * back (or any memory next to another worker's objects) makes the workers
- * fight over cache lines; one that serves each thread from its own memory
- * does not. Handing out 4 interleaved blocks rather than one makes the
+ * holds blocks of different workers. Each worker allocates and frees one
+ * object first, as a pooled thread has done before work reaches it: the
+ * result must not hinge on how an allocator treats a thread whose very
+ * first call is a free. It then frees the blocks it was handed and
+ * repeats: allocate 4 objects of the same size, write every byte of them
+ * many times (through a volatile pointer), check them, free them. An
+ * allocator that gives the worker the main thread's freed blocks back (or
+ * any memory next to another worker's objects) makes the workers fight
+ * over cache lines; one that serves each thread from its own memory does
+ * not. Handing out 4 interleaved blocks rather than one makes the
  * sharing independent of where the heap happens to start relative to a
  * cache line.
  *
@@ -57,6 +60,10 @@ static void *scratch_thread(void *arg)
 	size_t i, k, j;
 
 	ba_team_ready(w->team);
+	{
+		void *first = ba_xmalloc(w->size);
+		BA_FREE(first);
+	}
 	for (j = 0; j < PER_WORKER; j++) {
 		check += w->handed[j][0];
 		BA_FREE(w->handed[j]);
