@@ -92,11 +92,28 @@ static pa_always_inline void *alloc_finish(heap_t *h, block_t *b, size_t size, b
     return p;
 }
 
+/* Hands out slab block p (NULL: none) of class cls and ends the operation. */
+static pa_always_inline void *alloc_slab_finish(heap_t *h, void *p, unsigned cls,
+                                                bool concurrent)
+{
+    if (pa_likely(p != NULL)) {
+        segment_live_set(segment_of(p), p, concurrent);
+        if (!concurrent)
+            heap_account_alloc(h, slab_class_size[cls]);
+    }
+    heap_op_end(h, concurrent);
+    return pa_likely(p != NULL) ? p : fail(ENOMEM);
+}
+
 /* An allocation from h, whose operation was announced (in_call set). */
 static pa_noinline void *alloc_announced(heap_t *h, size_t size, bool concurrent)
 {
     if (concurrent)
         heap_op_begin_slow(h);
+    if (size <= SLAB_REQUEST_MAX) {
+        unsigned cls = slab_class_of(size);
+        return alloc_slab_finish(h, slab_take(h, &h->slabs, cls), cls, concurrent);
+    }
     block_t *b = heap_take(h, size);
     if (pa_unlikely(!b)) {
         heap_op_end(h, concurrent);
@@ -117,7 +134,8 @@ static pa_noinline void *alloc_attach(size_t size)
     return alloc_announced(h, size, concurrent);
 }
 
-/* A request of up to HEAP_SMALL_REQUEST_MAX bytes, which the cache may serve. */
+/* A request of up to HEAP_SMALL_REQUEST_MAX bytes: a slab block, or one the
+ * cache may serve. */
 static pa_always_inline void *alloc_small(size_t size, pa_concurrency_t c)
 {
     bool concurrent = c != PA_CONCURRENCY_OFF;
@@ -126,6 +144,10 @@ static pa_always_inline void *alloc_small(size_t size, pa_concurrency_t c)
         return alloc_attach(size);
     if (pa_unlikely(!heap_op_begin(h, c)))
         return alloc_announced(h, size, concurrent);
+    if (pa_likely(size <= SLAB_REQUEST_MAX)) {
+        unsigned cls = slab_class_of(size);
+        return alloc_slab_finish(h, slab_take(h, &h->slabs, cls), cls, concurrent);
+    }
     size_t block_bytes;
     block_t *b = heap_cache_take(h, size, &block_bytes);
     if (pa_likely(b != NULL))
@@ -174,6 +196,14 @@ PALLOCATOR_API void *mycalloc(size_t count, size_t size)
     return p;
 }
 
+/* Usable size of live block p of segment s, which another thread may own. */
+static size_t heap_usable_shared(const segment_t *s, const void *p)
+{
+    if (segment_has_slabs(s))
+        return slab_of(s, p)->block_size;
+    return block_size_shared(block_from_payload(p)) - BLOCK_HEADER_SIZE;
+}
+
 /* Where a pointer handed in by the caller lives, known before it is read. */
 typedef enum { PTR_INVALID, PTR_HEAP, PTR_LARGE } ptr_kind_t;
 
@@ -215,10 +245,21 @@ static pa_noinline int free_remote(segment_t *s, heap_t *owner, void *p)
     }
     /* Gathered in this thread's outbox: one push per batch for the owner. */
     heap_enter(h);
-    heap_outbox_add(h, owner, b);
+    heap_outbox_add(h, owner, b, heap_handed_size(b));
     if (--h->poll_countdown == 0)
         heap_poll_handover(h);
     heap_leave(h);
+    return 0;
+}
+
+/* Frees slab block p of h (its live bit claimed) and ends the operation. */
+static pa_always_inline int free_slab_finish(heap_t *h, segment_t *s, void *p, bool concurrent)
+{
+    slab_t *sl = slab_of(s, p);
+    if (!concurrent)
+        h->allocated -= sl->block_size;
+    slab_give(&h->slabs, sl, p);
+    heap_op_end(h, concurrent);
     return 0;
 }
 
@@ -231,6 +272,8 @@ static pa_noinline int free_announced(heap_t *h, segment_t *s, void *p, bool con
         heap_op_end(h, concurrent);
         return free_invalid();
     }
+    if (segment_has_slabs(s))
+        return free_slab_finish(h, s, p, concurrent);
     block_t *b = block_from_payload(p);
     if (!concurrent)
         h->allocated -= block_usable(b);
@@ -275,6 +318,8 @@ static pa_always_inline int free_to_heap(void *p, pa_concurrency_t c)
         return free_announced(h, s, p, concurrent);
     if (pa_unlikely(!segment_live_clear(s, p, concurrent)))
         return free_announced_invalid(h, concurrent);
+    if (pa_likely(segment_has_slabs(s)))
+        return free_slab_finish(h, s, p, concurrent);
     block_t *b = block_from_payload(p);
     if (!concurrent)
         h->allocated -= block_usable(b);
@@ -308,7 +353,7 @@ PALLOCATOR_API size_t myalloc_usable_size(void *p)
     switch (ptr_classify(p, &s, &owner)) {
     case PTR_HEAP:
         if (segment_live_test(s, p))
-            usable = block_size_shared(block_from_payload(p)) - BLOCK_HEADER_SIZE;
+            usable = heap_usable_shared(s, p);
         break;
     case PTR_LARGE:
         usable = large_usable(p);
@@ -365,13 +410,16 @@ PALLOCATOR_API void *myrealloc(void *p, size_t size)
     segment_t *s;
     heap_t *owner;
     switch (ptr_classify(p, &s, &owner)) {
-    case PTR_HEAP:
+    case PTR_HEAP: {
         if (!segment_live_test(s, p))
             return fail(EINVAL);
-        if (owner == heap_of_caller() && realloc_in_place(owner, s, p, size))
+        size_t usable = heap_usable_shared(s, p);
+        /* A slab block keeps its place while the request fits it. */
+        if (segment_has_slabs(s) ? size <= usable && size > 0
+                                 : owner == heap_of_caller() && realloc_in_place(owner, s, p, size))
             return p;
-        return realloc_move(p, block_size_shared(block_from_payload(p)) - BLOCK_HEADER_SIZE,
-                            size);
+        return realloc_move(p, usable, size);
+    }
     case PTR_LARGE: {
         size_t usable = large_usable(p);
         if (!usable)

@@ -47,6 +47,7 @@ uint16_t heap_class_block_size[HEAP_CACHE_CLASSES];
 
 void heap_tables_init(void)
 {
+    slab_tables_init();
     for (size_t g = 0; g < HEAP_REQUEST_GRANULES; g++) {
         size_t size = tlsf_block_size_for(g << PA_GRANULE_SHIFT);
         unsigned c = size < HEAP_CACHE_LIMIT ? heap_cache_class(size) : HEAP_CLASS_NONE;
@@ -82,6 +83,7 @@ void heap_tables_init(void)
 void heap_init_heap(heap_t *h, unsigned id)
 {
     memset(h, 0, sizeof(*h));
+    slab_set_init(&h->slabs);
     for (int a = 0; a < HEAP_ARENAS; a++)
         tlsf_init(&h->arenas[a].tlsf);
     h->id = id;
@@ -124,8 +126,9 @@ static pa_noinline block_t *heap_grow(heap_t *h, arena_t *a, size_t block_size)
 void heap_used_grow(heap_t *h, size_t usable)
 {
     h->used += usable;
-    if (pa_is_concurrent() && h->used > h->peak)
-        h->peak = h->used;
+    size_t held = h->used + h->slabs.assigned * SLAB_SIZE;
+    if (pa_is_concurrent() && held > h->peak)
+        h->peak = held;
 }
 
 /* Merges up to limit cached blocks back, largest classes first (their
@@ -264,7 +267,7 @@ void heap_outbox_flush(heap_t *h)
     }
 }
 
-void heap_outbox_add(heap_t *h, heap_t *owner, block_t *b)
+void heap_outbox_add(heap_t *h, heap_t *owner, block_t *b, size_t size)
 {
     if (h->outbox && h->outbox_owner != owner)
         heap_outbox_flush(h);
@@ -279,19 +282,21 @@ void heap_outbox_add(heap_t *h, heap_t *owner, block_t *b)
         h->outbox_owner = owner;
     }
     handover_batch_t *batch = batch_of(h->outbox);
-    /* The freeing thread has just used the block, so its header is at hand;
-     * the owner then need not read it. */
-    batch->sizes[batch->count] = (uint32_t)block_size_shared(b);
+    batch->sizes[batch->count] = (uint32_t)size;
     batch->blocks[batch->count++] = b;
     if (batch->count == HEAP_OUTBOX_SLOTS)
         heap_outbox_flush(h);
 }
 
-/* Frees a handed-over block of known size into h. */
+/* Frees a handed-over block of known size (0: a slab block) into h. */
 static void heap_take_back_block(heap_t *h, block_t *b, size_t size)
 {
-    if (!heap_cache_push_sized(h, b, size))
+    if (size == 0) {
+        void *p = block_payload(b);
+        slab_give(&h->slabs, slab_of(segment_of(p), p), p);
+    } else if (!heap_cache_push_sized(h, b, size)) {
         heap_give(h, b);
+    }
 }
 
 /* Frees every block of a batch into h, then sends the batch's own block
@@ -328,7 +333,7 @@ static void heap_take_back(heap_t *h, size_t limit)
         if (entry & HEAP_HANDOVER_BATCH_TAG) {
             n += heap_take_back_batch(h, b);
         } else {
-            heap_take_back_block(h, b, block_size(b));
+            heap_take_back_block(h, b, heap_handed_size(b));
             n++;
         }
     }
@@ -396,6 +401,7 @@ static void heap_abandon(heap_t *h)
     heap_drain_handover(h);
     heap_cache_flush(h);
     heap_shrink_fully(h);
+    slab_shrink(&h->slabs);
     heap_leave(h);
     heap_registry_lock();
     h->state = HEAP_ABANDONED;
@@ -447,6 +453,7 @@ void heap_release_all(void)
     heap_t *h = registry_all;
     while (h) {
         heap_t *next = h->next_all;
+        slab_release_all(&h->slabs);
         for (int i = 0; i < HEAP_ARENAS; i++) {
             segment_t *s = h->arenas[i].segments;
             while (s) {

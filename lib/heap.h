@@ -8,6 +8,7 @@
 #define PA_HEAP_H
 
 #include "segment.h"
+#include "slab.h"
 #include "tlsf.h"
 
 typedef enum heap_state { HEAP_OWNED, HEAP_ABANDONED } heap_state_t;
@@ -42,6 +43,7 @@ typedef struct arena {
 enum { ARENA_SMALL, ARENA_MEDIUM, HEAP_ARENAS };
 
 typedef struct heap {
+    slab_set_t slabs;            /* requests of up to SLAB_REQUEST_MAX bytes */
     arena_t arenas[HEAP_ARENAS];
     block_t *cache[HEAP_CACHE_CLASSES];
     uint32_t cache_count[HEAP_CACHE_CLASSES];
@@ -50,11 +52,13 @@ typedef struct heap {
      * in an outbox or hand-over list. Changed only where the TLSF heap
      * is, so the fast paths keep no count. */
     size_t used;
-    /* The highest value of used (concurrent mode), or exactly the highest
-     * of allocated + large_allocated (single-threaded mode). */
+    /* The highest value of used plus the bytes of the slabs with a class
+     * (concurrent mode), or exactly the highest of allocated +
+     * large_allocated (single-threaded mode). */
     size_t peak;
     /* Single-threaded mode only, where the fast paths keep an exact count:
-     * usable bytes of live heap blocks and of large blocks. */
+     * usable bytes of live heap blocks (slab blocks included) and of large
+     * blocks. */
     size_t allocated;
     size_t large_allocated;
     /* Handed-over blocks taken off the shared list but not yet freed: each
@@ -149,9 +153,17 @@ void heap_drain_handover_some(heap_t *h);
 void heap_poll_handover(heap_t *h);
 /* Pushes b (its live bit already cleared) onto its owner's hand-over list. */
 void heap_handover_push(heap_t *h, block_t *b);
-/* Hands b (its live bit already cleared, owned by owner) over through the
- * outbox of the caller's heap h, inside an operation on h. */
-void heap_outbox_add(heap_t *h, heap_t *owner, block_t *b);
+/* Hands b (its live bit already cleared, owned by owner, of the size
+ * heap_handed_size gives) over through the outbox of the caller's heap h,
+ * inside an operation on h. */
+void heap_outbox_add(heap_t *h, heap_t *owner, block_t *b, size_t size);
+/* The size a free hands over with block b, read by the freeing thread,
+ * which has just used the block: its TLSF size, or 0 for a slab block
+ * (which has no header: b is only its payload's handle). */
+static inline size_t heap_handed_size(const block_t *b)
+{
+    return segment_has_slabs(segment_of(b)) ? 0 : block_size_shared(b);
+}
 /* Sends the outbox's batch, if any (its owner, or a pauser). */
 void heap_outbox_flush(heap_t *h);
 

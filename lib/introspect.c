@@ -31,24 +31,42 @@ static size_t tlsf_free_usable(const tlsf_t *t)
     return t->free_bytes - t->free_blocks * BLOCK_HEADER_SIZE;
 }
 
+/* Bytes of live blocks in h's slabs, and bytes of its slab segments free
+ * for blocks: unused room in slabs with a class, and free slabs. Call with
+ * h settled (then a block handed out and not taken back is live). */
+static size_t slab_live_bytes(const heap_t *h)
+{
+    size_t n = 0;
+    for (const segment_t *s = h->slabs.segments; s; s = s->next)
+        for (size_t k = 1; k < SEGMENT_SLABS; k++)
+            if (s->slabs[k].state != SLAB_FREE)
+                n += (size_t)s->slabs[k].used * s->slabs[k].block_size;
+    return n;
+}
+
+static size_t slab_free_bytes(const heap_t *h)
+{
+    return h->slabs.segment_count * (SEGMENT_SLABS - 1) * SLAB_SIZE - slab_live_bytes(h);
+}
+
 static size_t heap_free_usable(const heap_t *h)
 {
-    size_t n = heap_cache_usable(h);
+    size_t n = heap_cache_usable(h) + slab_free_bytes(h);
     for (int a = 0; a < HEAP_ARENAS; a++)
         n += tlsf_free_usable(&h->arenas[a].tlsf);
     return n;
 }
 
 /* Live bytes in heaps. With concurrency the fast paths count nothing:
- * what the TLSF heaps see as used, less what waits in their caches. Call
- * with every heap settled. */
+ * what the TLSF heaps see as used, less what waits in their caches, plus
+ * what the slabs hold. Call with every heap settled. */
 static size_t heaps_allocated(void)
 {
     if (!pa_is_concurrent())
         return pa_single_heap ? pa_single_heap->allocated : 0;
     size_t used = 0, cached = 0;
     for (heap_t *h = heap_registry_first(); h; h = h->next_all) {
-        used += h->used;
+        used += h->used + slab_live_bytes(h);
         cached += heap_cache_usable(h);
     }
     return used - cached;
@@ -155,6 +173,32 @@ static void dump_free_lists(const tlsf_t *t)
     }
 }
 
+/* Each carved block of a slab: live, or free (in the slab's free list, or
+ * on its way back from another thread). */
+static void dump_slab(const segment_t *s, const slab_t *sl)
+{
+    static const char *const states[] = {"free", "current", "partial", "full"};
+    fprintf(stderr, "    slab %p: %u-byte blocks, %s, %u used, %u carved of %u\n",
+            (const void *)sl->start, sl->block_size, states[sl->state], sl->used, sl->bump,
+            sl->capacity);
+    for (uint32_t i = 0; i < sl->bump; i++) {
+        const char *p = sl->start + (size_t)i * sl->block_size;
+        fprintf(stderr, "      block %p size %8u %s\n", (const void *)p, sl->block_size,
+                segment_live_test(s, p) ? "used" : "free");
+    }
+}
+
+static void dump_slabs(const heap_t *h)
+{
+    fprintf(stderr, "   slabs: %zu segment%s, %zu of %zu slabs with a size class\n",
+            h->slabs.segment_count, h->slabs.segment_count == 1 ? "" : "s", h->slabs.assigned,
+            h->slabs.segment_count * (SEGMENT_SLABS - 1));
+    for (const segment_t *s = h->slabs.segments; s; s = s->next)
+        for (size_t k = 1; k < SEGMENT_SLABS; k++)
+            if (s->slabs[k].state != SLAB_FREE)
+                dump_slab(s, &s->slabs[k]);
+}
+
 static void dump_heap(const heap_t *h)
 {
     static const char *const arena_names[HEAP_ARENAS] = {"small", "medium"};
@@ -165,6 +209,7 @@ static void dump_heap(const heap_t *h)
     if (!pa_is_concurrent())
         fprintf(stderr, "   allocated %zu, large blocks %zu\n", h->allocated,
                 h->large_allocated);
+    dump_slabs(h);
     fprintf(stderr, "   small-block cache: %zu bytes\n", heap_cache_usable(h));
     for (unsigned c = 0; c < HEAP_CACHE_CLASSES; c++)
         if (h->cache_count[c])
@@ -344,7 +389,10 @@ static int verify_handed_block(const heap_t *h, const block_t *b)
     const segment_t *s = segment_of(b);
     if (!block_in_area(s, b) || __atomic_load_n(&s->owner, __ATOMIC_RELAXED) != h)
         return verify_fail("heap %u hand-over list holds foreign block %p", h->id, (const void *)b);
-    if (block_is_free(b) || segment_live_test(s, block_payload(b)))
+    bool in_use = segment_has_slabs(s) ? slab_holds_block(slab_of(s, block_payload(b)),
+                                                          block_payload(b))
+                                       : !block_is_free(b);
+    if (!in_use || segment_live_test(s, block_payload(b)))
         return verify_fail("heap %u hand-over list holds block %p that is not being freed",
                            h->id, (const void *)b);
     return 0;
@@ -361,7 +409,7 @@ static int verify_batch(const heap_t *h, const block_t *batch_block)
         return verify_fail("heap %u hand-over list holds a broken batch %p", h->id,
                            (const void *)batch_block);
     for (uint32_t i = 0; i < batch->count; i++) {
-        if (block_size_shared(batch->blocks[i]) != batch->sizes[i])
+        if (heap_handed_size(batch->blocks[i]) != batch->sizes[i])
             return verify_fail("heap %u batch %p records a wrong size", h->id,
                                (const void *)batch_block);
         if (verify_handed_block(h, batch->blocks[i]))
@@ -405,6 +453,103 @@ static int verify_cache(const heap_t *h, size_t *cached, size_t *cached_usable)
     return 0;
 }
 
+typedef struct slab_tally {
+    size_t free, partial, assigned, live_bytes;
+} slab_tally_t;
+
+/* A slab with a class: its counts, its free list and its state. */
+static int verify_slab(const heap_t *h, const segment_t *s, const slab_t *sl, slab_tally_t *tally)
+{
+    unsigned c = sl->cls;
+    if (c >= SLAB_CLASSES || sl->block_size != slab_class_size[c] ||
+        sl->capacity != SLAB_SIZE / sl->block_size || sl->bump > sl->capacity ||
+        sl->used > sl->bump || sl->start != (const char *)s + (size_t)(sl - s->slabs) * SLAB_SIZE)
+        return verify_fail("heap %u slab %p has a broken record", h->id, (const void *)sl->start);
+    size_t listed = 0;
+    for (const void *p = sl->free; p; p = *(void *const *)p)
+        if (++listed > sl->bump || !slab_holds_block(sl, p) || segment_live_test(s, p))
+            return verify_fail("heap %u slab %p: bad free list at %p", h->id,
+                               (const void *)sl->start, p);
+    if (sl->used + listed != sl->bump)
+        return verify_fail("heap %u slab %p: %u used and %zu free of %u carved", h->id,
+                           (const void *)sl->start, sl->used, listed, sl->bump);
+    bool current = h->slabs.current[c] == sl;
+    if (current != (sl->state == SLAB_CURRENT) ||
+        (sl->state == SLAB_FULL && (listed || sl->bump != sl->capacity)) ||
+        (sl->state == SLAB_PARTIAL && (!listed || !sl->used)))
+        return verify_fail("heap %u slab %p is in the wrong state", h->id, (const void *)sl->start);
+    tally->partial += sl->state == SLAB_PARTIAL;
+    tally->assigned++;
+    tally->live_bytes += (size_t)sl->used * sl->block_size;
+    return 0;
+}
+
+static int verify_slab_segment(const heap_t *h, const segment_t *s, slab_tally_t *tally)
+{
+    if (__atomic_load_n(&s->owner, __ATOMIC_RELAXED) != h || !segment_has_slabs(s))
+        return verify_fail("slab segment %p is listed by heap %u but not its own", (const void *)s,
+                           h->id);
+    if (segmap_lookup(s) != (uintptr_t)s)
+        return verify_fail("segment %p is missing from the segment map", (const void *)s);
+    size_t in_use = 0, used = 0;
+    for (size_t k = 1; k < SEGMENT_SLABS; k++) {
+        const slab_t *sl = &s->slabs[k];
+        if (sl->state == SLAB_FREE) {
+            tally->free++;
+            continue;
+        }
+        if (verify_slab(h, s, sl, tally))
+            return -1;
+        in_use++;
+        used += sl->used;
+    }
+    if (in_use != s->slabs_in_use)
+        return verify_fail("slab segment %p: %zu slabs in use, counts %zu", (const void *)s,
+                           in_use, s->slabs_in_use);
+    /* Blocks being freed by other threads are counted used but not live. */
+    size_t bits = bitmap_population(s);
+    if (bits > used || (bits < used && !pa_is_concurrent()))
+        return verify_fail("slab segment %p: %zu live bits for %zu blocks in use", (const void *)s,
+                           bits, used);
+    return 0;
+}
+
+static size_t slab_list_length(const slab_t *sl, unsigned state, unsigned cls)
+{
+    size_t n = 0;
+    for (; sl; sl = sl->next, n++)
+        if (sl->state != state || (state != SLAB_FREE && sl->cls != cls))
+            return SIZE_MAX;
+    return n;
+}
+
+static int verify_slabs(const heap_t *h, size_t *segments, size_t *live_bytes)
+{
+    const slab_set_t *set = &h->slabs;
+    slab_tally_t tally = {0};
+    size_t count = 0;
+    for (const segment_t *s = set->segments; s; s = s->next, count++)
+        if (verify_slab_segment(h, s, &tally))
+            return -1;
+    if (count != set->segment_count)
+        return verify_fail("heap %u lists %zu slab segments, counts %zu", h->id, count,
+                           set->segment_count);
+    size_t partial = 0;
+    for (unsigned c = 0; c < SLAB_CLASSES; c++) {
+        size_t n = slab_list_length(set->partial[c], SLAB_PARTIAL, c);
+        const slab_t *cur = set->current[c];
+        if (n == SIZE_MAX || (cur != &slab_none && cur->cls != c))
+            return verify_fail("heap %u: slab lists of class %u are broken", h->id, c);
+        partial += n;
+    }
+    if (partial != tally.partial || tally.assigned != set->assigned ||
+        slab_list_length(set->free, SLAB_FREE, 0) != tally.free)
+        return verify_fail("heap %u: slab lists disagree with the slabs", h->id);
+    *segments += count;
+    *live_bytes = tally.live_bytes;
+    return 0;
+}
+
 static int verify_heap(heap_t *h, size_t *segments)
 {
     if (verify_handover_list(h, h->pending) ||
@@ -445,13 +590,19 @@ static int verify_heap(heap_t *h, size_t *segments)
     if (tally.used_usable != h->used)
         return verify_fail("heap %u: used blocks hold %zu bytes, statistics say %zu", h->id,
                            tally.used_usable, h->used);
-    if (pa_is_concurrent())
-        return h->peak < h->used
-                   ? verify_fail("heap %u: peak %zu below used %zu", h->id, h->peak, h->used)
-                   : 0;
-    if (h->allocated + cached_usable != h->used)
-        return verify_fail("heap %u: %zu bytes allocated and %zu cached, %zu used", h->id,
-                           h->allocated, cached_usable, h->used);
+    size_t slab_bytes = 0;
+    if (verify_slabs(h, segments, &slab_bytes))
+        return -1;
+    if (pa_is_concurrent()) {
+        size_t held = h->used + h->slabs.assigned * SLAB_SIZE;
+        return h->peak < held ? verify_fail("heap %u: peak %zu below %zu held", h->id, h->peak,
+                                            held)
+                              : 0;
+    }
+    if (h->allocated + cached_usable != h->used + slab_bytes)
+        return verify_fail("heap %u: %zu bytes allocated and %zu cached, %zu used in blocks "
+                           "and %zu in slabs", h->id, h->allocated, cached_usable, h->used,
+                           slab_bytes);
     if (h->peak < h->allocated + h->large_allocated)
         return verify_fail("heap %u: peak %zu below allocated %zu", h->id, h->peak,
                            h->allocated + h->large_allocated);

@@ -3,6 +3,10 @@
  * aligned to their size, a header (owner, list links, live bitmap) followed
  * by the block area. Also the large blocks that get a mapping of their own.
  *
+ * A segment serves either a TLSF arena (arena set) or slabs (arena NULL):
+ * SLAB_SIZE pieces of one block size each, whose records lie in the header
+ * (slab.h); the first piece holds the header itself.
+ *
  * The live bitmap holds one bit per granule, set exactly at the payload of
  * each live block. It lies outside every block, so myfree can validate a
  * pointer through it before reading anything at the pointer.
@@ -18,14 +22,34 @@ struct arena;
 #define SEGMENT_GRANULES (PA_SEGMENT_SIZE >> PA_GRANULE_SHIFT)
 #define SEGMENT_BITMAP_WORDS (SEGMENT_GRANULES / 64)
 
+#define SLAB_SHIFT 16
+#define SLAB_SIZE ((size_t)1 << SLAB_SHIFT)
+#define SEGMENT_SLABS (PA_SEGMENT_SIZE / SLAB_SIZE)
+
+/* A slab's record; its blocks carry no header. */
+typedef struct slab {
+    void *free;                  /* freed blocks, linked through their first word */
+    char *start;
+    struct slab *next, *prev;    /* the heap's partial list of the class, or its free slabs */
+    uint32_t used;               /* blocks handed out and not yet taken back */
+    uint32_t bump;               /* blocks carved so far, from start on */
+    uint32_t capacity;
+    uint32_t block_size;
+    uint8_t cls;
+    uint8_t state;
+} slab_t;
+
 typedef struct segment {
     struct heap *owner;          /* NULL while the segment rests in the pool */
-    struct arena *arena;         /* which of the owner's arenas holds it */
+    struct arena *arena;         /* which of the owner's arenas holds it; NULL: slabs */
     struct segment *next, *prev; /* the owner's list, or the pool */
+    size_t slabs_in_use;         /* slab segments: slabs with a size class */
     uint64_t live[SEGMENT_BITMAP_WORDS];
+    slab_t slabs[SEGMENT_SLABS];
 } segment_t;
 
 #define SEGMENT_AREA_OFFSET align_up(sizeof(segment_t), PA_PAGE_SIZE)
+_Static_assert(sizeof(segment_t) <= SLAB_SIZE, "a slab segment's header fits its first slab");
 #define SEGMENT_AREA_SIZE (PA_SEGMENT_SIZE - SEGMENT_AREA_OFFSET)
 
 typedef struct large {
@@ -39,6 +63,11 @@ typedef struct large {
 static inline segment_t *segment_of(const void *p)
 {
     return (segment_t *)align_down_ptr((uintptr_t)p, PA_SEGMENT_SIZE);
+}
+
+static inline bool segment_has_slabs(const segment_t *s)
+{
+    return s->arena == NULL;
 }
 
 static inline block_t *segment_first_block(const segment_t *s)

@@ -61,7 +61,7 @@ static void free_invalid(struct slot *slots, uint8_t arg, size_t op)
     struct slot *s = &slots[arg % SLOTS];
     unsigned char *bad;
     if (s->p)
-        bad = s->p + 1 + (arg % 31); /* interior or misaligned */
+        bad = s->p + 1 + (arg % (myalloc_usable_size(s->p) - 1)); /* interior or misaligned */
     else
         bad = (unsigned char *)&not_heap;
     errno = 0;

@@ -4,7 +4,7 @@ TEST_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) -I$(top_srcdir)/lib
 TEST_LIBS = libpallocator_core.la $(CHECK_LIBS)
 
 check_PROGRAMS += tests/check_pages tests/check_blocks tests/check_tlsf \
-	tests/check_api tests/check_threads
+	tests/check_slab tests/check_api tests/check_threads
 tests_check_pages_SOURCES = tests/check_pages.c tests/testutil.h
 tests_check_pages_CFLAGS = $(TEST_CFLAGS)
 tests_check_pages_LDADD = $(TEST_LIBS)
@@ -14,6 +14,9 @@ tests_check_blocks_LDADD = $(TEST_LIBS)
 tests_check_tlsf_SOURCES = tests/check_tlsf.c tests/testutil.h
 tests_check_tlsf_CFLAGS = $(TEST_CFLAGS)
 tests_check_tlsf_LDADD = $(TEST_LIBS)
+tests_check_slab_SOURCES = tests/check_slab.c tests/testutil.h
+tests_check_slab_CFLAGS = $(TEST_CFLAGS)
+tests_check_slab_LDADD = $(TEST_LIBS)
 tests_check_api_SOURCES = tests/check_api.c tests/testutil.h
 tests_check_api_CFLAGS = $(TEST_CFLAGS)
 tests_check_api_LDADD = $(TEST_LIBS)
@@ -22,7 +25,7 @@ tests_check_threads_CFLAGS = $(TEST_CFLAGS)
 tests_check_threads_LDADD = $(TEST_LIBS)
 
 PA_CHECK_SUITES = tests/check_pages tests/check_blocks tests/check_tlsf \
-	tests/check_api tests/check_threads tests/fuzz_ops
+	tests/check_slab tests/check_api tests/check_threads tests/fuzz_ops
 # Seeded random operation strings through the fuzz target's driver.
 check_PROGRAMS += tests/fuzz_ops
 tests_fuzz_ops_SOURCES = tests/fuzz_ops.c tests/testutil.h
@@ -30,7 +33,7 @@ tests_fuzz_ops_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/lib
 tests_fuzz_ops_LDADD = libpallocator_core.la
 
 TESTS += tests/fuzz_ops tests/check_pages tests/check_blocks tests/check_tlsf \
-	tests/check_api tests/check_threads tests/test_exports.sh
+	tests/check_slab tests/check_api tests/check_threads tests/test_exports.sh
 endif
 EXTRA_DIST += tests/test_exports.sh
 TESTS_ENVIRONMENT = top_builddir=$(top_builddir) top_srcdir=$(top_srcdir) NM="$(NM)"

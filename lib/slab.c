@@ -1,0 +1,212 @@
+/*
+ * slab.c - the rare steps of slabs: choosing a new current slab, giving a
+ * class to a free slab, mapping and retiring slab segments, and moving a
+ * slab between the lists as its blocks come back.
+ */
+#include "slab.h"
+
+#include "heap.h"
+
+const uint16_t slab_class_size[SLAB_CLASSES] = {16,  32,  48,  64,  80,  96,  112, 128,
+                                               160, 192, 224, 256, 320, 384, 448, 512};
+uint8_t slab_request_class[(SLAB_REQUEST_MAX >> PA_GRANULE_SHIFT) + 1];
+slab_t slab_none = {.state = SLAB_CURRENT};
+
+_Static_assert(SLAB_REQUEST_MAX == 512, "the last class serves the largest request");
+_Static_assert(SLAB_SIZE / 16 <= UINT32_MAX, "block counts fit the records");
+
+void slab_tables_init(void)
+{
+    unsigned c = 0;
+    for (size_t g = 0; g <= SLAB_REQUEST_MAX >> PA_GRANULE_SHIFT; g++) {
+        while (slab_class_size[c] < g << PA_GRANULE_SHIFT)
+            c++;
+        slab_request_class[g] = (uint8_t)c;
+    }
+}
+
+void slab_set_init(slab_set_t *set)
+{
+    for (unsigned c = 0; c < SLAB_CLASSES; c++) {
+        set->current[c] = &slab_none;
+        set->partial[c] = NULL;
+    }
+    set->free = NULL;
+    set->segments = set->spare = NULL;
+    set->segment_count = set->assigned = 0;
+}
+
+/* ---- lists ------------------------------------------------------------ */
+
+static void slab_list_push(slab_t **head, slab_t *sl)
+{
+    sl->prev = NULL;
+    sl->next = *head;
+    if (*head)
+        (*head)->prev = sl;
+    *head = sl;
+}
+
+static void slab_list_remove(slab_t **head, slab_t *sl)
+{
+    if (sl->prev)
+        sl->prev->next = sl->next;
+    else
+        *head = sl->next;
+    if (sl->next)
+        sl->next->prev = sl->prev;
+}
+
+static slab_t *slab_list_pop(slab_t **head)
+{
+    slab_t *sl = *head;
+    if (sl)
+        slab_list_remove(head, sl);
+    return sl;
+}
+
+/* ---- segments --------------------------------------------------------- */
+
+static void slab_link_segment(slab_set_t *set, segment_t *s)
+{
+    s->prev = NULL;
+    s->next = set->segments;
+    if (set->segments)
+        set->segments->prev = s;
+    set->segments = s;
+    set->segment_count++;
+}
+
+static void slab_unlink_segment(slab_set_t *set, segment_t *s)
+{
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        set->segments = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    set->segment_count--;
+}
+
+static bool slab_grow(struct heap *h, slab_set_t *set)
+{
+    segment_t *s = segment_acquire(h);
+    if (!s)
+        return false;
+    s->arena = NULL;
+    s->slabs_in_use = 0;
+    slab_link_segment(set, s);
+    /* Slab 0 holds the header; the others start out free. */
+    for (size_t k = SEGMENT_SLABS; k-- > 1;) {
+        slab_t *sl = &s->slabs[k];
+        sl->start = (char *)s + k * SLAB_SIZE;
+        sl->state = SLAB_FREE;
+        slab_list_push(&set->free, sl);
+    }
+    return true;
+}
+
+static void slab_retire_segment(slab_set_t *set, segment_t *s)
+{
+    for (size_t k = 1; k < SEGMENT_SLABS; k++)
+        slab_list_remove(&set->free, &s->slabs[k]);
+    if (set->spare == s)
+        set->spare = NULL;
+    slab_unlink_segment(set, s);
+    segment_retire(s);
+}
+
+/* Keeps one wholly free segment mapped, so a heap whose use swings around
+ * a segment boundary does not map and unmap on every swing. */
+static void slab_segment_emptied(slab_set_t *set, segment_t *s)
+{
+    if (set->spare && set->spare != s && set->spare->slabs_in_use == 0)
+        slab_retire_segment(set, s);
+    else
+        set->spare = s;
+}
+
+/* ---- slabs ------------------------------------------------------------ */
+
+static slab_t *slab_assign(struct heap *h, slab_set_t *set, unsigned c)
+{
+    if (!set->free && !slab_grow(h, set))
+        return NULL;
+    slab_t *sl = slab_list_pop(&set->free);
+    segment_of(sl)->slabs_in_use++;
+    set->assigned++;
+    sl->cls = (uint8_t)c;
+    sl->block_size = slab_class_size[c];
+    sl->capacity = (uint32_t)(SLAB_SIZE / sl->block_size);
+    sl->free = NULL;
+    sl->used = sl->bump = 0;
+    heap_used_grow(h, 0); /* the peak counts whole slabs */
+    return sl;
+}
+
+static void slab_release(slab_set_t *set, slab_t *sl)
+{
+    pa_assert(sl->used == 0);
+    sl->state = SLAB_FREE;
+    slab_list_push(&set->free, sl);
+    set->assigned--;
+    segment_t *s = segment_of(sl);
+    if (--s->slabs_in_use == 0)
+        slab_segment_emptied(set, s);
+}
+
+void *slab_take_slow(struct heap *h, slab_set_t *set, unsigned c)
+{
+    slab_t *sl = slab_list_pop(&set->partial[c]);
+    if (!sl)
+        sl = slab_assign(h, set, c);
+    if (!sl)
+        return NULL;
+    slab_t *old = set->current[c];
+    if (old != &slab_none)
+        old->state = SLAB_FULL; /* nothing left to give: its free list and end are spent */
+    sl->state = SLAB_CURRENT;
+    set->current[c] = sl;
+    return slab_pop(sl);
+}
+
+void slab_give_slow(slab_set_t *set, slab_t *sl)
+{
+    if (sl->state == SLAB_FULL) {
+        sl->state = SLAB_PARTIAL;
+        slab_list_push(&set->partial[sl->cls], sl);
+    }
+    if (sl->used == 0 && sl->state == SLAB_PARTIAL) {
+        slab_list_remove(&set->partial[sl->cls], sl);
+        slab_release(set, sl);
+    }
+}
+
+void slab_shrink(slab_set_t *set)
+{
+    for (unsigned c = 0; c < SLAB_CLASSES; c++) {
+        slab_t *sl = set->current[c];
+        if (sl != &slab_none && sl->used == 0) {
+            set->current[c] = &slab_none;
+            slab_release(set, sl);
+        }
+    }
+    segment_t *s = set->segments;
+    while (s) {
+        segment_t *next = s->next;
+        if (s->slabs_in_use == 0)
+            slab_retire_segment(set, s);
+        s = next;
+    }
+}
+
+void slab_release_all(slab_set_t *set)
+{
+    segment_t *s = set->segments;
+    while (s) {
+        segment_t *next = s->next;
+        segment_unmap(s);
+        s = next;
+    }
+    slab_set_init(set);
+}

@@ -1,0 +1,106 @@
+/*
+ * slab.h - slabs: SLAB_SIZE pieces of a heap's slab segments, each cut into
+ * blocks of one size class with no header, for requests of up to
+ * SLAB_REQUEST_MAX bytes. Beside the TLSF arenas of the same heap.
+ *
+ * A heap allocates from one current slab per class: from the slab's free
+ * list, else by carving the next block off its untouched end, so a fresh
+ * slab costs nothing to set up. Frees push onto the block's own slab. A
+ * slab whose blocks are all handed out is full and sits in no list; its
+ * first free puts it on its class's partial list, from which the next
+ * current slab comes. A partial slab that empties goes back to the heap's
+ * free slabs, and a segment whose slabs are all free goes back to the pool
+ * (one is kept as a spare). Every step is O(1). Blocks are validated by
+ * the segment's live bitmap like any other; the records are in the segment
+ * header, out of reach of a stray write through a block.
+ */
+#ifndef PA_SLAB_H
+#define PA_SLAB_H
+
+#include "segment.h"
+
+struct heap;
+
+#define SLAB_CLASSES 16
+#define SLAB_REQUEST_MAX ((size_t)512)
+
+enum slab_state { SLAB_FREE, SLAB_CURRENT, SLAB_PARTIAL, SLAB_FULL };
+
+typedef struct slab_set {
+    slab_t *current[SLAB_CLASSES];
+    slab_t *partial[SLAB_CLASSES];
+    slab_t *free;                /* slabs without a class, in any of the segments */
+    segment_t *segments;
+    segment_t *spare;            /* a wholly free segment kept mapped */
+    size_t segment_count;
+    size_t assigned;             /* slabs with a class */
+} slab_set_t;
+
+/* The class of a request by its granule count, and each class's block size. */
+extern uint8_t slab_request_class[(SLAB_REQUEST_MAX >> PA_GRANULE_SHIFT) + 1];
+extern const uint16_t slab_class_size[SLAB_CLASSES];
+/* Stands for "no current slab" in every class: it has nothing to give. */
+extern slab_t slab_none;
+
+/* Fills slab_request_class (once, at initialisation). */
+void slab_tables_init(void);
+void slab_set_init(slab_set_t *set);
+/* The slow halves of slab_take and slab_give (slab.c). */
+void *slab_take_slow(struct heap *h, slab_set_t *set, unsigned c);
+void slab_give_slow(slab_set_t *set, slab_t *sl);
+/* Gives back every slab without live blocks and every wholly free segment
+ * (a heap whose thread exits). */
+void slab_shrink(slab_set_t *set);
+/* Unmaps every segment of the set; only while nothing else runs. */
+void slab_release_all(slab_set_t *set);
+
+static inline unsigned slab_class_of(size_t n)
+{
+    return slab_request_class[(n + PA_GRANULE - 1) >> PA_GRANULE_SHIFT];
+}
+
+static inline slab_t *slab_of(const segment_t *s, const void *p)
+{
+    return (slab_t *)&s->slabs[((uintptr_t)p - (uintptr_t)s) >> SLAB_SHIFT];
+}
+
+static inline bool slab_holds_block(const slab_t *sl, const void *p)
+{
+    uintptr_t offset = (uintptr_t)p - (uintptr_t)sl->start;
+    return sl->state != SLAB_FREE && offset < (uintptr_t)sl->bump * sl->block_size &&
+           offset % sl->block_size == 0;
+}
+
+static inline void *slab_pop(slab_t *sl)
+{
+    void *p = sl->free;
+    if (pa_likely(p != NULL)) {
+        sl->free = *(void **)p;
+        sl->used++;
+        return p;
+    }
+    if (sl->bump < sl->capacity) {
+        p = sl->start + (size_t)sl->bump++ * sl->block_size;
+        sl->used++;
+        return p;
+    }
+    return NULL;
+}
+
+/* A block of class c for h (the caller owns h); NULL when out of memory. */
+static inline void *slab_take(struct heap *h, slab_set_t *set, unsigned c)
+{
+    void *p = slab_pop(set->current[c]);
+    return pa_likely(p != NULL) ? p : slab_take_slow(h, set, c);
+}
+
+/* Frees block p of slab sl, whose live bit the caller has claimed. */
+static inline void slab_give(slab_set_t *set, slab_t *sl, void *p)
+{
+    *(void **)p = sl->free;
+    sl->free = p;
+    if (pa_unlikely(--sl->used == 0 || sl->state == SLAB_FULL))
+        slab_give_slow(set, sl);
+}
+
+#endif /* PA_SLAB_H */

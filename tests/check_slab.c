@@ -1,0 +1,195 @@
+/*
+ * check_slab.c - slabs: the size classes, blocks packed without headers, a
+ * slab's way from current to full to partial to free, segments going back
+ * to the pool, and frees that must be refused. Runs the allocator in
+ * single-threaded mode and looks at its one heap's slabs.
+ */
+#include <check.h>
+#include <errno.h>
+#include <stdlib.h>
+
+#include <pallocator.h>
+
+#include "heap.h"
+#include "testutil.h"
+
+static size_t allocated_now(void)
+{
+    size_t allocated = SIZE_MAX;
+    ck_assert_int_eq(allocator_stats(&allocated, NULL, NULL), 0);
+    return allocated;
+}
+
+static slab_set_t *slabs(void)
+{
+    return &pa_single_heap->slabs;
+}
+
+static slab_t *slab_holding(const void *p)
+{
+    return slab_of(segment_of(p), p);
+}
+
+static void setup(void)
+{
+    ck_assert_int_eq(allocator_init(0), 0);
+}
+
+static void teardown(void)
+{
+    ck_assert_int_eq(allocator_verify(), 0);
+    allocator_cleanup();
+}
+
+START_TEST(test_slab_classes_fit_tightly)
+{
+    for (size_t n = 0; n <= SLAB_REQUEST_MAX; n++) {
+        unsigned c = slab_class_of(n);
+        ck_assert_uint_lt(c, SLAB_CLASSES);
+        ck_assert_uint_ge(slab_class_size[c], n);
+        ck_assert(c == 0 || slab_class_size[c - 1] < n);
+        ck_assert_uint_eq(slab_class_size[c] % PA_GRANULE, 0);
+    }
+    for (size_t n = 1; n <= SLAB_REQUEST_MAX; n += 7) {
+        unsigned char *p = myalloc(n);
+        ck_assert_ptr_nonnull(p);
+        ck_assert_uint_eq((uintptr_t)p % PA_GRANULE, 0);
+        ck_assert(segment_has_slabs(segment_of(p)));
+        ck_assert_uint_eq(myalloc_usable_size(p), slab_class_size[slab_class_of(n)]);
+        ck_assert_int_eq(myfree(p), 0);
+    }
+}
+END_TEST
+
+START_TEST(test_slab_blocks_are_packed)
+{
+    enum { N = 100 };
+    unsigned char *p[N];
+    for (int i = 0; i < N; i++) {
+        p[i] = myalloc(40); /* the 48-byte class */
+        ck_assert_ptr_nonnull(p[i]);
+        test_fill(p[i], 48);
+    }
+    for (int i = 1; i < N; i++)
+        ck_assert_ptr_eq(p[i], p[i - 1] + 48);
+    for (int i = 0; i < N; i++) {
+        ck_assert(test_check_fill(p[i], 48));
+        ck_assert_int_eq(myfree(p[i]), 0);
+    }
+    /* The last block freed is the first handed out again. */
+    unsigned char *again = myalloc(48);
+    ck_assert_ptr_eq(again, p[N - 1]);
+    ck_assert_int_eq(myfree(again), 0);
+}
+END_TEST
+
+START_TEST(test_slab_full_partial_free)
+{
+    const size_t per_slab = SLAB_SIZE / 64;
+    const size_t n = per_slab * 5 / 2;
+    unsigned char **p = calloc(n, sizeof *p);
+    ck_assert_ptr_nonnull(p);
+    for (size_t i = 0; i < n; i++) {
+        p[i] = myalloc(64);
+        ck_assert_ptr_nonnull(p[i]);
+    }
+    slab_t *first = slab_holding(p[0]);
+    ck_assert_uint_eq(slabs()->assigned, 3);
+    ck_assert_uint_eq(first->state, SLAB_FULL);
+    ck_assert_uint_eq(first->used, per_slab);
+    ck_assert_int_eq(allocator_verify(), 0);
+
+    /* One block back: the slab can serve again, from its class's list. */
+    ck_assert_int_eq(myfree(p[7]), 0);
+    ck_assert_uint_eq(first->state, SLAB_PARTIAL);
+    ck_assert_ptr_eq(slabs()->partial[slab_class_of(64)], first);
+    ck_assert_int_eq(allocator_verify(), 0);
+
+    /* All of it back: the slab loses its class and can serve any size. */
+    for (size_t i = 0; i < per_slab; i++)
+        if (i != 7)
+            ck_assert_int_eq(myfree(p[i]), 0);
+    ck_assert_uint_eq(first->state, SLAB_FREE);
+    ck_assert_uint_eq(slabs()->assigned, 2);
+    ck_assert_ptr_null(slabs()->partial[slab_class_of(64)]);
+    ck_assert_int_eq(allocator_verify(), 0);
+    unsigned char *other = myalloc(300);
+    ck_assert_ptr_eq(slab_holding(other), first);
+    ck_assert_ptr_eq(other, first->start);
+    ck_assert_int_eq(myfree(other), 0);
+
+    for (size_t i = per_slab; i < n; i++)
+        ck_assert_int_eq(myfree(p[i]), 0);
+    ck_assert_uint_eq(allocated_now(), 0);
+    free(p);
+}
+END_TEST
+
+START_TEST(test_slab_segments_go_back)
+{
+    /* Three segments' worth of 512-byte blocks. */
+    const size_t n = 3 * (SEGMENT_SLABS - 1) * (SLAB_SIZE / 512);
+    unsigned char **p = calloc(n, sizeof *p);
+    ck_assert_ptr_nonnull(p);
+    for (size_t i = 0; i < n; i++) {
+        p[i] = myalloc(512);
+        ck_assert_ptr_nonnull(p[i]);
+    }
+    ck_assert_uint_ge(slabs()->segment_count, 3);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_int_eq(myfree(p[i]), 0);
+    /* Kept: the segment of the current slab, and one spare. */
+    ck_assert_uint_le(slabs()->segment_count, 2);
+    ck_assert_uint_ge(segment_pool_count(), 1);
+    ck_assert_uint_eq(allocated_now(), 0);
+    free(p);
+}
+END_TEST
+
+START_TEST(test_slab_refuses_bad_frees)
+{
+    unsigned char *a = myalloc(48), *b = myalloc(48);
+    ck_assert(a && b);
+    const segment_t *s = segment_of(a);
+    unsigned char *bad[] = {
+        a + 16,                                 /* inside a, on a granule */
+        a + 8,                                  /* inside a, misaligned */
+        b + 48,                                 /* never carved */
+        (unsigned char *)s + 64,                /* the segment header */
+        (unsigned char *)s + 5 * SLAB_SIZE,     /* a slab without a class */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        errno = 0;
+        ck_assert_int_eq(myfree(bad[i]), -1);
+        ck_assert_int_eq(errno, EINVAL);
+    }
+    ck_assert_int_eq(myfree(a), 0);
+    errno = 0;
+    ck_assert_int_eq(myfree(a), -1);
+    ck_assert_int_eq(errno, EINVAL);
+    ck_assert_int_eq(myfree(b), 0);
+}
+END_TEST
+
+static Suite *slab_suite(void)
+{
+    Suite *s = suite_create("slab");
+    TCase *tc = tcase_create("slab");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_slab_classes_fit_tightly);
+    tcase_add_test(tc, test_slab_blocks_are_packed);
+    tcase_add_test(tc, test_slab_full_partial_free);
+    tcase_add_test(tc, test_slab_segments_go_back);
+    tcase_add_test(tc, test_slab_refuses_bad_frees);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(slab_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
