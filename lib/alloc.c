@@ -105,6 +105,12 @@ static pa_always_inline void *alloc_slab_finish(heap_t *h, void *p, unsigned cls
     return pa_likely(p != NULL) ? p : fail(ENOMEM);
 }
 
+/* A slab allocation whose current slab had nothing left. */
+static pa_noinline void *alloc_slab_slow(heap_t *h, unsigned cls, bool concurrent)
+{
+    return alloc_slab_finish(h, slab_take_slow(h, &h->slabs, cls), cls, concurrent);
+}
+
 /* An allocation from h, whose operation was announced (in_call set). */
 static pa_noinline void *alloc_announced(heap_t *h, size_t size, bool concurrent)
 {
@@ -146,7 +152,10 @@ static pa_always_inline void *alloc_small(size_t size, pa_concurrency_t c)
         return alloc_announced(h, size, concurrent);
     if (pa_likely(size <= SLAB_REQUEST_MAX)) {
         unsigned cls = slab_class_of(size);
-        return alloc_slab_finish(h, slab_take(h, &h->slabs, cls), cls, concurrent);
+        void *p = slab_pop(h->slabs.current[cls]);
+        if (pa_unlikely(!p))
+            return alloc_slab_slow(h, cls, concurrent);
+        return alloc_slab_finish(h, p, cls, concurrent);
     }
     size_t block_bytes;
     block_t *b = heap_cache_take(h, size, &block_bytes);
@@ -252,13 +261,22 @@ static pa_noinline int free_remote(segment_t *s, heap_t *owner, void *p)
     return 0;
 }
 
+/* A slab free that moves its slab between lists. */
+static pa_noinline int free_slab_slow(heap_t *h, slab_t *sl, bool concurrent)
+{
+    slab_give_slow(&h->slabs, sl);
+    heap_op_end(h, concurrent);
+    return 0;
+}
+
 /* Frees slab block p of h (its live bit claimed) and ends the operation. */
 static pa_always_inline int free_slab_finish(heap_t *h, segment_t *s, void *p, bool concurrent)
 {
     slab_t *sl = slab_of(s, p);
     if (!concurrent)
         h->allocated -= sl->block_size;
-    slab_give(&h->slabs, sl, p);
+    if (slab_push(sl, p))
+        return free_slab_slow(h, sl, concurrent);
     heap_op_end(h, concurrent);
     return 0;
 }

@@ -43,8 +43,10 @@ typedef struct segment {
     struct heap *owner;          /* NULL while the segment rests in the pool */
     struct arena *arena;         /* which of the owner's arenas holds it; NULL: slabs */
     struct segment *next, *prev; /* the owner's list, or the pool */
-    size_t slabs_in_use;         /* slab segments: slabs with a size class */
     uint64_t live[SEGMENT_BITMAP_WORDS];
+    /* Slab segments only, written by the owner: away from the first line,
+     * which every free from another thread reads. */
+    size_t slabs_in_use;         /* slabs with a size class */
     slab_t slabs[SEGMENT_SLABS];
 } segment_t;
 

@@ -14,6 +14,7 @@ slab_t slab_none = {.state = SLAB_CURRENT};
 
 _Static_assert(SLAB_REQUEST_MAX == 512, "the last class serves the largest request");
 _Static_assert(SLAB_SIZE / 16 <= UINT32_MAX, "block counts fit the records");
+_Static_assert(SLAB_CARVE_BYTES >= SLAB_REQUEST_MAX, "a carve yields a block of every class");
 
 void slab_tables_init(void)
 {
@@ -155,18 +156,42 @@ static void slab_release(slab_set_t *set, slab_t *sl)
         slab_segment_emptied(set, s);
 }
 
+/* Links the next blocks of sl's untouched end into its (empty) free list;
+ * false when none are left. */
+static bool slab_carve(slab_t *sl)
+{
+    uint32_t n = sl->capacity - sl->bump;
+    uint32_t most = (uint32_t)(SLAB_CARVE_BYTES / sl->block_size);
+    if (n == 0)
+        return false;
+    if (n > most)
+        n = most;
+    char *first = sl->start + (size_t)sl->bump * sl->block_size;
+    char *p = first;
+    for (uint32_t i = 1; i < n; i++, p += sl->block_size)
+        *(void **)p = p + sl->block_size;
+    *(void **)p = sl->free;
+    sl->free = first;
+    sl->bump += n;
+    return true;
+}
+
 void *slab_take_slow(struct heap *h, slab_set_t *set, unsigned c)
 {
+    slab_t *old = set->current[c];
+    if (old != &slab_none && slab_carve(old))
+        return slab_pop(old);
     slab_t *sl = slab_list_pop(&set->partial[c]);
     if (!sl)
         sl = slab_assign(h, set, c);
     if (!sl)
         return NULL;
-    slab_t *old = set->current[c];
     if (old != &slab_none)
         old->state = SLAB_FULL; /* nothing left to give: its free list and end are spent */
     sl->state = SLAB_CURRENT;
     set->current[c] = sl;
+    if (!sl->free)
+        slab_carve(sl);
     return slab_pop(sl);
 }
 

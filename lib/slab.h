@@ -3,9 +3,10 @@
  * blocks of one size class with no header, for requests of up to
  * SLAB_REQUEST_MAX bytes. Beside the TLSF arenas of the same heap.
  *
- * A heap allocates from one current slab per class: from the slab's free
- * list, else by carving the next block off its untouched end, so a fresh
- * slab costs nothing to set up. Frees push onto the block's own slab. A
+ * A heap allocates from one current slab per class, always from the slab's
+ * free list; when that runs dry, the next few blocks of the slab's untouched
+ * end are carved into it (at most SLAB_CARVE_BYTES), so a fresh slab costs
+ * little to set up and the fast path has one predictable branch. Frees push onto the block's own slab. A
  * slab whose blocks are all handed out is full and sits in no list; its
  * first free puts it on its class's partial list, from which the next
  * current slab comes. A partial slab that empties goes back to the heap's
@@ -23,6 +24,7 @@ struct heap;
 
 #define SLAB_CLASSES 16
 #define SLAB_REQUEST_MAX ((size_t)512)
+#define SLAB_CARVE_BYTES ((size_t)4096)
 
 enum slab_state { SLAB_FREE, SLAB_CURRENT, SLAB_PARTIAL, SLAB_FULL };
 
@@ -77,14 +79,8 @@ static inline void *slab_pop(slab_t *sl)
     if (pa_likely(p != NULL)) {
         sl->free = *(void **)p;
         sl->used++;
-        return p;
     }
-    if (sl->bump < sl->capacity) {
-        p = sl->start + (size_t)sl->bump++ * sl->block_size;
-        sl->used++;
-        return p;
-    }
-    return NULL;
+    return p;
 }
 
 /* A block of class c for h (the caller owns h); NULL when out of memory. */
@@ -94,12 +90,20 @@ static inline void *slab_take(struct heap *h, slab_set_t *set, unsigned c)
     return pa_likely(p != NULL) ? p : slab_take_slow(h, set, c);
 }
 
-/* Frees block p of slab sl, whose live bit the caller has claimed. */
-static inline void slab_give(slab_set_t *set, slab_t *sl, void *p)
+/* Puts block p (its live bit claimed) back in slab sl; true when the slab
+ * must change lists, which slab_give_slow then does. Split from slab_give
+ * so a fast path can leave the rare step to a tail call. */
+static inline bool slab_push(slab_t *sl, void *p)
 {
     *(void **)p = sl->free;
     sl->free = p;
-    if (pa_unlikely(--sl->used == 0 || sl->state == SLAB_FULL))
+    return pa_unlikely(--sl->used == 0 || sl->state == SLAB_FULL);
+}
+
+/* Frees block p of slab sl, whose live bit the caller has claimed. */
+static inline void slab_give(slab_set_t *set, slab_t *sl, void *p)
+{
+    if (slab_push(sl, p))
         slab_give_slow(set, sl);
 }
 
