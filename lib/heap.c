@@ -91,34 +91,13 @@ void heap_init_heap(heap_t *h, unsigned id)
     h->poll_countdown = HEAP_POLL_INTERVAL;
 }
 
-static void arena_link_segment(arena_t *a, segment_t *s)
-{
-    s->prev = NULL;
-    s->next = a->segments;
-    if (a->segments)
-        a->segments->prev = s;
-    a->segments = s;
-    a->segment_count++;
-}
-
-static void arena_unlink_segment(arena_t *a, segment_t *s)
-{
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        a->segments = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    a->segment_count--;
-}
-
 static pa_noinline block_t *heap_grow(heap_t *h, arena_t *a, size_t block_size)
 {
     segment_t *s = segment_acquire(h);
     if (!s)
         return NULL;
     s->arena = a;
-    arena_link_segment(a, s);
+    segment_list_push(&a->segments, &a->segment_count, s);
     tlsf_add_area(&a->tlsf, segment_first_block(s), SEGMENT_AREA_SIZE);
     return tlsf_take(&a->tlsf, block_size);
 }
@@ -187,7 +166,7 @@ static void arena_retire_segment(arena_t *a, segment_t *s, block_t *whole)
     if (a->spare == s)
         a->spare = NULL;
     tlsf_remove(&a->tlsf, whole);
-    arena_unlink_segment(a, s);
+    segment_list_remove(&a->segments, &a->segment_count, s);
     segment_retire(s);
 }
 

@@ -67,6 +67,28 @@ static inline segment_t *segment_of(const void *p)
     return (segment_t *)align_down_ptr((uintptr_t)p, PA_SEGMENT_SIZE);
 }
 
+/* A heap's list of segments of one kind, with its length. */
+static inline void segment_list_push(segment_t **head, size_t *count, segment_t *s)
+{
+    s->prev = NULL;
+    s->next = *head;
+    if (*head)
+        (*head)->prev = s;
+    *head = s;
+    (*count)++;
+}
+
+static inline void segment_list_remove(segment_t **head, size_t *count, segment_t *s)
+{
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        *head = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    (*count)--;
+}
+
 static inline bool segment_has_slabs(const segment_t *s)
 {
     return s->arena == NULL;

@@ -68,27 +68,6 @@ static slab_t *slab_list_pop(slab_t **head)
 
 /* ---- segments --------------------------------------------------------- */
 
-static void slab_link_segment(slab_set_t *set, segment_t *s)
-{
-    s->prev = NULL;
-    s->next = set->segments;
-    if (set->segments)
-        set->segments->prev = s;
-    set->segments = s;
-    set->segment_count++;
-}
-
-static void slab_unlink_segment(slab_set_t *set, segment_t *s)
-{
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        set->segments = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    set->segment_count--;
-}
-
 static bool slab_grow(struct heap *h, slab_set_t *set)
 {
     segment_t *s = segment_acquire(h);
@@ -96,7 +75,7 @@ static bool slab_grow(struct heap *h, slab_set_t *set)
         return false;
     s->arena = NULL;
     s->slabs_in_use = 0;
-    slab_link_segment(set, s);
+    segment_list_push(&set->segments, &set->segment_count, s);
     /* Slab 0 holds the header; the others start out free. */
     for (size_t k = SEGMENT_SLABS; k-- > 1;) {
         slab_t *sl = &s->slabs[k];
@@ -113,7 +92,7 @@ static void slab_retire_segment(slab_set_t *set, segment_t *s)
         slab_list_remove(&set->free, &s->slabs[k]);
     if (set->spare == s)
         set->spare = NULL;
-    slab_unlink_segment(set, s);
+    segment_list_remove(&set->segments, &set->segment_count, s);
     segment_retire(s);
 }
 
