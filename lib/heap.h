@@ -157,9 +157,10 @@ void heap_handover_push(heap_t *h, block_t *b);
  * heap_handed_size gives) over through the outbox of the caller's heap h,
  * inside an operation on h. */
 void heap_outbox_add(heap_t *h, heap_t *owner, block_t *b, size_t size);
-/* The size a free hands over with block b, read by the freeing thread,
- * which has just used the block: its TLSF size, or 0 for a slab block
- * (which has no header: b is only its payload's handle). */
+/* The size a free hands over with block b: its TLSF size, or 0 for a slab
+ * block (which has no header: b is only its payload's handle). The freeing
+ * thread records it in its batch, where the block is at hand; the owner
+ * reads it for a block pushed on its own. */
 static inline size_t heap_handed_size(const block_t *b)
 {
     return segment_has_slabs(segment_of(b)) ? 0 : block_size_shared(b);

@@ -6,14 +6,15 @@
  * A heap allocates from one current slab per class, always from the slab's
  * free list; when that runs dry, the next few blocks of the slab's untouched
  * end are carved into it (at most SLAB_CARVE_BYTES), so a fresh slab costs
- * little to set up and the fast path has one predictable branch. Frees push onto the block's own slab. A
- * slab whose blocks are all handed out is full and sits in no list; its
- * first free puts it on its class's partial list, from which the next
- * current slab comes. A partial slab that empties goes back to the heap's
- * free slabs, and a segment whose slabs are all free goes back to the pool
- * (one is kept as a spare). Every step is O(1). Blocks are validated by
- * the segment's live bitmap like any other; the records are in the segment
- * header, out of reach of a stray write through a block.
+ * little to set up and the fast path has one predictable branch. Frees
+ * push onto the block's own slab. A slab whose blocks are all handed out
+ * is full and sits in no list; its first free puts it on its class's
+ * partial list, from which the next current slab comes. A partial slab
+ * that empties goes back to the heap's free slabs, and a segment whose
+ * slabs are all free goes back to the pool (one is kept as a spare). Every
+ * step is O(1). Blocks are validated by the segment's live bitmap like any
+ * other; the records are in the segment header, out of reach of a stray
+ * write through a block.
  */
 #ifndef PA_SLAB_H
 #define PA_SLAB_H
@@ -47,7 +48,8 @@ extern slab_t slab_none;
 /* Fills slab_request_class (once, at initialisation). */
 void slab_tables_init(void);
 void slab_set_init(slab_set_t *set);
-/* The slow halves of slab_take and slab_give (slab.c). */
+/* The rare halves of slab_take and slab_give (slab.c): carving, a new
+ * current slab, and moving a slab between lists. */
 void *slab_take_slow(struct heap *h, slab_set_t *set, unsigned c);
 void slab_give_slow(slab_set_t *set, slab_t *sl);
 /* Gives back every slab without live blocks and every wholly free segment
