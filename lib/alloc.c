@@ -37,15 +37,25 @@ static heap_t *heap_of_caller(void)
     return pa_is_concurrent() ? heap_of_thread() : pa_single_heap;
 }
 
-/* Starts an operation on the caller's own heap; false when something rare
- * is due first (a pause, or polling the hand-over list), which
- * heap_op_begin_slow then does. */
+/* Starts an allocation from the caller's own heap; false when something
+ * rare is due first (a pause, or polling the hand-over list), which
+ * heap_op_begin_slow then does. Only allocations count towards the poll:
+ * handed-back blocks are of use to the next allocation, and a free is then
+ * one step shorter. */
 static pa_always_inline bool heap_op_begin(heap_t *h, pa_concurrency_t c)
 {
     if (c == PA_CONCURRENCY_OFF)
         return true;
     bool no_pause = heap_announce_as(h, c == PA_CONCURRENCY_MEMBARRIER);
     return pa_likely(no_pause & (--h->poll_countdown != 0));
+}
+
+/* Starts a free into the caller's own heap; false when a pause is due. */
+static pa_always_inline bool heap_op_begin_free(heap_t *h, pa_concurrency_t c)
+{
+    if (c == PA_CONCURRENCY_OFF)
+        return true;
+    return pa_likely(heap_announce_as(h, c == PA_CONCURRENCY_MEMBARRIER));
 }
 
 static pa_noinline void heap_op_begin_slow(heap_t *h)
@@ -85,7 +95,7 @@ static pa_noinline void *alloc_large(size_t size)
 static pa_always_inline void *alloc_finish(heap_t *h, block_t *b, size_t size, bool concurrent)
 {
     void *p = block_payload(b);
-    segment_live_set(segment_of(b), p, concurrent);
+    segment_live_set(segment_of(b), p, heap_live_atomic(h, concurrent));
     if (!concurrent)
         heap_account_alloc(h, size - BLOCK_HEADER_SIZE);
     heap_op_end(h, concurrent);
@@ -97,7 +107,7 @@ static pa_always_inline void *alloc_slab_finish(heap_t *h, void *p, unsigned cls
                                                 bool concurrent)
 {
     if (pa_likely(p != NULL)) {
-        segment_live_set(segment_of(p), p, concurrent);
+        segment_live_set(segment_of(p), p, heap_live_atomic(h, concurrent));
         if (!concurrent)
             heap_account_alloc(h, slab_class_size[cls]);
     }
@@ -140,8 +150,7 @@ static pa_noinline void *alloc_attach(size_t size)
     return alloc_announced(h, size, concurrent);
 }
 
-/* A request of up to HEAP_SMALL_REQUEST_MAX bytes: a slab block, or one the
- * cache may serve. */
+/* A request of up to SLAB_REQUEST_MAX bytes: a slab block. */
 static pa_always_inline void *alloc_small(size_t size, pa_concurrency_t c)
 {
     bool concurrent = c != PA_CONCURRENCY_OFF;
@@ -150,21 +159,14 @@ static pa_always_inline void *alloc_small(size_t size, pa_concurrency_t c)
         return alloc_attach(size);
     if (pa_unlikely(!heap_op_begin(h, c)))
         return alloc_announced(h, size, concurrent);
-    if (pa_likely(size <= SLAB_REQUEST_MAX)) {
-        unsigned cls = slab_class_of(size);
-        void *p = slab_pop(h->slabs.current[cls]);
-        if (pa_unlikely(!p))
-            return alloc_slab_slow(h, cls, concurrent);
-        return alloc_slab_finish(h, p, cls, concurrent);
-    }
-    size_t block_bytes;
-    block_t *b = heap_cache_take(h, size, &block_bytes);
-    if (pa_likely(b != NULL))
-        return alloc_finish(h, b, block_bytes, concurrent);
-    return alloc_announced(h, size, concurrent);
+    unsigned cls = slab_class_of(size);
+    void *p = slab_pop(h->slabs.current[cls]);
+    if (pa_unlikely(!p))
+        return alloc_slab_slow(h, cls, concurrent);
+    return alloc_slab_finish(h, p, cls, concurrent);
 }
 
-/* A request too big for the cache and too small for a mapping of its own. */
+/* A request too big for slabs and too small for a mapping of its own. */
 static pa_noinline void *alloc_medium(size_t size)
 {
     bool concurrent = pa_is_concurrent();
@@ -178,7 +180,7 @@ static pa_noinline void *alloc_medium(size_t size)
 
 PALLOCATOR_API void *myalloc(size_t size)
 {
-    if (pa_likely(size <= HEAP_SMALL_REQUEST_MAX)) {
+    if (pa_likely(size <= SLAB_REQUEST_MAX)) {
         switch (pa_concurrency_now()) {
         case PA_CONCURRENCY_MEMBARRIER:
             return alloc_small(size, PA_CONCURRENCY_MEMBARRIER);
@@ -227,7 +229,7 @@ static inline ptr_kind_t ptr_classify(const void *p, segment_t **seg, heap_t **o
         return PTR_LARGE;
     *seg = (segment_t *)entry;
     *owner = __atomic_load_n(&(*seg)->owner, __ATOMIC_ACQUIRE);
-    return *owner ? PTR_HEAP : PTR_INVALID;
+    return segment_owner_is_heap(*owner) ? PTR_HEAP : PTR_INVALID;
 }
 
 static pa_noinline int free_invalid(void)
@@ -242,7 +244,11 @@ static pa_noinline int free_invalid(void)
  * owner's objects (passive false sharing). */
 static pa_noinline int free_remote(segment_t *s, heap_t *owner, void *p)
 {
-    if (!pa_is_concurrent() || !segment_live_clear(s, p, true))
+    if (!pa_is_concurrent() || !segment_owner_is_heap(owner))
+        return free_invalid();
+    if (pa_unlikely(!__atomic_load_n(&owner->shared, __ATOMIC_ACQUIRE)))
+        heap_share(owner);
+    if (!segment_live_clear(s, p, true))
         return free_invalid();
     block_t *b = block_from_payload(p);
     heap_t *h = heap_of_thread();
@@ -281,23 +287,28 @@ static pa_always_inline int free_slab_finish(heap_t *h, segment_t *s, void *p, b
     return 0;
 }
 
-/* A free into h, whose operation was announced (in_call set). */
-static pa_noinline int free_announced(heap_t *h, segment_t *s, void *p, bool concurrent)
+/* Frees TLSF block b of h (its live bit claimed) and ends the operation. */
+static pa_noinline int free_medium(heap_t *h, block_t *b, bool concurrent)
 {
-    if (concurrent)
-        heap_op_begin_slow(h);
-    if (pa_unlikely(!segment_live_clear(s, p, concurrent))) {
-        heap_op_end(h, concurrent);
-        return free_invalid();
-    }
-    if (segment_has_slabs(s))
-        return free_slab_finish(h, s, p, concurrent);
-    block_t *b = block_from_payload(p);
     if (!concurrent)
         h->allocated -= block_usable(b);
     heap_free(h, b);
     heap_op_end(h, concurrent);
     return 0;
+}
+
+/* A free into h, whose operation was announced (in_call set). */
+static pa_noinline int free_announced(heap_t *h, segment_t *s, void *p, bool concurrent)
+{
+    if (concurrent)
+        heap_op_begin_slow(h);
+    if (pa_unlikely(!segment_live_clear(s, p, heap_live_atomic(h, concurrent)))) {
+        heap_op_end(h, concurrent);
+        return free_invalid();
+    }
+    if (segment_has_slabs(s))
+        return free_slab_finish(h, s, p, concurrent);
+    return free_medium(h, block_from_payload(p), concurrent);
 }
 
 static pa_noinline int free_announced_invalid(heap_t *h, bool concurrent)
@@ -306,51 +317,43 @@ static pa_noinline int free_announced_invalid(heap_t *h, bool concurrent)
     return free_invalid();
 }
 
-static pa_noinline int free_announced_give(heap_t *h, block_t *b, bool concurrent)
+
+/* The rare cases of myfree, none of them a heap block: NULL, a pointer that
+ * is not ours or misaligned, and a large block. */
+static pa_noinline int free_unusual(void *p, uintptr_t entry)
 {
-    heap_give(h, b);
-    heap_op_end(h, concurrent);
-    return 0;
+    if (!p)
+        return 0;
+    if (((uintptr_t)p & (PA_GRANULE - 1)) != 0 || entry == 0)
+        return free_invalid();
+    return large_free(p);
 }
 
 static pa_always_inline int free_to_heap(void *p, pa_concurrency_t c)
 {
     bool concurrent = c != PA_CONCURRENCY_OFF;
-    segment_t *s;
-    heap_t *owner;
-    switch (ptr_classify(p, &s, &owner)) {
-    case PTR_HEAP:
-        break;
-    case PTR_LARGE:
-        return large_free(p);
-    default:
-        return free_invalid();
-    }
-    /* p lies in one of our segments, so its header is mapped: start the
-     * likely cache miss now, to overlap the claim of the live bit. */
-    __builtin_prefetch(block_from_payload(p), 1);
+    uintptr_t entry = segmap_lookup(p);
+    if (pa_unlikely((((uintptr_t)p & (PA_GRANULE - 1)) | (entry & SEGMAP_LARGE)) != 0 ||
+                    entry == 0))
+        return free_unusual(p, entry);
+    segment_t *s = (segment_t *)entry;
+    heap_t *owner = __atomic_load_n(&s->owner, __ATOMIC_ACQUIRE);
     heap_t *h = heap_current(c);
     if (pa_unlikely(owner != h))
         return free_remote(s, owner, p);
-    if (pa_unlikely(!heap_op_begin(h, c)))
+    /* Once other threads free into h, the live bit is claimed atomically:
+     * free_announced does that. */
+    if (pa_unlikely(!heap_op_begin_free(h, c) || heap_live_atomic(h, concurrent)))
         return free_announced(h, s, p, concurrent);
-    if (pa_unlikely(!segment_live_clear(s, p, concurrent)))
+    if (pa_unlikely(!segment_live_clear(s, p, false)))
         return free_announced_invalid(h, concurrent);
     if (pa_likely(segment_has_slabs(s)))
         return free_slab_finish(h, s, p, concurrent);
-    block_t *b = block_from_payload(p);
-    if (!concurrent)
-        h->allocated -= block_usable(b);
-    if (pa_unlikely(!heap_cache_push(h, b)))
-        return free_announced_give(h, b, concurrent);
-    heap_op_end(h, concurrent);
-    return 0;
+    return free_medium(h, block_from_payload(p), concurrent);
 }
 
 PALLOCATOR_API int myfree(void *p)
 {
-    if (!p)
-        return 0;
     switch (pa_concurrency_now()) {
     case PA_CONCURRENCY_MEMBARRIER:
         return free_to_heap(p, PA_CONCURRENCY_MEMBARRIER);

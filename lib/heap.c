@@ -528,6 +528,20 @@ void heap_pause_all(void)
             sched_yield();
 }
 
+void heap_share(heap_t *h)
+{
+    pthread_mutex_lock(&pause_lock);
+    if (!__atomic_load_n(&h->shared, __ATOMIC_ACQUIRE)) {
+        __atomic_store_n(&h->pause_req, 1, __ATOMIC_SEQ_CST);
+        heap_barrier_heavy();
+        while (__atomic_load_n(&h->in_call, __ATOMIC_SEQ_CST))
+            sched_yield();
+        __atomic_store_n(&h->shared, 1, __ATOMIC_RELEASE);
+        __atomic_store_n(&h->pause_req, 0, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&pause_lock);
+}
+
 void heap_resume_all(void)
 {
     if (pa_is_concurrent())

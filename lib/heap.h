@@ -84,6 +84,12 @@ typedef struct heap {
      * miss on every call for the fields it writes itself. */
     _Alignas(64) block_t *handover;
     char handover_pad[64 - sizeof(block_t *)];
+    /* Set (for good) by heap_share before the first free of one of this
+     * heap's blocks by another thread; until then only the owner writes
+     * its segments' live bits, and it does so without atomic operations.
+     * Every remote free reads it, and the owner on every call: alone on a
+     * line that is written once, it stays cached on both sides. */
+    _Alignas(64) int shared;
 } heap_t;
 
 /* Process-wide mode, set by allocator_init or the first allocation. */
@@ -251,6 +257,18 @@ static inline void heap_enter(heap_t *h)
     if (pa_unlikely(!heap_announce(h)))
         heap_enter_slow(h);
 }
+
+/* Whether the owner of h, in an announced operation, must update live bits
+ * atomically. */
+static pa_always_inline bool heap_live_atomic(const heap_t *h, bool concurrent)
+{
+    return concurrent && __atomic_load_n(&h->shared, __ATOMIC_RELAXED);
+}
+
+/* Called by a thread about to free a block of h, which it does not own:
+ * marks h shared, with h paused so no owner update without an atomic
+ * operation is under way. */
+void heap_share(heap_t *h);
 
 static inline void heap_leave(heap_t *h)
 {

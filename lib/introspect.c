@@ -403,7 +403,8 @@ static int verify_batch(const heap_t *h, const block_t *batch_block)
 {
     const segment_t *s = segment_of(batch_block);
     const handover_batch_t *batch = block_payload(batch_block);
-    if (!block_in_area(s, batch_block) || !__atomic_load_n(&s->owner, __ATOMIC_RELAXED) ||
+    const heap_t *maker = __atomic_load_n(&s->owner, __ATOMIC_RELAXED);
+    if (!block_in_area(s, batch_block) || !segment_owner_is_heap(maker) ||
         block_is_free(batch_block) || segment_live_test(s, batch) ||
         batch->count > HEAP_OUTBOX_SLOTS)
         return verify_fail("heap %u hand-over list holds a broken batch %p", h->id,

@@ -46,11 +46,14 @@ static segment_t *segment_pool_pop(void)
     return s;
 }
 
+char segment_pooled_marker;
+
 static segment_t *segment_map_new(void)
 {
     segment_t *s = os_map_aligned(PA_SEGMENT_SIZE, PA_SEGMENT_SIZE);
     if (!s)
         return NULL;
+    s->owner = SEGMENT_POOLED; /* before the segment map makes it findable */
     if (!segmap_register((uintptr_t)s, PA_SEGMENT_SIZE, 0)) {
         os_unmap(s, PA_SEGMENT_SIZE);
         return NULL;
@@ -73,7 +76,7 @@ segment_t *segment_acquire(struct heap *owner)
 
 void segment_retire(segment_t *s)
 {
-    __atomic_store_n(&s->owner, NULL, __ATOMIC_RELEASE);
+    __atomic_store_n(&s->owner, SEGMENT_POOLED, __ATOMIC_RELEASE);
     /* The first page (owner field, start of the bitmap) stays; the rest of
      * the bitmap reads as zeros once decommitted, so no bit survives. */
     memset(s->live, 0, PA_PAGE_SIZE - offsetof(segment_t, live));

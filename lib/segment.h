@@ -37,10 +37,10 @@ typedef struct slab {
     uint32_t block_size;
     uint8_t cls;
     uint8_t state;
-} slab_t;
+} __attribute__((aligned(64))) slab_t; /* one cache line each: a free touches one */
 
 typedef struct segment {
-    struct heap *owner;          /* NULL while the segment rests in the pool */
+    struct heap *owner;          /* SEGMENT_POOLED while the segment rests in the pool */
     struct arena *arena;         /* which of the owner's arenas holds it; NULL: slabs */
     struct segment *next, *prev; /* the owner's list, or the pool */
     uint64_t live[SEGMENT_BITMAP_WORDS];
@@ -115,29 +115,45 @@ static inline bool segment_live_test(const segment_t *s, const void *p)
     return (__atomic_load_n(&s->live[i / 64], __ATOMIC_RELAXED) >> (i % 64)) & 1;
 }
 
-/* With concurrency enabled other threads clear bits in the same words, so
- * updates are atomic; a single-threaded allocator uses plain operations. */
+/* Once other threads free into the owner's heap (heap_t.shared), they
+ * clear bits in the same words, so the owner's updates must be atomic too;
+ * before that, and in single-threaded mode, only the owner writes the
+ * words, and a load and a store suffice. Relaxed atomic accesses either
+ * way, since a thread asking for a block's usable size reads them. */
 static inline void segment_live_set(segment_t *s, const void *p, bool atomic)
 {
     size_t i = segment_bit_index(s, p);
     uint64_t bit = (uint64_t)1 << (i % 64);
+    uint64_t *word = &s->live[i / 64];
     if (atomic)
-        __atomic_fetch_or(&s->live[i / 64], bit, __ATOMIC_RELAXED);
+        __atomic_fetch_or(word, bit, __ATOMIC_RELAXED);
     else
-        s->live[i / 64] |= bit;
+        __atomic_store_n(word, __atomic_load_n(word, __ATOMIC_RELAXED) | bit, __ATOMIC_RELAXED);
 }
 
-/* Clears the bit; true when it was set, which makes exactly one of several
- * concurrent frees of one pointer the winner. */
+/* Clears the bit; true when it was set. Atomic, it makes exactly one of
+ * several concurrent frees of one pointer the winner. */
 static inline bool segment_live_clear(segment_t *s, const void *p, bool atomic)
 {
     size_t i = segment_bit_index(s, p);
     uint64_t bit = (uint64_t)1 << (i % 64);
+    uint64_t *word = &s->live[i / 64];
     if (atomic)
-        return (__atomic_fetch_and(&s->live[i / 64], ~bit, __ATOMIC_ACQ_REL) & bit) != 0;
-    uint64_t old = s->live[i / 64];
-    s->live[i / 64] = old & ~bit;
+        return (__atomic_fetch_and(word, ~bit, __ATOMIC_ACQ_REL) & bit) != 0;
+    uint64_t old = __atomic_load_n(word, __ATOMIC_RELAXED);
+    __atomic_store_n(word, old & ~bit, __ATOMIC_RELAXED);
     return (old & bit) != 0;
+}
+
+/* The owner of a segment that no heap holds. Not NULL, so that a free
+ * matching the owner against the caller's heap fails for a pooled segment
+ * even when the caller has no heap. Never dereferenced. */
+extern char segment_pooled_marker;
+#define SEGMENT_POOLED ((struct heap *)(void *)&segment_pooled_marker)
+
+static inline bool segment_owner_is_heap(const struct heap *owner)
+{
+    return owner != SEGMENT_POOLED;
 }
 
 /* A segment for a heap: from the pool or freshly mapped and registered. */

@@ -7,14 +7,16 @@
 
 #include "heap.h"
 
-const uint16_t slab_class_size[SLAB_CLASSES] = {16,  32,  48,  64,  80,  96,  112, 128,
-                                               160, 192, 224, 256, 320, 384, 448, 512};
+const uint16_t slab_class_size[SLAB_CLASSES] = {16,  32,  48,  64,  80,  96,  112,
+                                               128, 160, 192, 224, 256, 320, 384,
+                                               448, 512, 640, 768, 896, 1024,
+                                               1280, 1536, 1792, 2048, 2560, 3072, 3584, 4096,
+                                               5120, 6144, 7168, 8192};
 uint8_t slab_request_class[(SLAB_REQUEST_MAX >> PA_GRANULE_SHIFT) + 1];
 slab_t slab_none = {.state = SLAB_CURRENT};
 
-_Static_assert(SLAB_REQUEST_MAX == 512, "the last class serves the largest request");
+_Static_assert(SLAB_REQUEST_MAX == 8192, "the last class serves the largest request");
 _Static_assert(SLAB_SIZE / 16 <= UINT32_MAX, "block counts fit the records");
-_Static_assert(SLAB_CARVE_BYTES >= SLAB_REQUEST_MAX, "a carve yields a block of every class");
 
 void slab_tables_init(void)
 {
@@ -141,6 +143,8 @@ static bool slab_carve(slab_t *sl)
 {
     uint32_t n = sl->capacity - sl->bump;
     uint32_t most = (uint32_t)(SLAB_CARVE_BYTES / sl->block_size);
+    if (most == 0)
+        most = 1; /* blocks larger than a carve: one at a time */
     if (n == 0)
         return false;
     if (n > most)

@@ -1,7 +1,7 @@
 /*
  * slab.h - slabs: SLAB_SIZE pieces of a heap's slab segments, each cut into
  * blocks of one size class with no header, for requests of up to
- * SLAB_REQUEST_MAX bytes. Beside the TLSF arenas of the same heap.
+ * SLAB_REQUEST_MAX bytes (8 KiB). Beside the TLSF arenas of the same heap.
  *
  * A heap allocates from one current slab per class, always from the slab's
  * free list; when that runs dry, the next few blocks of the slab's untouched
@@ -23,8 +23,8 @@
 
 struct heap;
 
-#define SLAB_CLASSES 16
-#define SLAB_REQUEST_MAX ((size_t)512)
+#define SLAB_CLASSES 32
+#define SLAB_REQUEST_MAX ((size_t)8192)
 #define SLAB_CARVE_BYTES ((size_t)4096)
 
 enum slab_state { SLAB_FREE, SLAB_CURRENT, SLAB_PARTIAL, SLAB_FULL };
@@ -97,9 +97,12 @@ static inline void *slab_take(struct heap *h, slab_set_t *set, unsigned c)
  * so a fast path can leave the rare step to a tail call. */
 static inline bool slab_push(slab_t *sl, void *p)
 {
-    *(void **)p = sl->free;
+    void *next = sl->free;
+    *(void **)p = next;
     sl->free = p;
-    return pa_unlikely(--sl->used == 0 || sl->state == SLAB_FULL);
+    /* A full slab has an empty free list; so may the current slab, for
+     * which the slow half has nothing to do. */
+    return pa_unlikely(--sl->used == 0 || next == NULL);
 }
 
 /* Frees block p of slab sl, whose live bit the caller has claimed. */

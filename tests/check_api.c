@@ -1057,7 +1057,8 @@ START_TEST(test_double_free_after_reuse)
     ck_assert_int_eq(allocator_init(_i), 0);
     check_stale_after_reuse(48, 3000, 96);
     check_stale_after_reuse(32, 4500, 200);
-    check_stale_after_reuse(1500, 40, 5000);
+    check_stale_after_reuse(1500, 100, 5000);
+    check_stale_after_reuse(9000, 40, 30000);
     check_stale_after_reuse(20000, 20, 70000);
     ck_assert_uint_eq(get_stats().allocated, 0);
     ck_assert_int_eq(allocator_verify(), 0);

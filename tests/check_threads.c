@@ -789,6 +789,156 @@ START_TEST(test_concurrent_double_free)
 END_TEST
 
 /* ------------------------------------------------------------------ */
+/* The first free from another thread                                   */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Until another thread frees one of its blocks, a heap's owner updates the
+ * live bits without atomic operations; the first such free brings the owner
+ * to rest before it claims a bit, and from then on the owner's updates are
+ * atomic too. Each round starts a fresh allocator, so the owner's heap is
+ * private again, and races that first remote free and a few more against
+ * the owner. In even rounds the owner keeps freeing and allocating blocks
+ * whose live bits share words with the victims': a lost update would leave
+ * a victim live, or one of the owner's blocks dead. In odd rounds the owner
+ * frees the victims itself at the same time, and for each victim exactly
+ * one of the two frees may succeed.
+ */
+#define FR_BLOCKS 64
+#define FR_VICTIMS (FR_BLOCKS / 4)
+#define FR_SIZE 16
+
+struct fr_round {
+    pthread_barrier_t go;
+    unsigned char *blocks[FR_BLOCKS]; /* the owner's live blocks */
+    unsigned char *victims[FR_VICTIMS];
+    int both_free;
+    int owner_result[FR_VICTIMS], owner_err[FR_VICTIMS];
+    int remote_result[FR_VICTIMS], remote_err[FR_VICTIMS];
+    struct failure *fail;
+};
+
+static unsigned char *fr_new_block(struct fr_round *r)
+{
+    unsigned char *p = myalloc(FR_SIZE);
+    if (p)
+        test_fill(p, FR_SIZE);
+    else
+        fail_note(r->fail, "myalloc(%d) failed", FR_SIZE);
+    return p;
+}
+
+static void fr_owner_churn(struct fr_round *r)
+{
+    for (int k = 0; k < 16 * FR_BLOCKS; k++) {
+        int i = k % FR_BLOCKS;
+        if (!r->blocks[i])
+            continue;
+        if (!test_check_fill(r->blocks[i], FR_SIZE))
+            fail_note(r->fail, "owner's block %p overwritten", (void *)r->blocks[i]);
+        if (myfree(r->blocks[i]) != 0)
+            fail_note(r->fail, "owner's free of its live block %p failed", (void *)r->blocks[i]);
+        r->blocks[i] = fr_new_block(r);
+    }
+}
+
+static void fr_free_victims(struct fr_round *r, int *result, int *err)
+{
+    for (int v = 0; v < FR_VICTIMS; v++) {
+        errno = 0;
+        result[v] = myfree(r->victims[v]);
+        err[v] = errno;
+    }
+}
+
+static void *fr_owner(void *arg)
+{
+    struct fr_round *r = arg;
+    /* Blocks of one fresh slab, side by side: their bits share words. */
+    for (int i = 0; i < FR_BLOCKS; i++)
+        r->blocks[i] = fr_new_block(r);
+    for (int v = 0; v < FR_VICTIMS; v++) {
+        r->victims[v] = r->blocks[4 * v + 2];
+        r->blocks[4 * v + 2] = NULL;
+    }
+    pthread_barrier_wait(&r->go);
+    if (r->both_free)
+        fr_free_victims(r, r->owner_result, r->owner_err);
+    else
+        fr_owner_churn(r);
+    return NULL;
+}
+
+static void *fr_remote(void *arg)
+{
+    struct fr_round *r = arg;
+    pthread_barrier_wait(&r->go);
+    fr_free_victims(r, r->remote_result, r->remote_err);
+    return NULL;
+}
+
+/* After the round: the owner's blocks are intact and live, a victim is live
+ * only where the owner was handed its memory again, and the frees of the
+ * victims gave the answers the round allows. */
+static void fr_check_round(const struct fr_round *r, size_t round)
+{
+    for (int i = 0; i < FR_BLOCKS; i++) {
+        if (!r->blocks[i])
+            continue;
+        ck_assert_msg(myalloc_usable_size(r->blocks[i]) >= FR_SIZE,
+                      "round %zu: owner's block %p is not live", round, (void *)r->blocks[i]);
+        ck_assert_msg(test_check_fill(r->blocks[i], FR_SIZE), "round %zu: block %p overwritten",
+                      round, (void *)r->blocks[i]);
+    }
+    for (int v = 0; v < FR_VICTIMS; v++) {
+        int reused = 0;
+        for (int i = 0; i < FR_BLOCKS; i++)
+            reused |= r->blocks[i] == r->victims[v];
+        if (!reused)
+            ck_assert_msg(myalloc_usable_size(r->victims[v]) == 0,
+                          "round %zu: freed victim %p is still live", round,
+                          (void *)r->victims[v]);
+        if (r->both_free) {
+            int winners = (r->owner_result[v] == 0) + (r->remote_result[v] == 0);
+            int loser_err = r->owner_result[v] == 0 ? r->remote_err[v] : r->owner_err[v];
+            ck_assert_msg(winners == 1 && loser_err == EINVAL,
+                          "round %zu: %d of two frees of victim %d succeeded", round, winners, v);
+        } else {
+            ck_assert_msg(r->remote_result[v] == 0, "round %zu: remote free %d failed (errno %d)",
+                          round, v, r->remote_err[v]);
+        }
+    }
+    ck_assert_int_eq(allocator_verify(), 0);
+}
+
+START_TEST(test_first_remote_free_races_owner)
+{
+    const size_t rounds = test_scale(400);
+    struct failure fail = FAILURE_INIT;
+    for (size_t round = 0; round < rounds; round++) {
+        struct fr_round r;
+        pthread_t owner, remote;
+        memset(&r, 0, sizeof r);
+        r.both_free = (int)(round & 1);
+        r.fail = &fail;
+        allocator_cleanup();
+        ck_assert_int_eq(allocator_init(1), 0);
+        ck_assert_int_eq(pthread_barrier_init(&r.go, NULL, 2), 0);
+        ck_assert_int_eq(pthread_create(&owner, NULL, fr_owner, &r), 0);
+        ck_assert_int_eq(pthread_create(&remote, NULL, fr_remote, &r), 0);
+        ck_assert_int_eq(pthread_join(owner, NULL), 0);
+        ck_assert_int_eq(pthread_join(remote, NULL), 0);
+        pthread_barrier_destroy(&r.go);
+        assert_no_failure(&fail);
+        fr_check_round(&r, round);
+        for (int i = 0; i < FR_BLOCKS; i++)
+            ck_assert_int_eq(myfree(r.blocks[i]), 0);
+    }
+    assert_heap_empty();
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
 /* Threads that exit with live blocks                                   */
 /* ------------------------------------------------------------------ */
 
@@ -1180,6 +1330,7 @@ static Suite *threads_suite(void)
     tcase_add_test(tc, test_remote_free_owner_alive);
     tcase_add_test(tc, test_remote_freed_blocks_go_home);
     tcase_add_test(tc, test_concurrent_double_free);
+    tcase_add_test(tc, test_first_remote_free_races_owner);
     tcase_add_test(tc, test_thread_exit_live_blocks);
     tcase_add_test(tc, test_many_short_threads);
 #if !defined(__SANITIZE_THREAD__)
