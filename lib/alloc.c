@@ -3,9 +3,11 @@
  * myfree and myalloc_usable_size.
  *
  * The fast paths find the calling thread's heap through a thread-local
- * pointer and run one bounded TLSF operation on it. Every pointer handed in
- * is validated through the segment map and the segment's live bitmap before
- * anything at the pointer is read.
+ * pointer and run one bounded slab or TLSF operation on it. Every pointer
+ * handed in is validated through the segment map and the segment's live
+ * bitmap before anything at the pointer is read; the map's entry also names
+ * the owning heap, so a free of the caller's own slab block is told apart
+ * from every other case by one comparison.
  */
 #include <errno.h>
 #include <string.h>
@@ -223,13 +225,13 @@ static inline ptr_kind_t ptr_classify(const void *p, segment_t **seg, heap_t **o
     if (pa_unlikely(((uintptr_t)p & (PA_GRANULE - 1)) != 0))
         return PTR_INVALID;
     uintptr_t entry = segmap_lookup(p);
-    if (pa_unlikely(entry == 0))
-        return PTR_INVALID;
     if (pa_unlikely(entry & SEGMAP_LARGE))
         return PTR_LARGE;
-    *seg = (segment_t *)entry;
-    *owner = __atomic_load_n(&(*seg)->owner, __ATOMIC_ACQUIRE);
-    return segment_owner_is_heap(*owner) ? PTR_HEAP : PTR_INVALID;
+    if (pa_unlikely(entry == 0 || entry == SEGMAP_POOLED))
+        return PTR_INVALID;
+    *seg = segment_of(p);
+    *owner = (heap_t *)(entry & ~SEGMAP_TAGS);
+    return PTR_HEAP;
 }
 
 static pa_noinline int free_invalid(void)
@@ -244,7 +246,7 @@ static pa_noinline int free_invalid(void)
  * owner's objects (passive false sharing). */
 static pa_noinline int free_remote(segment_t *s, heap_t *owner, void *p)
 {
-    if (!pa_is_concurrent() || !segment_owner_is_heap(owner))
+    if (!pa_is_concurrent())
         return free_invalid();
     if (pa_unlikely(!__atomic_load_n(&owner->shared, __ATOMIC_ACQUIRE)))
         heap_share(owner);
@@ -318,38 +320,47 @@ static pa_noinline int free_announced_invalid(heap_t *h, bool concurrent)
 }
 
 
-/* The rare cases of myfree, none of them a heap block: NULL, a pointer that
- * is not ours or misaligned, and a large block. */
-static pa_noinline int free_unusual(void *p, uintptr_t entry)
+/* Every free but that of a slab block of the caller's own heap: NULL, a
+ * pointer that is not ours or misaligned, a large block, a block of another
+ * heap, and a TLSF block of the caller's. */
+static pa_noinline int free_other(void *p, bool concurrent)
 {
-    if (!p)
-        return 0;
-    if (((uintptr_t)p & (PA_GRANULE - 1)) != 0 || entry == 0)
-        return free_invalid();
-    return large_free(p);
+    segment_t *s;
+    heap_t *owner;
+    switch (ptr_classify(p, &s, &owner)) {
+    case PTR_HEAP:
+        break;
+    case PTR_LARGE:
+        return large_free(p);
+    default:
+        return p ? free_invalid() : 0;
+    }
+    heap_t *h = concurrent ? heap_of_thread() : pa_single_heap;
+    if (owner != h)
+        return free_remote(s, owner, p);
+    if (concurrent)
+        heap_announce(h); /* free_announced handles a pause */
+    return free_announced(h, s, p, concurrent);
 }
 
 static pa_always_inline int free_to_heap(void *p, pa_concurrency_t c)
 {
     bool concurrent = c != PA_CONCURRENCY_OFF;
     uintptr_t entry = segmap_lookup(p);
-    if (pa_unlikely((((uintptr_t)p & (PA_GRANULE - 1)) | (entry & SEGMAP_LARGE)) != 0 ||
-                    entry == 0))
-        return free_unusual(p, entry);
-    segment_t *s = (segment_t *)entry;
-    heap_t *owner = __atomic_load_n(&s->owner, __ATOMIC_ACQUIRE);
     heap_t *h = heap_current(c);
-    if (pa_unlikely(owner != h))
-        return free_remote(s, owner, p);
+    /* One test: is p an aligned address in a slab segment of the caller's
+     * heap? (Without a heap, h | SEGMAP_SLABS matches no entry.) */
+    uintptr_t mismatch = (entry ^ ((uintptr_t)h | SEGMAP_SLABS)) | ((uintptr_t)p & (PA_GRANULE - 1));
+    if (pa_unlikely(mismatch != 0))
+        return free_other(p, concurrent);
+    segment_t *s = segment_of(p);
     /* Once other threads free into h, the live bit is claimed atomically:
      * free_announced does that. */
     if (pa_unlikely(!heap_op_begin_free(h, c) || heap_live_atomic(h, concurrent)))
         return free_announced(h, s, p, concurrent);
     if (pa_unlikely(!segment_live_clear(s, p, false)))
         return free_announced_invalid(h, concurrent);
-    if (pa_likely(segment_has_slabs(s)))
-        return free_slab_finish(h, s, p, concurrent);
-    return free_medium(h, block_from_payload(p), concurrent);
+    return free_slab_finish(h, s, p, concurrent);
 }
 
 PALLOCATOR_API int myfree(void *p)

@@ -93,10 +93,9 @@ void heap_init_heap(heap_t *h, unsigned id)
 
 static pa_noinline block_t *heap_grow(heap_t *h, arena_t *a, size_t block_size)
 {
-    segment_t *s = segment_acquire(h);
+    segment_t *s = segment_acquire(h, a);
     if (!s)
         return NULL;
-    s->arena = a;
     segment_list_push(&a->segments, &a->segment_count, s);
     tlsf_add_area(&a->tlsf, segment_first_block(s), SEGMENT_AREA_SIZE);
     return tlsf_take(&a->tlsf, block_size);

@@ -323,7 +323,7 @@ static int verify_segment(const heap_t *h, const segment_t *s, verify_tally_t *t
     if (__atomic_load_n(&s->owner, __ATOMIC_RELAXED) != h)
         return verify_fail("segment %p is listed by heap %u but owned by another",
                            (const void *)s, h->id);
-    if (segmap_lookup(s) != (uintptr_t)s)
+    if (segmap_lookup(s) != (uintptr_t)h)
         return verify_fail("segment %p is missing from the segment map", (const void *)s);
     size_t live_before = tally->live_bits;
     const block_t *prev = NULL;
@@ -404,7 +404,7 @@ static int verify_batch(const heap_t *h, const block_t *batch_block)
     const segment_t *s = segment_of(batch_block);
     const handover_batch_t *batch = block_payload(batch_block);
     const heap_t *maker = __atomic_load_n(&s->owner, __ATOMIC_RELAXED);
-    if (!block_in_area(s, batch_block) || !segment_owner_is_heap(maker) ||
+    if (!block_in_area(s, batch_block) || !maker ||
         block_is_free(batch_block) || segment_live_test(s, batch) ||
         batch->count > HEAP_OUTBOX_SLOTS)
         return verify_fail("heap %u hand-over list holds a broken batch %p", h->id,
@@ -490,7 +490,7 @@ static int verify_slab_segment(const heap_t *h, const segment_t *s, slab_tally_t
     if (__atomic_load_n(&s->owner, __ATOMIC_RELAXED) != h || !segment_has_slabs(s))
         return verify_fail("slab segment %p is listed by heap %u but not its own", (const void *)s,
                            h->id);
-    if (segmap_lookup(s) != (uintptr_t)s)
+    if (segmap_lookup(s) != ((uintptr_t)h | SEGMAP_SLABS))
         return verify_fail("segment %p is missing from the segment map", (const void *)s);
     size_t in_use = 0, used = 0;
     for (size_t k = 1; k < SEGMENT_SLABS; k++) {

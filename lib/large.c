@@ -54,7 +54,7 @@ void *large_alloc(size_t size)
     l->map_size = map_size;
     l->usable = map_size - LARGE_PAYLOAD_OFFSET;
     large_lock();
-    if (!segmap_register((uintptr_t)l, map_size, SEGMAP_LARGE)) {
+    if (!segmap_register((uintptr_t)l, map_size, (uintptr_t)l | SEGMAP_LARGE)) {
         large_unlock();
         os_unmap(l, map_size);
         errno = ENOMEM;

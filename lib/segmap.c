@@ -43,7 +43,7 @@ static void segmap_store(uintptr_t base, size_t size, uintptr_t value)
     }
 }
 
-bool segmap_register(uintptr_t base, size_t size, uintptr_t tag)
+bool segmap_register(uintptr_t base, size_t size, uintptr_t entry)
 {
     pa_assert((base & PA_SEGMENT_MASK) == 0 && size > 0);
     if (segmap_index(base + size - 1) >= SEGMAP_ROOT_ENTRIES * SEGMAP_LEAF_ENTRIES)
@@ -52,8 +52,13 @@ bool segmap_register(uintptr_t base, size_t size, uintptr_t tag)
     for (size_t i = segmap_index(base); i <= segmap_index(base + size - 1); i++)
         if (!segmap_leaf(i, true))
             return false;
-    segmap_store(base, size, base | tag);
+    segmap_store(base, size, entry);
     return true;
+}
+
+void segmap_update(uintptr_t base, size_t size, uintptr_t entry)
+{
+    segmap_store(base, size, entry);
 }
 
 void segmap_unregister(uintptr_t base, size_t size)

@@ -1,18 +1,28 @@
 /*
  * segmap.h - the global segment map: answers "which live mapping of ours
- * holds this address?" in O(1) without touching the address itself.
+ * holds this address, and which heap owns it?" in O(1) without touching the
+ * address itself.
  */
 #ifndef PA_SEGMAP_H
 #define PA_SEGMAP_H
 
 #include "internal.h"
 
-/* Entries carry the mapping's base; this tag marks a large (own) mapping. */
+/* What an entry holds. A large (own) mapping: its base | SEGMAP_LARGE. A
+ * segment: the heap that owns it, | SEGMAP_SLABS for a slab segment, so
+ * that one load tells myfree whether a pointer is a slab block of the
+ * caller's own heap; or SEGMAP_POOLED while no heap holds it. 0: not ours.
+ * A segment's base is the address with its low bits cleared. */
 #define SEGMAP_LARGE ((uintptr_t)1)
+#define SEGMAP_SLABS ((uintptr_t)2)
+#define SEGMAP_POOLED ((uintptr_t)4)
+#define SEGMAP_TAGS (SEGMAP_LARGE | SEGMAP_SLABS)
 
-/* Records that [base, base + size) is ours; base is segment-aligned.
- * Returns false when the map cannot grow (out of memory). */
-bool segmap_register(uintptr_t base, size_t size, uintptr_t tag);
+/* Records that [base, base + size) is ours, with the given entry; base is
+ * segment-aligned. Returns false when the map cannot grow (out of memory). */
+bool segmap_register(uintptr_t base, size_t size, uintptr_t entry);
+/* Changes the entry of a registered range. */
+void segmap_update(uintptr_t base, size_t size, uintptr_t entry);
 void segmap_unregister(uintptr_t base, size_t size);
 #define SEGMAP_VA_BITS 48
 #define SEGMAP_INDEX_BITS (SEGMAP_VA_BITS - PA_SEGMENT_SHIFT)
@@ -28,7 +38,7 @@ static inline size_t segmap_index(uintptr_t p)
     return (size_t)(p >> PA_SEGMENT_SHIFT);
 }
 
-/* The entry covering p: its base | tag, or 0 when p is not ours. */
+/* The entry covering p, or 0 when p is not ours. */
 static inline uintptr_t segmap_lookup(const void *p)
 {
     size_t index = segmap_index((uintptr_t)p);

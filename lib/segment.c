@@ -1,9 +1,11 @@
 /*
  * segment.c - acquiring and retiring segments.
  *
- * A retired segment keeps its address range and its entry in the segment map
- * while its pages go back to the OS: a free racing with the retirement can
- * then still read the header and the (zeroed) bitmap safely and is refused.
+ * A segment's entry in the segment map names its owner (segmap.h), so
+ * acquiring and retiring update it. A retired segment keeps its address
+ * range and an entry (SEGMAP_POOLED) while its pages go back to the OS: a
+ * free racing with the retirement can then still read the header and the
+ * (zeroed) bitmap safely and is refused.
  * Retired segments wait in a pool and are handed to the next heap that grows
  * before any new address space is mapped.
  */
@@ -46,22 +48,19 @@ static segment_t *segment_pool_pop(void)
     return s;
 }
 
-char segment_pooled_marker;
-
 static segment_t *segment_map_new(void)
 {
     segment_t *s = os_map_aligned(PA_SEGMENT_SIZE, PA_SEGMENT_SIZE);
     if (!s)
         return NULL;
-    s->owner = SEGMENT_POOLED; /* before the segment map makes it findable */
-    if (!segmap_register((uintptr_t)s, PA_SEGMENT_SIZE, 0)) {
+    if (!segmap_register((uintptr_t)s, PA_SEGMENT_SIZE, SEGMAP_POOLED)) {
         os_unmap(s, PA_SEGMENT_SIZE);
         return NULL;
     }
     return s;
 }
 
-segment_t *segment_acquire(struct heap *owner)
+segment_t *segment_acquire(struct heap *owner, struct arena *arena)
 {
     segment_t *s = segment_pool_pop();
     if (!s)
@@ -69,14 +68,17 @@ segment_t *segment_acquire(struct heap *owner)
     if (!s)
         return NULL;
     s->next = s->prev = NULL;
+    s->arena = arena;
     __atomic_store_n(&s->owner, owner, __ATOMIC_RELEASE);
+    segmap_update((uintptr_t)s, PA_SEGMENT_SIZE, (uintptr_t)owner | (arena ? 0 : SEGMAP_SLABS));
     pa_log("segment %p acquired", (void *)s);
     return s;
 }
 
 void segment_retire(segment_t *s)
 {
-    __atomic_store_n(&s->owner, SEGMENT_POOLED, __ATOMIC_RELEASE);
+    segmap_update((uintptr_t)s, PA_SEGMENT_SIZE, SEGMAP_POOLED);
+    __atomic_store_n(&s->owner, NULL, __ATOMIC_RELEASE);
     /* The first page (owner field, start of the bitmap) stays; the rest of
      * the bitmap reads as zeros once decommitted, so no bit survives. */
     memset(s->live, 0, PA_PAGE_SIZE - offsetof(segment_t, live));

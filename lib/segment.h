@@ -40,7 +40,7 @@ typedef struct slab {
 } __attribute__((aligned(64))) slab_t; /* one cache line each: a free touches one */
 
 typedef struct segment {
-    struct heap *owner;          /* SEGMENT_POOLED while the segment rests in the pool */
+    struct heap *owner;          /* NULL while the segment rests in the pool */
     struct arena *arena;         /* which of the owner's arenas holds it; NULL: slabs */
     struct segment *next, *prev; /* the owner's list, or the pool */
     uint64_t live[SEGMENT_BITMAP_WORDS];
@@ -145,19 +145,8 @@ static inline bool segment_live_clear(segment_t *s, const void *p, bool atomic)
     return (old & bit) != 0;
 }
 
-/* The owner of a segment that no heap holds. Not NULL, so that a free
- * matching the owner against the caller's heap fails for a pooled segment
- * even when the caller has no heap. Never dereferenced. */
-extern char segment_pooled_marker;
-#define SEGMENT_POOLED ((struct heap *)(void *)&segment_pooled_marker)
-
-static inline bool segment_owner_is_heap(const struct heap *owner)
-{
-    return owner != SEGMENT_POOLED;
-}
-
 /* A segment for a heap: from the pool or freshly mapped and registered. */
-segment_t *segment_acquire(struct heap *owner);
+segment_t *segment_acquire(struct heap *owner, struct arena *arena);
 /* Returns the segment's pages to the OS and parks its address range. */
 void segment_retire(segment_t *s);
 /* Unmaps every pooled segment; only while nothing else runs. */

@@ -72,10 +72,9 @@ static slab_t *slab_list_pop(slab_t **head)
 
 static bool slab_grow(struct heap *h, slab_set_t *set)
 {
-    segment_t *s = segment_acquire(h);
+    segment_t *s = segment_acquire(h, NULL);
     if (!s)
         return false;
-    s->arena = NULL;
     s->slabs_in_use = 0;
     segment_list_push(&set->segments, &set->segment_count, s);
     /* Slab 0 holds the header; the others start out free. */

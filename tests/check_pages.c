@@ -12,6 +12,7 @@
 #include "segment.h"
 
 static struct heap *const fake_owner = (struct heap *)(uintptr_t)0x1000;
+static struct arena *const fake_arena = (struct arena *)(uintptr_t)0x2000;
 
 /* Returns 1 when [addr, addr + size) lies inside one line of /proc/self/maps. */
 static int mapped_in_maps(const void *addr, size_t size)
@@ -57,14 +58,18 @@ START_TEST(test_segmap_register_lookup)
     char *base = os_map_aligned(2 * PA_SEGMENT_SIZE, PA_SEGMENT_SIZE);
     ck_assert_ptr_nonnull(base);
     ck_assert_uint_eq(segmap_lookup(base), 0);
-    ck_assert(segmap_register((uintptr_t)base, PA_SEGMENT_SIZE, 0));
-    ck_assert_uint_eq(segmap_lookup(base), (uintptr_t)base);
-    ck_assert_uint_eq(segmap_lookup(base + PA_SEGMENT_SIZE - 1), (uintptr_t)base);
+    ck_assert(segmap_register((uintptr_t)base, PA_SEGMENT_SIZE, SEGMAP_POOLED));
+    ck_assert_uint_eq(segmap_lookup(base), SEGMAP_POOLED);
+    ck_assert_uint_eq(segmap_lookup(base + PA_SEGMENT_SIZE - 1), SEGMAP_POOLED);
     ck_assert_uint_eq(segmap_lookup(base + PA_SEGMENT_SIZE), 0);
     ck_assert_uint_eq(segmap_count(), 1);
+    /* A segment's entry names its owner, and whether it holds slabs. */
+    segmap_update((uintptr_t)base, PA_SEGMENT_SIZE, (uintptr_t)fake_owner | SEGMAP_SLABS);
+    ck_assert_uint_eq(segmap_lookup(base + 100), (uintptr_t)fake_owner | SEGMAP_SLABS);
 
     /* A large mapping covers several slots, each naming its base. */
-    ck_assert(segmap_register((uintptr_t)base, 2 * PA_SEGMENT_SIZE, SEGMAP_LARGE));
+    ck_assert(segmap_register((uintptr_t)base, 2 * PA_SEGMENT_SIZE,
+                              (uintptr_t)base | SEGMAP_LARGE));
     ck_assert_uint_eq(segmap_lookup(base + PA_SEGMENT_SIZE + 100),
                       (uintptr_t)base | SEGMAP_LARGE);
     ck_assert_uint_eq(segmap_count(), 2);
@@ -93,11 +98,11 @@ END_TEST
 
 START_TEST(test_segment_live_bits)
 {
-    segment_t *s = segment_acquire(fake_owner);
+    segment_t *s = segment_acquire(fake_owner, NULL);
     ck_assert_ptr_nonnull(s);
     ck_assert_uint_eq((uintptr_t)s % PA_SEGMENT_SIZE, 0);
     ck_assert_ptr_eq(s->owner, fake_owner);
-    ck_assert_uint_eq(segmap_lookup((char *)s + 12345), (uintptr_t)s);
+    ck_assert_uint_eq(segmap_lookup((char *)s + 12345), (uintptr_t)fake_owner | SEGMAP_SLABS);
     char *p = (char *)segment_first_block(s) + BLOCK_HEADER_SIZE;
     char *q = p + 64 * PA_GRANULE; /* a different bitmap word */
     for (int atomic = 0; atomic < 2; atomic++) {
@@ -118,20 +123,21 @@ END_TEST
 
 START_TEST(test_segment_retire_and_reuse)
 {
-    segment_t *s = segment_acquire(fake_owner);
+    segment_t *s = segment_acquire(fake_owner, fake_arena);
     ck_assert_ptr_nonnull(s);
     char *p = (char *)segment_first_block(s) + BLOCK_HEADER_SIZE;
+    ck_assert_uint_eq(segmap_lookup(p), (uintptr_t)fake_owner); /* no slabs */
     segment_live_set(s, p, false);
     memset(p, 0x5a, 1 << 20);
     segment_retire(s);
     /* Still readable and still in the map, but owned by nobody and with no
      * live bit: a racing free finds nothing to free. */
-    ck_assert_ptr_eq(s->owner, SEGMENT_POOLED);
+    ck_assert_ptr_null(s->owner);
     ck_assert(!segment_live_test(s, p));
-    ck_assert_uint_eq(segmap_lookup(p), (uintptr_t)s);
+    ck_assert_uint_eq(segmap_lookup(p), SEGMAP_POOLED);
     ck_assert_int_eq(p[100], 0); /* pages went back to the OS */
     ck_assert_uint_eq(segment_pool_count(), 1);
-    segment_t *again = segment_acquire(fake_owner);
+    segment_t *again = segment_acquire(fake_owner, fake_arena);
     ck_assert_ptr_eq(again, s);
     ck_assert_uint_eq(segment_pool_count(), 0);
     segment_retire(again);
