@@ -39,12 +39,20 @@ static heap_t *heap_of_caller(void)
     return pa_is_concurrent() ? heap_of_thread() : pa_single_heap;
 }
 
-/* Starts an allocation from the caller's own heap; false when something
- * rare is due first (a pause, or polling the hand-over list), which
- * heap_op_begin_slow then does. Only allocations count towards the poll:
- * handed-back blocks are of use to the next allocation, and a free is then
- * one step shorter. */
+/* Starts an operation on the caller's own heap; false when a pause is
+ * due, which heap_op_begin_slow then waits out. */
 static pa_always_inline bool heap_op_begin(heap_t *h, pa_concurrency_t c)
+{
+    if (c == PA_CONCURRENCY_OFF)
+        return true;
+    return pa_likely(heap_announce_as(h, c == PA_CONCURRENCY_MEMBARRIER));
+}
+
+/* heap_op_begin for an allocation, which also counts down to the next poll
+ * of the hand-over list: a producer whose blocks come back from a consumer
+ * then reuses them while they are still in cache (polling only when a slab
+ * runs dry made producer/consumer 9% slower). Frees do not count. */
+static pa_always_inline bool heap_op_begin_alloc(heap_t *h, pa_concurrency_t c)
 {
     if (c == PA_CONCURRENCY_OFF)
         return true;
@@ -52,14 +60,7 @@ static pa_always_inline bool heap_op_begin(heap_t *h, pa_concurrency_t c)
     return pa_likely(no_pause & (--h->poll_countdown != 0));
 }
 
-/* Starts a free into the caller's own heap; false when a pause is due. */
-static pa_always_inline bool heap_op_begin_free(heap_t *h, pa_concurrency_t c)
-{
-    if (c == PA_CONCURRENCY_OFF)
-        return true;
-    return pa_likely(heap_announce_as(h, c == PA_CONCURRENCY_MEMBARRIER));
-}
-
+/* The rare half of heap_op_begin and heap_op_begin_alloc. */
 static pa_noinline void heap_op_begin_slow(heap_t *h)
 {
     if (__atomic_load_n(&h->pause_req, __ATOMIC_SEQ_CST))
@@ -120,14 +121,24 @@ static pa_always_inline void *alloc_slab_finish(heap_t *h, void *p, unsigned cls
 /* A slab allocation whose current slab had nothing left. */
 static pa_noinline void *alloc_slab_slow(heap_t *h, unsigned cls, bool concurrent)
 {
+    /* The hand-over list is polled when a slab runs dry: the blocks other
+     * threads gave back may refill it. */
+    if (concurrent) {
+        heap_poll_handover(h);
+        void *p = slab_pop(h->slabs.current[cls]);
+        if (p)
+            return alloc_slab_finish(h, p, cls, concurrent);
+    }
     return alloc_slab_finish(h, slab_take_slow(h, &h->slabs, cls), cls, concurrent);
 }
 
 /* An allocation from h, whose operation was announced (in_call set). */
 static pa_noinline void *alloc_announced(heap_t *h, size_t size, bool concurrent)
 {
-    if (concurrent)
+    if (concurrent) {
         heap_op_begin_slow(h);
+        heap_poll_handover(h);
+    }
     if (size <= SLAB_REQUEST_MAX) {
         unsigned cls = slab_class_of(size);
         return alloc_slab_finish(h, slab_take(h, &h->slabs, cls), cls, concurrent);
@@ -156,10 +167,14 @@ static pa_noinline void *alloc_attach(size_t size)
 static pa_always_inline void *alloc_small(size_t size, pa_concurrency_t c)
 {
     bool concurrent = c != PA_CONCURRENCY_OFF;
-    heap_t *h = heap_current(c);
-    if (pa_unlikely(!h))
+    /* A thread's heap is never NULL while its generation is current (a
+     * thread that exits forgets both), so one test finds a thread without
+     * a heap. */
+    bool attached = concurrent ? pa_thread.generation == pa_generation : pa_single_heap != NULL;
+    if (pa_unlikely(!attached))
         return alloc_attach(size);
-    if (pa_unlikely(!heap_op_begin(h, c)))
+    heap_t *h = concurrent ? pa_thread.heap : pa_single_heap;
+    if (pa_unlikely(!heap_op_begin_alloc(h, c)))
         return alloc_announced(h, size, concurrent);
     unsigned cls = slab_class_of(size);
     void *p = slab_pop(h->slabs.current[cls]);
@@ -244,7 +259,7 @@ static pa_noinline int free_invalid(void)
  * block to its owner, whose TLSF structures only the owner touches. It is
  * not kept for the caller's own requests: its cache lines may hold the
  * owner's objects (passive false sharing). */
-static pa_noinline int free_remote(segment_t *s, heap_t *owner, void *p)
+static pa_noinline int free_remote(segment_t *s, heap_t *owner, void *p, heap_t *h)
 {
     if (!pa_is_concurrent())
         return free_invalid();
@@ -253,7 +268,6 @@ static pa_noinline int free_remote(segment_t *s, heap_t *owner, void *p)
     if (!segment_live_clear(s, p, true))
         return free_invalid();
     block_t *b = block_from_payload(p);
-    heap_t *h = heap_of_thread();
     if (!h)
         h = heap_attach_thread(); /* a thread that only frees batches too */
     if (!h) {
@@ -322,22 +336,18 @@ static pa_noinline int free_announced_invalid(heap_t *h, bool concurrent)
 
 /* Every free but that of a slab block of the caller's own heap: NULL, a
  * pointer that is not ours or misaligned, a large block, a block of another
- * heap, and a TLSF block of the caller's. */
-static pa_noinline int free_other(void *p, bool concurrent)
+ * heap, and a TLSF block of the caller's. entry is p's in the segment map,
+ * h the caller's heap (NULL: none). */
+static pa_noinline int free_other(void *p, uintptr_t entry, heap_t *h, bool concurrent)
 {
-    segment_t *s;
-    heap_t *owner;
-    switch (ptr_classify(p, &s, &owner)) {
-    case PTR_HEAP:
-        break;
-    case PTR_LARGE:
-        return large_free(p);
-    default:
+    if (((uintptr_t)p & (PA_GRANULE - 1)) != 0 || entry == 0 || entry == SEGMAP_POOLED)
         return p ? free_invalid() : 0;
-    }
-    heap_t *h = concurrent ? heap_of_thread() : pa_single_heap;
+    if (entry & SEGMAP_LARGE)
+        return large_free(p);
+    segment_t *s = segment_of(p);
+    heap_t *owner = (heap_t *)(entry & ~SEGMAP_TAGS);
     if (owner != h)
-        return free_remote(s, owner, p);
+        return free_remote(s, owner, p, h);
     if (concurrent)
         heap_announce(h); /* free_announced handles a pause */
     return free_announced(h, s, p, concurrent);
@@ -352,11 +362,11 @@ static pa_always_inline int free_to_heap(void *p, pa_concurrency_t c)
      * heap? (Without a heap, h | SEGMAP_SLABS matches no entry.) */
     uintptr_t mismatch = (entry ^ ((uintptr_t)h | SEGMAP_SLABS)) | ((uintptr_t)p & (PA_GRANULE - 1));
     if (pa_unlikely(mismatch != 0))
-        return free_other(p, concurrent);
+        return free_other(p, entry, h, concurrent);
     segment_t *s = segment_of(p);
     /* Once other threads free into h, the live bit is claimed atomically:
      * free_announced does that. */
-    if (pa_unlikely(!heap_op_begin_free(h, c) || heap_live_atomic(h, concurrent)))
+    if (pa_unlikely(!heap_op_begin(h, c) || heap_live_atomic(h, concurrent)))
         return free_announced(h, s, p, concurrent);
     if (pa_unlikely(!segment_live_clear(s, p, false)))
         return free_announced_invalid(h, concurrent);
@@ -405,7 +415,7 @@ static bool realloc_in_place(heap_t *h, segment_t *s, void *p, size_t size)
     if (!size_needed)
         return false;
     bool concurrent = pa_is_concurrent();
-    if (concurrent && !(heap_announce(h) & (--h->poll_countdown != 0)))
+    if (concurrent && !heap_announce(h))
         heap_op_begin_slow(h);
     bool done = false;
     if (segment_live_test(s, p)) {

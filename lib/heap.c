@@ -396,6 +396,7 @@ static void heap_thread_exit(void *value)
         pa_is_concurrent())
         heap_abandon(h);
     pa_thread.heap = NULL;
+    pa_thread.generation = 0; /* no generation is 0: the fast paths see no heap */
 }
 
 static void heap_make_exit_key(void)

@@ -71,7 +71,7 @@ typedef struct heap {
     int pause_req;
     heap_state_t state;
     unsigned id;
-    unsigned poll_countdown;     /* operations until the hand-over list is polled */
+    unsigned poll_countdown;     /* allocations and remote frees until the next poll */
     /* Blocks of another heap this heap's thread has freed, gathered in a
      * batch before they go to that heap's hand-over list in one push. */
     block_t *outbox;
@@ -111,8 +111,8 @@ extern heap_t *pa_single_heap;
 extern unsigned pa_generation;
 
 /* The calling thread's heap, valid while generation is pa_generation
- * (allocator_cleanup starts a new one). One thread-local object, so the
- * fast paths find both fields through one address. */
+ * (allocator_cleanup starts a new one); never NULL then. One thread-local
+ * object, so the fast paths find both fields through one address. */
 typedef struct pa_thread {
     heap_t *heap;
     unsigned generation;
@@ -152,9 +152,11 @@ void heap_drain_handover(heap_t *h);
 /* Takes back at most HEAP_TAKE_BACK_LIMIT of them (the fast paths' share). */
 void heap_drain_handover_some(heap_t *h);
 #define HEAP_TAKE_BACK_LIMIT 64
-/* The owner looks at its hand-over list every this many calls (and whenever
- * its cache runs dry), not on every call: the list's line belongs to the
- * freeing threads most of the time. */
+/* A heap is polled (its outbox sent, its hand-over list looked at) after
+ * every this many allocations and frees for other heaps, and when an
+ * allocation finds its slab empty or goes to the TLSF heap; not on every
+ * call, because the list's line belongs to the freeing threads most of the
+ * time. */
 #define HEAP_POLL_INTERVAL 32
 void heap_poll_handover(heap_t *h);
 /* Pushes b (its live bit already cleared) onto its owner's hand-over list. */

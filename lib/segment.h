@@ -106,7 +106,8 @@ static inline bool segment_area_is_whole(const segment_t *s, const block_t *b)
 
 static inline size_t segment_bit_index(const segment_t *s, const void *p)
 {
-    return ((uintptr_t)p - (uintptr_t)s) >> PA_GRANULE_SHIFT;
+    (void)s; /* p lies in s, which is aligned to its size */
+    return ((uintptr_t)p & PA_SEGMENT_MASK) >> PA_GRANULE_SHIFT;
 }
 
 static inline bool segment_live_test(const segment_t *s, const void *p)
@@ -136,13 +137,13 @@ static inline void segment_live_set(segment_t *s, const void *p, bool atomic)
 static inline bool segment_live_clear(segment_t *s, const void *p, bool atomic)
 {
     size_t i = segment_bit_index(s, p);
-    uint64_t bit = (uint64_t)1 << (i % 64);
+    unsigned shift = (unsigned)(i % 64);
     uint64_t *word = &s->live[i / 64];
     if (atomic)
-        return (__atomic_fetch_and(word, ~bit, __ATOMIC_ACQ_REL) & bit) != 0;
+        return (__atomic_fetch_and(word, ~((uint64_t)1 << shift), __ATOMIC_ACQ_REL) >> shift) & 1;
     uint64_t old = __atomic_load_n(word, __ATOMIC_RELAXED);
-    __atomic_store_n(word, old & ~bit, __ATOMIC_RELAXED);
-    return (old & bit) != 0;
+    __atomic_store_n(word, old & ~((uint64_t)1 << shift), __ATOMIC_RELAXED);
+    return (old >> shift) & 1;
 }
 
 /* A segment for a heap: from the pool or freshly mapped and registered. */

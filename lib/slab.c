@@ -142,8 +142,8 @@ static bool slab_carve(slab_t *sl)
 {
     uint32_t n = sl->capacity - sl->bump;
     uint32_t most = (uint32_t)(SLAB_CARVE_BYTES / sl->block_size);
-    if (most == 0)
-        most = 1; /* blocks larger than a carve: one at a time */
+    if (most < SLAB_CARVE_MIN_BLOCKS)
+        most = SLAB_CARVE_MIN_BLOCKS; /* large blocks: a few at a time */
     if (n == 0)
         return false;
     if (n > most)

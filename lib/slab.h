@@ -5,7 +5,8 @@
  *
  * A heap allocates from one current slab per class, always from the slab's
  * free list; when that runs dry, the next few blocks of the slab's untouched
- * end are carved into it (at most SLAB_CARVE_BYTES), so a fresh slab costs
+ * end are carved into it (SLAB_CARVE_BYTES, or SLAB_CARVE_MIN_BLOCKS blocks
+ * of the larger classes), so a fresh slab costs
  * little to set up and the fast path has one predictable branch. Frees
  * push onto the block's own slab. A slab whose blocks are all handed out
  * is full and sits in no list; its first free puts it on its class's
@@ -26,6 +27,7 @@ struct heap;
 #define SLAB_CLASSES 32
 #define SLAB_REQUEST_MAX ((size_t)8192)
 #define SLAB_CARVE_BYTES ((size_t)4096)
+#define SLAB_CARVE_MIN_BLOCKS 4
 
 enum slab_state { SLAB_FREE, SLAB_CURRENT, SLAB_PARTIAL, SLAB_FULL };
 
@@ -102,7 +104,11 @@ static inline bool slab_push(slab_t *sl, void *p)
     sl->free = p;
     /* A full slab has an empty free list; so may the current slab, for
      * which the slow half has nothing to do. */
-    return pa_unlikely(--sl->used == 0 || next == NULL);
+    if (pa_unlikely(next == NULL)) {
+        sl->used--;
+        return true;
+    }
+    return pa_unlikely(--sl->used == 0);
 }
 
 /* Frees block p of slab sl, whose live bit the caller has claimed. */
