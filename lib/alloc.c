@@ -198,14 +198,12 @@ static pa_noinline void *alloc_medium(size_t size)
 PALLOCATOR_API void *myalloc(size_t size)
 {
     if (pa_likely(size <= SLAB_REQUEST_MAX)) {
-        switch (pa_concurrency_now()) {
-        case PA_CONCURRENCY_MEMBARRIER:
+        pa_concurrency_t c = pa_concurrency_now();
+        if (pa_likely(c == PA_CONCURRENCY_MEMBARRIER))
             return alloc_small(size, PA_CONCURRENCY_MEMBARRIER);
-        case PA_CONCURRENCY_FENCED:
+        if (c == PA_CONCURRENCY_FENCED)
             return alloc_small(size, PA_CONCURRENCY_FENCED);
-        default:
-            return alloc_small(size, PA_CONCURRENCY_OFF);
-        }
+        return alloc_small(size, PA_CONCURRENCY_OFF);
     }
     if (size > PA_LARGE_THRESHOLD)
         return alloc_large(size);
@@ -375,14 +373,13 @@ static pa_always_inline int free_to_heap(void *p, pa_concurrency_t c)
 
 PALLOCATOR_API int myfree(void *p)
 {
-    switch (pa_concurrency_now()) {
-    case PA_CONCURRENCY_MEMBARRIER:
+    /* The mode Linux gives a multi-threaded program comes first. */
+    pa_concurrency_t c = pa_concurrency_now();
+    if (pa_likely(c == PA_CONCURRENCY_MEMBARRIER))
         return free_to_heap(p, PA_CONCURRENCY_MEMBARRIER);
-    case PA_CONCURRENCY_FENCED:
+    if (c == PA_CONCURRENCY_FENCED)
         return free_to_heap(p, PA_CONCURRENCY_FENCED);
-    default:
-        return free_to_heap(p, PA_CONCURRENCY_OFF);
-    }
+    return free_to_heap(p, PA_CONCURRENCY_OFF);
 }
 
 PALLOCATOR_API size_t myalloc_usable_size(void *p)

@@ -46,7 +46,7 @@ static inline uintptr_t segmap_lookup(const void *p)
         return 0;
     const uintptr_t *leaf =
         __atomic_load_n(&segmap_root[index >> SEGMAP_LEAF_BITS], __ATOMIC_ACQUIRE);
-    if (!leaf)
+    if (pa_unlikely(!leaf))
         return 0;
     return __atomic_load_n(&leaf[index & (SEGMAP_LEAF_ENTRIES - 1)], __ATOMIC_ACQUIRE);
 }
