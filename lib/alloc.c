@@ -93,7 +93,7 @@ static pa_noinline void *alloc_large(size_t size)
 /* The fast paths below keep every call a tail call, so they need no saved
  * registers; anything else continues in these out-of-line functions. */
 
-/* Hands out block b from the cache or TLSF heap of the caller's heap h and
+/* Hands out block b from the TLSF heap of the caller's heap h and
  * ends the operation; size (b's size) is counted single-threaded only. */
 static pa_always_inline void *alloc_finish(heap_t *h, block_t *b, size_t size, bool concurrent)
 {
@@ -306,7 +306,7 @@ static pa_noinline int free_medium(heap_t *h, block_t *b, bool concurrent)
 {
     if (!concurrent)
         h->allocated -= block_usable(b);
-    heap_free(h, b);
+    heap_give(h, b);
     heap_op_end(h, concurrent);
     return 0;
 }

@@ -38,46 +38,6 @@ static pthread_once_t thread_exit_once = PTHREAD_ONCE_INIT;
 
 #define HEAP_MAP_SIZE align_up(sizeof(heap_t), PA_PAGE_SIZE)
 
-/* ---- cache classes ---------------------------------------------------- */
-
-uint8_t heap_request_class[HEAP_REQUEST_GRANULES];
-uint8_t heap_block_class[HEAP_REQUEST_GRANULES];
-uint16_t heap_class_depth[HEAP_CACHE_CLASSES];
-uint16_t heap_class_block_size[HEAP_CACHE_CLASSES];
-
-void heap_tables_init(void)
-{
-    slab_tables_init();
-    for (size_t g = 0; g < HEAP_REQUEST_GRANULES; g++) {
-        size_t size = tlsf_block_size_for(g << PA_GRANULE_SHIFT);
-        unsigned c = size < HEAP_CACHE_LIMIT ? heap_cache_class(size) : HEAP_CLASS_NONE;
-        heap_request_class[g] = (uint8_t)c;
-        if (c != HEAP_CLASS_NONE) {
-            size_t depth = HEAP_CACHE_CLASS_BYTES / size;
-            if (depth < HEAP_CACHE_MIN_DEPTH)
-                depth = HEAP_CACHE_MIN_DEPTH;
-            if (depth > HEAP_CACHE_MAX_DEPTH)
-                depth = HEAP_CACHE_MAX_DEPTH;
-            heap_class_depth[c] = (uint16_t)depth;
-            heap_class_block_size[c] = (uint16_t)size;
-        }
-    }
-    for (size_t n = 0; n <= HEAP_SMALL_REQUEST_MAX + PA_GRANULE; n += PA_GRANULE) {
-        bool has_class = heap_request_class[n >> PA_GRANULE_SHIFT] != HEAP_CLASS_NONE;
-        if (has_class != (n <= HEAP_SMALL_REQUEST_MAX)) {
-            fprintf(stderr, "pallocator: HEAP_SMALL_REQUEST_MAX disagrees with the bins\n");
-            abort();
-        }
-    }
-    /* Only a class's own block size is cached (sizes are bin starts). */
-    for (size_t g = 0; g < HEAP_REQUEST_GRANULES; g++) {
-        size_t size = g << PA_GRANULE_SHIFT;
-        unsigned c = heap_cache_class(size);
-        heap_block_class[g] = size >= BLOCK_MIN_SIZE && heap_class_block_size[c] == size
-                                  ? (uint8_t)c : HEAP_CLASS_NONE;
-    }
-}
-
 /* ---- growing and shrinking ------------------------------------------ */
 
 void heap_init_heap(heap_t *h, unsigned id)
@@ -109,55 +69,23 @@ void heap_used_grow(heap_t *h, size_t usable)
         h->peak = held;
 }
 
-/* Merges up to limit cached blocks back, largest classes first (their
- * blocks are the likeliest to help a request that found nothing). */
-static void heap_cache_flush_some(heap_t *h, size_t limit)
+/* A block of block_size bytes from h's TLSF heap, growing it if needed. */
+static block_t *heap_take_block(heap_t *h, size_t block_size)
 {
-    for (unsigned c = HEAP_CACHE_CLASSES; c-- > 0 && limit > 0;) {
-        while (h->cache[c] && limit > 0) {
-            block_t *b = h->cache[c];
-            h->cache[c] = b->next_free;
-            h->cache_count[c]--;
-            heap_give(h, b);
-            limit--;
-        }
-    }
-}
-
-void heap_cache_flush(heap_t *h)
-{
-    heap_cache_flush_some(h, SIZE_MAX);
-}
-
-size_t heap_cache_usable(const heap_t *h)
-{
-    size_t usable = 0;
-    for (unsigned c = 0; c < HEAP_CACHE_CLASSES; c++)
-        if (h->cache_count[c])
-            usable += h->cache_count[c] * (heap_class_block_size[c] - BLOCK_HEADER_SIZE);
-    return usable;
-}
-
-/* Before the heap grows, cached blocks are merged back: together with their
- * neighbours they may well serve the request. */
-static pa_noinline block_t *heap_take_slow(heap_t *h, arena_t *a, size_t block_size)
-{
-    heap_cache_flush_some(h, HEAP_CACHE_FLUSH_BATCH);
-    block_t *b = tlsf_take(&a->tlsf, block_size);
-    return b ? b : heap_grow(h, a, block_size);
-}
-
-block_t *heap_take_uncached(heap_t *h, size_t block_size)
-{
-    if (heap_has_handover(h))
-        heap_drain_handover_some(h);
-    arena_t *a = &h->arenas[block_size < HEAP_CACHE_LIMIT ? ARENA_SMALL : ARENA_MEDIUM];
+    arena_t *a = &h->arenas[block_size < HEAP_SMALL_BLOCK_LIMIT ? ARENA_SMALL : ARENA_MEDIUM];
     block_t *b = tlsf_take(&a->tlsf, block_size);
     if (pa_unlikely(!b))
-        b = heap_take_slow(h, a, block_size);
+        b = heap_grow(h, a, block_size);
     if (pa_likely(b != NULL))
         heap_used_grow(h, block_usable(b));
     return b;
+}
+
+block_t *heap_take(heap_t *h, size_t n)
+{
+    if (heap_has_handover(h))
+        heap_drain_handover_some(h);
+    return heap_take_block(h, tlsf_block_size_for(n));
 }
 
 static void arena_retire_segment(arena_t *a, segment_t *s, block_t *whole)
@@ -250,7 +178,8 @@ void heap_outbox_add(heap_t *h, heap_t *owner, block_t *b, size_t size)
     if (h->outbox && h->outbox_owner != owner)
         heap_outbox_flush(h);
     if (!h->outbox) {
-        block_t *nb = heap_take(h, sizeof(handover_batch_t));
+        /* Not heap_take: a free for another heap takes nothing back. */
+        block_t *nb = heap_take_block(h, tlsf_block_size_for(sizeof(handover_batch_t)));
         if (!nb) {
             heap_handover_push(owner, b);
             return;
@@ -272,7 +201,7 @@ static void heap_take_back_block(heap_t *h, block_t *b, size_t size)
     if (size == 0) {
         void *p = block_payload(b);
         slab_give(&h->slabs, slab_of(segment_of(p), p), p);
-    } else if (!heap_cache_push_sized(h, b, size)) {
+    } else {
         heap_give(h, b);
     }
 }
@@ -377,7 +306,6 @@ static void heap_abandon(heap_t *h)
     heap_enter(h);
     heap_outbox_flush(h);
     heap_drain_handover(h);
-    heap_cache_flush(h);
     heap_shrink_fully(h);
     slab_shrink(&h->slabs);
     heap_leave(h);

@@ -1,6 +1,7 @@
 /*
- * heap.h - heaps: a TLSF control plus the segments it owns, its statistics
- * and the hand-over list through which other threads return its blocks.
+ * heap.h - heaps: slabs for small requests and TLSF controls for larger
+ * ones, the segments they own, the heap's statistics, and the hand-over
+ * list through which other threads return its blocks.
  * With concurrency enabled each thread owns one heap; a single-threaded
  * allocator has one heap and no atomic operations on its paths.
  */
@@ -13,26 +14,11 @@
 
 typedef enum heap_state { HEAP_OWNED, HEAP_ABANDONED } heap_state_t;
 
-/* Small freed blocks wait in per-size LIFO lists in front of the TLSF heap
- * and serve the next request of their size without a merge or a search.
- * The lists are short, so little memory waits unmerged. A cache holds
- * only its own heap's blocks: a block another thread frees goes home, so
- * no thread is handed memory interleaved with another thread's objects
- * (passive false sharing). */
-#define HEAP_CACHE_LIMIT ((size_t)1024)   /* block sizes below this are cached */
-#define HEAP_CACHE_CLASSES 48             /* TLSF bins below HEAP_CACHE_LIMIT */
-/* Each class holds up to HEAP_CACHE_CLASS_BYTES of blocks, at least
- * HEAP_CACHE_MIN_DEPTH and at most HEAP_CACHE_MAX_DEPTH of them. */
-#define HEAP_CACHE_CLASS_BYTES ((size_t)16 << 10)
-#define HEAP_CACHE_MIN_DEPTH 16
-#define HEAP_CACHE_MAX_DEPTH 256
-/* A heap about to grow merges at most this many cached blocks back first,
- * so that step stays short. */
-#define HEAP_CACHE_FLUSH_BATCH 256
-
-/* A heap keeps small blocks and larger ones in separate segments, each set
- * under its own TLSF control: small blocks stay densely packed (fewer cache
- * misses, less fragmentation) instead of scattered between large ones. */
+/* Slabs serve every request of up to SLAB_REQUEST_MAX bytes, so a heap's
+ * TLSF controls hold its larger blocks (ARENA_MEDIUM) and, apart from them,
+ * the small blocks of its hand-over batches (ARENA_SMALL, block sizes below
+ * HEAP_SMALL_BLOCK_LIMIT), each in segments of their own. */
+#define HEAP_SMALL_BLOCK_LIMIT ((size_t)1024)
 typedef struct arena {
     tlsf_t tlsf;
     segment_t *segments;
@@ -45,12 +31,10 @@ enum { ARENA_SMALL, ARENA_MEDIUM, HEAP_ARENAS };
 typedef struct heap {
     slab_set_t slabs;            /* requests of up to SLAB_REQUEST_MAX bytes */
     arena_t arenas[HEAP_ARENAS];
-    block_t *cache[HEAP_CACHE_CLASSES];
-    uint32_t cache_count[HEAP_CACHE_CLASSES];
-    /* Usable bytes of the used blocks in this heap's segments, as its TLSF
-     * controls see them: live blocks, and blocks waiting in its cache or
-     * in an outbox or hand-over list. Changed only where the TLSF heap
-     * is, so the fast paths keep no count. */
+    /* Usable bytes of the used blocks in this heap's TLSF segments: live
+     * blocks, batches, and blocks waiting in an outbox or hand-over list.
+     * Changed only where the TLSF heap is, so the fast paths keep no
+     * count. */
     size_t used;
     /* The highest value of used plus the bytes of the slabs with a class
      * (concurrent mode), or exactly the highest of allocated +
@@ -121,9 +105,10 @@ typedef struct pa_thread {
 extern __thread pa_thread_t pa_thread __attribute__((tls_model("initial-exec")));
 
 void heap_init_heap(heap_t *h, unsigned id);
-/* Allocation from h's TLSF heap, growing it when needed; the caller is h's
- * owner (or holds it paused). heap_take tries the cache first. */
-block_t *heap_take_uncached(heap_t *h, size_t block_size);
+/* A block of h's TLSF heap for a request of n bytes (up to
+ * PA_LARGE_THRESHOLD), growing the heap when needed; NULL when out of
+ * memory. The caller is h's owner (or holds it paused). */
+block_t *heap_take(heap_t *h, size_t n);
 /* Single-threaded mode: counts usable bytes handed out from h (or as large
  * blocks) and keeps the exact peak. */
 static inline void heap_account_alloc(heap_t *h, size_t usable)
@@ -136,10 +121,6 @@ static inline void heap_account_alloc(heap_t *h, size_t usable)
 
 /* Frees a used block of h: merges and hands an emptied segment back. */
 void heap_give(heap_t *h, block_t *b);
-/* Gives every cached block back to the TLSF heap. */
-void heap_cache_flush(heap_t *h);
-/* Usable bytes waiting in the cache. */
-size_t heap_cache_usable(const heap_t *h);
 /* Keeps h->used (and, with concurrency, the peak) as a block of h's changes
  * between free and used in its TLSF heap. */
 void heap_used_grow(heap_t *h, size_t usable);
@@ -275,93 +256,6 @@ void heap_share(heap_t *h);
 static inline void heap_leave(heap_t *h)
 {
     __atomic_store_n(&h->in_call, 0, __ATOMIC_RELEASE);
-}
-
-static inline unsigned heap_cache_class(size_t block_size)
-{
-    tlsf_bin_t bin = tlsf_bin_of(block_size);
-    return bin.fl * TLSF_SL_COUNT + bin.sl;
-}
-
-_Static_assert(HEAP_CACHE_LIMIT == TLSF_SMALL_LIMIT << 2, "cache covers three first-level rows");
-_Static_assert(HEAP_CACHE_CLASSES == 3 * TLSF_SL_COUNT, "one cache class per bin");
-
-/* Cache classes by size, looked up instead of computed on the fast paths
- * (filled by heap_tables_init): the class of a request of up to
- * HEAP_CACHE_LIMIT bytes by its granule count (HEAP_CLASS_NONE when its
- * block is too big for the cache), the class of a block by its size in
- * granules, and each class's block size. A class caches blocks of exactly
- * its size (others are merged at once), so a block taken from the cache
- * need not have its header read. */
-#define HEAP_CLASS_NONE 0xff
-#define HEAP_REQUEST_GRANULES (HEAP_CACHE_LIMIT >> PA_GRANULE_SHIFT)
-extern uint8_t heap_request_class[HEAP_REQUEST_GRANULES];
-extern uint8_t heap_block_class[HEAP_REQUEST_GRANULES];
-extern uint16_t heap_class_depth[HEAP_CACHE_CLASSES];
-extern uint16_t heap_class_block_size[HEAP_CACHE_CLASSES];
-void heap_tables_init(void);
-
-/* Pops a cached block of class c (every block of the class fits its
- * requests); NULL when the class is empty. */
-static inline block_t *heap_cache_pop(heap_t *h, unsigned c)
-{
-    block_t *b = h->cache[c];
-    if (b) {
-        h->cache[c] = b->next_free;
-        h->cache_count[c]--;
-        /* The next pop of this class reads the new head: fetch it early. */
-        __builtin_prefetch(b->next_free, 1);
-    }
-    return b;
-}
-
-/* Caches a block of the given size just freed; false when its list is full
- * or it is big. */
-static inline bool heap_cache_push_sized(heap_t *h, block_t *b, size_t size)
-{
-    if (size >= HEAP_CACHE_LIMIT)
-        return false;
-    unsigned c = heap_block_class[size >> PA_GRANULE_SHIFT];
-    if (c == HEAP_CLASS_NONE || h->cache_count[c] >= heap_class_depth[c])
-        return false;
-    b->next_free = h->cache[c];
-    h->cache[c] = b;
-    h->cache_count[c]++;
-    return true;
-}
-
-static inline bool heap_cache_push(heap_t *h, block_t *b)
-{
-    return heap_cache_push_sized(h, b, block_size(b));
-}
-
-/* The largest request with a cache class: its block, rounded up to a bin
- * start, is the last below HEAP_CACHE_LIMIT (heap_tables_init checks). */
-#define HEAP_SMALL_REQUEST_MAX ((size_t)976)
-
-/* The cached block for a request of n bytes, or NULL; *size gets its size. */
-static inline block_t *heap_cache_take(heap_t *h, size_t n, size_t *size)
-{
-    if (n > HEAP_SMALL_REQUEST_MAX)
-        return NULL;
-    unsigned c = heap_request_class[(n + PA_GRANULE - 1) >> PA_GRANULE_SHIFT];
-    *size = heap_class_block_size[c];
-    return heap_cache_pop(h, c);
-}
-
-/* A block for a request of n bytes (n <= PA_LARGE_THRESHOLD). */
-static inline block_t *heap_take(heap_t *h, size_t n)
-{
-    size_t size;
-    block_t *b = heap_cache_take(h, n, &size);
-    return pa_likely(b != NULL) ? b : heap_take_uncached(h, tlsf_block_size_for(n));
-}
-
-/* Frees a used block of h, through the small-block cache when it fits. */
-static inline void heap_free(heap_t *h, block_t *b)
-{
-    if (!heap_cache_push(h, b))
-        heap_give(h, b);
 }
 
 static inline bool heap_has_handover(const heap_t *h)

@@ -42,7 +42,7 @@ static void register_fork_handlers(void)
 static int init_locked(int enable_concurrency)
 {
     pa_mode_t wanted = enable_concurrency ? PA_MODE_CONCURRENT : PA_MODE_SINGLE;
-    heap_tables_init();
+    slab_tables_init();
     if (pa_mode != PA_MODE_NONE) {
         if (pa_mode == wanted)
             return 0;

@@ -51,25 +51,23 @@ static size_t slab_free_bytes(const heap_t *h)
 
 static size_t heap_free_usable(const heap_t *h)
 {
-    size_t n = heap_cache_usable(h) + slab_free_bytes(h);
+    size_t n = slab_free_bytes(h);
     for (int a = 0; a < HEAP_ARENAS; a++)
         n += tlsf_free_usable(&h->arenas[a].tlsf);
     return n;
 }
 
 /* Live bytes in heaps. With concurrency the fast paths count nothing:
- * what the TLSF heaps see as used, less what waits in their caches, plus
- * what the slabs hold. Call with every heap settled. */
+ * what the TLSF heaps see as used plus what the slabs hold. Call with every
+ * heap settled (no batch or handed-over block left). */
 static size_t heaps_allocated(void)
 {
     if (!pa_is_concurrent())
         return pa_single_heap ? pa_single_heap->allocated : 0;
-    size_t used = 0, cached = 0;
-    for (heap_t *h = heap_registry_first(); h; h = h->next_all) {
+    size_t used = 0;
+    for (heap_t *h = heap_registry_first(); h; h = h->next_all)
         used += h->used + slab_live_bytes(h);
-        cached += heap_cache_usable(h);
-    }
-    return used - cached;
+    return used;
 }
 
 PALLOCATOR_API int allocator_stats(size_t *allocated, size_t *freed, size_t *peak)
@@ -210,11 +208,6 @@ static void dump_heap(const heap_t *h)
         fprintf(stderr, "   allocated %zu, large blocks %zu\n", h->allocated,
                 h->large_allocated);
     dump_slabs(h);
-    fprintf(stderr, "   small-block cache: %zu bytes\n", heap_cache_usable(h));
-    for (unsigned c = 0; c < HEAP_CACHE_CLASSES; c++)
-        if (h->cache_count[c])
-            fprintf(stderr, "    class %2u/%2u: %u cached\n", c / TLSF_SL_COUNT,
-                    c % TLSF_SL_COUNT, h->cache_count[c]);
     for (int i = 0; i < HEAP_ARENAS; i++) {
         const arena_t *a = &h->arenas[i];
         fprintf(stderr, "   %s-block arena: %zu segment%s, %zu free bytes in %zu block%s\n",
@@ -308,8 +301,9 @@ static int verify_block(const heap_t *h, const segment_t *s, const block_t *b,
         tally->free_blocks++;
         return 0;
     }
-    /* A used block without its live bit is cached, or another thread is
-     * freeing it right now, between claiming the bit and handing it over. */
+    /* A used block without its live bit is a hand-over batch, or another
+     * thread is freeing it right now, between claiming the bit and handing
+     * it over. */
     if (segment_live_test(s, block_payload(b)))
         tally->live_bits++;
     else
@@ -428,32 +422,6 @@ static int verify_handover_list(const heap_t *h, const block_t *entry)
     return 0;
 }
 
-static int verify_cache(const heap_t *h, size_t *cached, size_t *cached_usable)
-{
-    size_t usable = 0;
-    for (unsigned c = 0; c < HEAP_CACHE_CLASSES; c++) {
-        size_t n = 0;
-        for (const block_t *b = h->cache[c]; b; b = b->next_free) {
-            const segment_t *s = segment_of(b);
-            if (++n > h->cache_count[c] || !block_in_area(s, b) ||
-                __atomic_load_n(&s->owner, __ATOMIC_RELAXED) != h)
-                return verify_fail("heap %u cache class %u holds a foreign block or too many", h->id, c);
-            if (block_is_free(b) || segment_live_test(s, block_payload(b)))
-                return verify_fail("heap %u cached block %p is free or live", h->id, (const void *)b);
-            if (block_size(b) != heap_class_block_size[c])
-                return verify_fail("heap %u cached block %p of size %zu is in class %u", h->id,
-                                   (const void *)b, block_size(b), c);
-            usable += block_usable(b);
-        }
-        if (n != h->cache_count[c])
-            return verify_fail("heap %u cache class %u holds %zu blocks, counts %u", h->id, c, n,
-                               h->cache_count[c]);
-        *cached += n;
-    }
-    *cached_usable = usable;
-    return 0;
-}
-
 typedef struct slab_tally {
     size_t free, partial, assigned, live_bytes;
 } slab_tally_t;
@@ -557,9 +525,6 @@ static int verify_heap(heap_t *h, size_t *segments)
         verify_handover_list(h, __atomic_load_n(&h->handover, __ATOMIC_ACQUIRE)))
         return -1;
     heap_drain_handover(h);
-    size_t cached = 0, cached_usable = 0;
-    if (verify_cache(h, &cached, &cached_usable))
-        return -1;
     verify_tally_t tally = {0};
     for (int i = 0; i < HEAP_ARENAS; i++) {
         const arena_t *a = &h->arenas[i];
@@ -584,10 +549,9 @@ static int verify_heap(heap_t *h, size_t *segments)
         tally.used_usable += arena_tally.used_usable;
         tally.unmarked_used += arena_tally.unmarked_used;
     }
-    if (tally.unmarked_used < cached ||
-        (tally.unmarked_used != cached && !pa_is_concurrent()))
-        return verify_fail("heap %u: %zu used blocks are not marked live, %zu are cached", h->id,
-                           tally.unmarked_used, cached);
+    if (tally.unmarked_used != 0 && !pa_is_concurrent())
+        return verify_fail("heap %u: %zu used blocks are not marked live", h->id,
+                           tally.unmarked_used);
     if (tally.used_usable != h->used)
         return verify_fail("heap %u: used blocks hold %zu bytes, statistics say %zu", h->id,
                            tally.used_usable, h->used);
@@ -600,10 +564,9 @@ static int verify_heap(heap_t *h, size_t *segments)
                                             held)
                               : 0;
     }
-    if (h->allocated + cached_usable != h->used + slab_bytes)
-        return verify_fail("heap %u: %zu bytes allocated and %zu cached, %zu used in blocks "
-                           "and %zu in slabs", h->id, h->allocated, cached_usable, h->used,
-                           slab_bytes);
+    if (h->allocated != h->used + slab_bytes)
+        return verify_fail("heap %u: %zu bytes allocated, %zu used in blocks and %zu in slabs",
+                           h->id, h->allocated, h->used, slab_bytes);
     if (h->peak < h->allocated + h->large_allocated)
         return verify_fail("heap %u: peak %zu below allocated %zu", h->id, h->peak,
                            h->allocated + h->large_allocated);
