@@ -44,8 +44,7 @@ void heap_init_heap(heap_t *h, unsigned id)
 {
     memset(h, 0, sizeof(*h));
     slab_set_init(&h->slabs);
-    for (int a = 0; a < HEAP_ARENAS; a++)
-        tlsf_init(&h->arenas[a].tlsf);
+    tlsf_init(&h->arena.tlsf);
     h->id = id;
     h->state = HEAP_OWNED;
     h->poll_countdown = HEAP_POLL_INTERVAL;
@@ -69,23 +68,17 @@ void heap_used_grow(heap_t *h, size_t usable)
         h->peak = held;
 }
 
-/* A block of block_size bytes from h's TLSF heap, growing it if needed. */
-static block_t *heap_take_block(heap_t *h, size_t block_size)
-{
-    arena_t *a = &h->arenas[block_size < HEAP_SMALL_BLOCK_LIMIT ? ARENA_SMALL : ARENA_MEDIUM];
-    block_t *b = tlsf_take(&a->tlsf, block_size);
-    if (pa_unlikely(!b))
-        b = heap_grow(h, a, block_size);
-    if (pa_likely(b != NULL))
-        heap_used_grow(h, block_usable(b));
-    return b;
-}
-
 block_t *heap_take(heap_t *h, size_t n)
 {
     if (heap_has_handover(h))
         heap_drain_handover_some(h);
-    return heap_take_block(h, tlsf_block_size_for(n));
+    size_t block_size = tlsf_block_size_for(n);
+    block_t *b = tlsf_take(&h->arena.tlsf, block_size);
+    if (pa_unlikely(!b))
+        b = heap_grow(h, &h->arena, block_size);
+    if (pa_likely(b != NULL))
+        heap_used_grow(h, block_usable(b));
+    return b;
 }
 
 static void arena_retire_segment(arena_t *a, segment_t *s, block_t *whole)
@@ -128,15 +121,13 @@ void heap_give(heap_t *h, block_t *b)
 /* Hands every wholly free segment back, the last one included. */
 static void heap_shrink_fully(heap_t *h)
 {
-    for (int i = 0; i < HEAP_ARENAS; i++) {
-        arena_t *a = &h->arenas[i];
-        segment_t *s = a->segments;
-        while (s) {
-            segment_t *next = s->next;
-            if (segment_is_empty(s))
-                arena_retire_segment(a, s, segment_first_block(s));
-            s = next;
-        }
+    arena_t *a = &h->arena;
+    segment_t *s = a->segments;
+    while (s) {
+        segment_t *next = s->next;
+        if (segment_is_empty(s))
+            arena_retire_segment(a, s, segment_first_block(s));
+        s = next;
     }
 }
 
@@ -178,12 +169,14 @@ void heap_outbox_add(heap_t *h, heap_t *owner, block_t *b, size_t size)
     if (h->outbox && h->outbox_owner != owner)
         heap_outbox_flush(h);
     if (!h->outbox) {
-        /* Not heap_take: a free for another heap takes nothing back. */
-        block_t *nb = heap_take_block(h, tlsf_block_size_for(sizeof(handover_batch_t)));
-        if (!nb) {
+        /* A slab block (its handle, like a single handed-over slab
+         * block's), never marked live. */
+        void *p = slab_take(h, &h->slabs, slab_class_of(sizeof(handover_batch_t)));
+        if (!p) {
             heap_handover_push(owner, b);
             return;
         }
+        block_t *nb = block_from_payload(p);
         batch_of(nb)->count = 0;
         h->outbox = nb;
         h->outbox_owner = owner;
@@ -361,13 +354,11 @@ void heap_release_all(void)
     while (h) {
         heap_t *next = h->next_all;
         slab_release_all(&h->slabs);
-        for (int i = 0; i < HEAP_ARENAS; i++) {
-            segment_t *s = h->arenas[i].segments;
-            while (s) {
-                segment_t *snext = s->next;
-                segment_unmap(s);
-                s = snext;
-            }
+        segment_t *s = h->arena.segments;
+        while (s) {
+            segment_t *snext = s->next;
+            segment_unmap(s);
+            s = snext;
         }
         os_unmap(h, HEAP_MAP_SIZE);
         h = next;

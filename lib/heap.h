@@ -14,11 +14,9 @@
 
 typedef enum heap_state { HEAP_OWNED, HEAP_ABANDONED } heap_state_t;
 
-/* Slabs serve every request of up to SLAB_REQUEST_MAX bytes, so a heap's
- * TLSF controls hold its larger blocks (ARENA_MEDIUM) and, apart from them,
- * the small blocks of its hand-over batches (ARENA_SMALL, block sizes below
- * HEAP_SMALL_BLOCK_LIMIT), each in segments of their own. */
-#define HEAP_SMALL_BLOCK_LIMIT ((size_t)1024)
+/* A heap's TLSF control and the segments it holds: slabs serve every
+ * request of up to SLAB_REQUEST_MAX bytes, so the arena holds the larger
+ * ones, up to PA_LARGE_THRESHOLD. */
 typedef struct arena {
     tlsf_t tlsf;
     segment_t *segments;
@@ -26,13 +24,11 @@ typedef struct arena {
     segment_t *spare;            /* last segment seen wholly free, kept mapped */
 } arena_t;
 
-enum { ARENA_SMALL, ARENA_MEDIUM, HEAP_ARENAS };
-
 typedef struct heap {
     slab_set_t slabs;            /* requests of up to SLAB_REQUEST_MAX bytes */
-    arena_t arenas[HEAP_ARENAS];
+    arena_t arena;
     /* Usable bytes of the used blocks in this heap's TLSF segments: live
-     * blocks, batches, and blocks waiting in an outbox or hand-over list.
+     * blocks, and blocks waiting in an outbox or hand-over list.
      * Changed only where the TLSF heap is, so the fast paths keep no
      * count. */
     size_t used;
@@ -157,9 +153,10 @@ static inline size_t heap_handed_size(const block_t *b)
 /* Sends the outbox's batch, if any (its owner, or a pauser). */
 void heap_outbox_flush(heap_t *h);
 
-/* A batch of blocks one thread freed for one other heap: the payload of a
- * block of the freeing thread's heap, never marked live (no pointer to it
- * is ever given out, so no free can reach it). Its link in a hand-over list
+/* A batch of blocks one thread freed for one other heap: a slab block of
+ * the freeing thread's heap, never marked live (no pointer to it is ever
+ * given out, so no free can reach it), handled like a handed-over slab
+ * block through the block_t just below its payload. Its link in a hand-over list
  * is the block's next_free, like a single block's; tags in the link tell a
  * batch to take back from a used batch coming home. */
 #define HEAP_OUTBOX_SLOTS 30
@@ -173,6 +170,7 @@ typedef struct handover_batch {
     block_t *blocks[HEAP_OUTBOX_SLOTS];
 } handover_batch_t;
 
+_Static_assert(sizeof(handover_batch_t) <= SLAB_REQUEST_MAX, "a batch is a slab block");
 _Static_assert(offsetof(handover_batch_t, link) == 0 &&
                offsetof(block_t, next_free) == BLOCK_HEADER_SIZE,
                "a batch's link is its block's next_free");

@@ -52,8 +52,7 @@ static size_t slab_free_bytes(const heap_t *h)
 static size_t heap_free_usable(const heap_t *h)
 {
     size_t n = slab_free_bytes(h);
-    for (int a = 0; a < HEAP_ARENAS; a++)
-        n += tlsf_free_usable(&h->arenas[a].tlsf);
+    n += tlsf_free_usable(&h->arena.tlsf);
     return n;
 }
 
@@ -199,7 +198,6 @@ static void dump_slabs(const heap_t *h)
 
 static void dump_heap(const heap_t *h)
 {
-    static const char *const arena_names[HEAP_ARENAS] = {"small", "medium"};
     size_t outbox = h->outbox ? ((const handover_batch_t *)block_payload(h->outbox))->count : 0;
     fprintf(stderr, "  heap %u (%s): used %zu, peak %zu, free %zu, hand-over list %zu, "
             "outbox %zu\n", h->id, h->state == HEAP_OWNED ? "owned" : "abandoned",
@@ -208,16 +206,13 @@ static void dump_heap(const heap_t *h)
         fprintf(stderr, "   allocated %zu, large blocks %zu\n", h->allocated,
                 h->large_allocated);
     dump_slabs(h);
-    for (int i = 0; i < HEAP_ARENAS; i++) {
-        const arena_t *a = &h->arenas[i];
-        fprintf(stderr, "   %s-block arena: %zu segment%s, %zu free bytes in %zu block%s\n",
-                arena_names[i], a->segment_count, a->segment_count == 1 ? "" : "s",
-                tlsf_free_usable(&a->tlsf), a->tlsf.free_blocks,
-                a->tlsf.free_blocks == 1 ? "" : "s");
-        for (const segment_t *s = a->segments; s; s = s->next)
-            dump_segment(s);
-        dump_free_lists(&a->tlsf);
-    }
+    const arena_t *a = &h->arena;
+    fprintf(stderr, "   TLSF arena: %zu segment%s, %zu free bytes in %zu block%s\n",
+            a->segment_count, a->segment_count == 1 ? "" : "s", tlsf_free_usable(&a->tlsf),
+            a->tlsf.free_blocks, a->tlsf.free_blocks == 1 ? "" : "s");
+    for (const segment_t *s = a->segments; s; s = s->next)
+        dump_segment(s);
+    dump_free_lists(&a->tlsf);
 }
 
 PALLOCATOR_API void allocator_dump(void)
@@ -301,9 +296,8 @@ static int verify_block(const heap_t *h, const segment_t *s, const block_t *b,
         tally->free_blocks++;
         return 0;
     }
-    /* A used block without its live bit is a hand-over batch, or another
-     * thread is freeing it right now, between claiming the bit and handing
-     * it over. */
+    /* A used block without its live bit: another thread is freeing it
+     * right now, between claiming the bit and handing it over. */
     if (segment_live_test(s, block_payload(b)))
         tally->live_bits++;
     else
@@ -398,9 +392,8 @@ static int verify_batch(const heap_t *h, const block_t *batch_block)
     const segment_t *s = segment_of(batch_block);
     const handover_batch_t *batch = block_payload(batch_block);
     const heap_t *maker = __atomic_load_n(&s->owner, __ATOMIC_RELAXED);
-    if (!block_in_area(s, batch_block) || !maker ||
-        block_is_free(batch_block) || segment_live_test(s, batch) ||
-        batch->count > HEAP_OUTBOX_SLOTS)
+    if (!maker || !segment_has_slabs(s) || !slab_holds_block(slab_of(s, batch), batch) ||
+        segment_live_test(s, batch) || batch->count > HEAP_OUTBOX_SLOTS)
         return verify_fail("heap %u hand-over list holds a broken batch %p", h->id,
                            (const void *)batch_block);
     for (uint32_t i = 0; i < batch->count; i++) {
@@ -526,29 +519,25 @@ static int verify_heap(heap_t *h, size_t *segments)
         return -1;
     heap_drain_handover(h);
     verify_tally_t tally = {0};
-    for (int i = 0; i < HEAP_ARENAS; i++) {
-        const arena_t *a = &h->arenas[i];
-        verify_tally_t arena_tally = {0};
-        size_t count = 0;
-        for (const segment_t *s = a->segments; s; s = s->next, count++) {
-            if (s->arena != a)
-                return verify_fail("heap %u segment %p is listed in the wrong arena", h->id, (const void *)s);
-            if (verify_segment(h, s, &arena_tally))
-                return -1;
-        }
-        if (count != a->segment_count)
-            return verify_fail("heap %u arena %d lists %zu segments, counts %zu", h->id, i, count,
-                               a->segment_count);
-        *segments += count;
-        if (verify_free_lists(h, a))
+    const arena_t *a = &h->arena;
+    size_t count = 0;
+    for (const segment_t *s = a->segments; s; s = s->next, count++) {
+        if (s->arena != a)
+            return verify_fail("heap %u segment %p is listed in the wrong arena", h->id,
+                               (const void *)s);
+        if (verify_segment(h, s, &tally))
             return -1;
-        if (arena_tally.free_bytes != a->tlsf.free_bytes || arena_tally.free_blocks != a->tlsf.free_blocks)
-            return verify_fail("heap %u arena %d: free blocks hold %zu bytes in %zu, statistics say %zu in %zu",
-                               h->id, i, arena_tally.free_bytes, arena_tally.free_blocks,
-                               a->tlsf.free_bytes, a->tlsf.free_blocks);
-        tally.used_usable += arena_tally.used_usable;
-        tally.unmarked_used += arena_tally.unmarked_used;
     }
+    if (count != a->segment_count)
+        return verify_fail("heap %u arena lists %zu segments, counts %zu", h->id, count,
+                           a->segment_count);
+    *segments += count;
+    if (verify_free_lists(h, a))
+        return -1;
+    if (tally.free_bytes != a->tlsf.free_bytes || tally.free_blocks != a->tlsf.free_blocks)
+        return verify_fail("heap %u arena: free blocks hold %zu bytes in %zu, statistics say "
+                           "%zu in %zu", h->id, tally.free_bytes, tally.free_blocks,
+                           a->tlsf.free_bytes, a->tlsf.free_blocks);
     if (tally.unmarked_used != 0 && !pa_is_concurrent())
         return verify_fail("heap %u: %zu used blocks are not marked live", h->id,
                            tally.unmarked_used);

@@ -41,7 +41,7 @@ typedef struct slab {
 
 typedef struct segment {
     struct heap *owner;          /* NULL while the segment rests in the pool */
-    struct arena *arena;         /* which of the owner's arenas holds it; NULL: slabs */
+    struct arena *arena;         /* the owner's TLSF arena, or NULL: slabs */
     struct segment *next, *prev; /* the owner's list, or the pool */
     uint64_t live[SEGMENT_BITMAP_WORDS];
     /* Slab segments only, written by the owner: away from the first line,

@@ -1,7 +1,7 @@
 /*
  * slab.h - slabs: SLAB_SIZE pieces of a heap's slab segments, each cut into
  * blocks of one size class with no header, for requests of up to
- * SLAB_REQUEST_MAX bytes (8 KiB). Beside the TLSF arenas of the same heap.
+ * SLAB_REQUEST_MAX bytes (8 KiB). Beside the TLSF arena of the same heap.
  *
  * A heap allocates from one current slab per class, always from the slab's
  * free list; when that runs dry, the next few blocks of the slab's untouched
