@@ -60,13 +60,12 @@ static pa_always_inline bool heap_op_begin_alloc(heap_t *h, pa_concurrency_t c)
     return pa_likely(no_pause & (--h->poll_countdown != 0));
 }
 
-/* The rare half of heap_op_begin and heap_op_begin_alloc. */
+/* The rare half of heap_op_begin and heap_op_begin_alloc: waits out a
+ * pause. (An allocation that got here then polls: alloc_announced.) */
 static pa_noinline void heap_op_begin_slow(heap_t *h)
 {
     if (__atomic_load_n(&h->pause_req, __ATOMIC_SEQ_CST))
         heap_enter_slow(h);
-    if (h->poll_countdown == 0)
-        heap_poll_handover(h);
 }
 
 static pa_always_inline void heap_op_end(heap_t *h, bool concurrent)
@@ -233,11 +232,12 @@ static size_t heap_usable_shared(const segment_t *s, const void *p)
 /* Where a pointer handed in by the caller lives, known before it is read. */
 typedef enum { PTR_INVALID, PTR_HEAP, PTR_LARGE } ptr_kind_t;
 
-static inline ptr_kind_t ptr_classify(const void *p, segment_t **seg, heap_t **owner)
+/* What p is, given its segment-map entry. */
+static inline ptr_kind_t ptr_classify_entry(const void *p, uintptr_t entry, segment_t **seg,
+                                            heap_t **owner)
 {
     if (pa_unlikely(((uintptr_t)p & (PA_GRANULE - 1)) != 0))
         return PTR_INVALID;
-    uintptr_t entry = segmap_lookup(p);
     if (pa_unlikely(entry & SEGMAP_LARGE))
         return PTR_LARGE;
     if (pa_unlikely(entry == 0 || entry == SEGMAP_POOLED))
@@ -245,6 +245,11 @@ static inline ptr_kind_t ptr_classify(const void *p, segment_t **seg, heap_t **o
     *seg = segment_of(p);
     *owner = (heap_t *)(entry & ~SEGMAP_TAGS);
     return PTR_HEAP;
+}
+
+static inline ptr_kind_t ptr_classify(const void *p, segment_t **seg, heap_t **owner)
+{
+    return ptr_classify_entry(p, segmap_lookup(p), seg, owner);
 }
 
 static pa_noinline int free_invalid(void)
@@ -259,8 +264,6 @@ static pa_noinline int free_invalid(void)
  * owner's objects (passive false sharing). */
 static pa_noinline int free_remote(segment_t *s, heap_t *owner, void *p, heap_t *h)
 {
-    if (!pa_is_concurrent())
-        return free_invalid();
     if (pa_unlikely(!__atomic_load_n(&owner->shared, __ATOMIC_ACQUIRE)))
         heap_share(owner);
     if (!segment_live_clear(s, p, true))
@@ -331,21 +334,24 @@ static pa_noinline int free_announced_invalid(heap_t *h, bool concurrent)
     return free_invalid();
 }
 
-
 /* Every free but that of a slab block of the caller's own heap: NULL, a
  * pointer that is not ours or misaligned, a large block, a block of another
  * heap, and a TLSF block of the caller's. entry is p's in the segment map,
  * h the caller's heap (NULL: none). */
 static pa_noinline int free_other(void *p, uintptr_t entry, heap_t *h, bool concurrent)
 {
-    if (((uintptr_t)p & (PA_GRANULE - 1)) != 0 || entry == 0 || entry == SEGMAP_POOLED)
-        return p ? free_invalid() : 0;
-    if (entry & SEGMAP_LARGE)
+    segment_t *s;
+    heap_t *owner;
+    switch (ptr_classify_entry(p, entry, &s, &owner)) {
+    case PTR_HEAP:
+        break;
+    case PTR_LARGE:
         return large_free(p);
-    segment_t *s = segment_of(p);
-    heap_t *owner = (heap_t *)(entry & ~SEGMAP_TAGS);
+    default:
+        return p ? free_invalid() : 0;
+    }
     if (owner != h)
-        return free_remote(s, owner, p, h);
+        return concurrent ? free_remote(s, owner, p, h) : free_invalid();
     if (concurrent)
         heap_announce(h); /* free_announced handles a pause */
     return free_announced(h, s, p, concurrent);

@@ -431,6 +431,14 @@ void heap_enter_slow(heap_t *h)
     }
 }
 
+/* The pauser's wait, once pause_req is raised and the barrier issued: the
+ * owner is out of its call, and stays out until pause_req drops. */
+static void heap_wait_at_rest(heap_t *h)
+{
+    while (__atomic_load_n(&h->in_call, __ATOMIC_SEQ_CST))
+        sched_yield();
+}
+
 /* Brings every heap to rest and keeps it there, with the registry locked,
  * until heap_resume_all. Single-threaded mode needs neither. */
 void heap_pause_all(void)
@@ -443,8 +451,7 @@ void heap_pause_all(void)
         __atomic_store_n(&h->pause_req, 1, __ATOMIC_SEQ_CST);
     heap_barrier_heavy();
     for (heap_t *h = registry_all; h; h = h->next_all)
-        while (__atomic_load_n(&h->in_call, __ATOMIC_SEQ_CST))
-            sched_yield();
+        heap_wait_at_rest(h);
 }
 
 void heap_share(heap_t *h)
@@ -453,8 +460,7 @@ void heap_share(heap_t *h)
     if (!__atomic_load_n(&h->shared, __ATOMIC_ACQUIRE)) {
         __atomic_store_n(&h->pause_req, 1, __ATOMIC_SEQ_CST);
         heap_barrier_heavy();
-        while (__atomic_load_n(&h->in_call, __ATOMIC_SEQ_CST))
-            sched_yield();
+        heap_wait_at_rest(h);
         __atomic_store_n(&h->shared, 1, __ATOMIC_RELEASE);
         __atomic_store_n(&h->pause_req, 0, __ATOMIC_RELEASE);
     }
