@@ -1,57 +1,50 @@
 /*
- * segmap.c - the global segment map: a two-level radix table indexed by the
- * segment number of an address (address >> PA_SEGMENT_SHIFT). The root is a
- * static array; leaves are mapped on demand and published with a CAS, so
- * lookups take no lock and never read memory the caller handed us.
+ * segmap.c - the global segment map: a flat table indexed by the segment
+ * number of an address (address >> PA_SEGMENT_SHIFT), reserved once without
+ * backing store and published with a CAS, so lookups take no lock and never
+ * read memory the caller handed us.
  */
 #include "segmap.h"
 
 #include "os.h"
 
-#define SEGMAP_LEAF_BYTES (SEGMAP_LEAF_ENTRIES * sizeof(uintptr_t))
+#define SEGMAP_BYTES (SEGMAP_ENTRIES * sizeof(uintptr_t))
 
-_Static_assert(SEGMAP_ROOT_BITS > 0, "segment map root has entries");
+segmap_t segmap;
 
-uintptr_t *segmap_root[SEGMAP_ROOT_ENTRIES];
+/* Entries in use, kept as they change: counting them would read the whole
+ * table. */
+static size_t segmap_used;
 
-static uintptr_t *segmap_leaf(size_t index, bool create)
+static bool segmap_create(void)
 {
-    uintptr_t **slot = &segmap_root[index >> SEGMAP_LEAF_BITS];
-    uintptr_t *leaf = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
-    if (leaf || !create)
-        return leaf;
-    uintptr_t *fresh = os_map(SEGMAP_LEAF_BYTES);
+    if (__atomic_load_n(&segmap.limit, __ATOMIC_ACQUIRE))
+        return true;
+    uintptr_t *fresh = os_map(SEGMAP_BYTES);
     if (!fresh)
-        return NULL;
+        return false;
     uintptr_t *expected = NULL;
-    if (__atomic_compare_exchange_n(slot, &expected, fresh, false,
-                                    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-        return fresh;
-    os_unmap(fresh, SEGMAP_LEAF_BYTES);
-    return expected;
+    if (!__atomic_compare_exchange_n(&segmap.entries, &expected, fresh, false,
+                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        os_unmap(fresh, SEGMAP_BYTES); /* another thread's table won */
+    __atomic_store_n(&segmap.limit, SEGMAP_ENTRIES, __ATOMIC_RELEASE);
+    return true;
 }
 
 static void segmap_store(uintptr_t base, size_t size, uintptr_t value)
 {
-    size_t first = segmap_index(base);
-    size_t last = segmap_index(base + size - 1);
-    for (size_t i = first; i <= last; i++) {
-        uintptr_t *leaf = segmap_leaf(i, false);
-        pa_assert(leaf != NULL);
-        __atomic_store_n(&leaf[i & (SEGMAP_LEAF_ENTRIES - 1)], value,
-                         __ATOMIC_RELEASE);
+    for (size_t i = segmap_index(base); i <= segmap_index(base + size - 1); i++) {
+        uintptr_t old = __atomic_exchange_n(&segmap.entries[i], value, __ATOMIC_ACQ_REL);
+        if ((old != 0) != (value != 0))
+            __atomic_fetch_add(&segmap_used, value ? 1 : (size_t)-1, __ATOMIC_RELAXED);
     }
 }
 
 bool segmap_register(uintptr_t base, size_t size, uintptr_t entry)
 {
     pa_assert((base & PA_SEGMENT_MASK) == 0 && size > 0);
-    if (segmap_index(base + size - 1) >= SEGMAP_ROOT_ENTRIES * SEGMAP_LEAF_ENTRIES)
+    if (segmap_index(base + size - 1) >= SEGMAP_ENTRIES || !segmap_create())
         return false;
-    /* Create every leaf first so a failure leaves no half-registered range. */
-    for (size_t i = segmap_index(base); i <= segmap_index(base + size - 1); i++)
-        if (!segmap_leaf(i, true))
-            return false;
     segmap_store(base, size, entry);
     return true;
 }
@@ -68,21 +61,13 @@ void segmap_unregister(uintptr_t base, size_t size)
 
 size_t segmap_count(void)
 {
-    size_t used = 0;
-    for (size_t r = 0; r < SEGMAP_ROOT_ENTRIES; r++) {
-        const uintptr_t *leaf = __atomic_load_n(&segmap_root[r], __ATOMIC_ACQUIRE);
-        for (size_t i = 0; leaf && i < SEGMAP_LEAF_ENTRIES; i++)
-            used += __atomic_load_n(&leaf[i], __ATOMIC_RELAXED) != 0;
-    }
-    return used;
+    return __atomic_load_n(&segmap_used, __ATOMIC_RELAXED);
 }
 
 void segmap_reset(void)
 {
-    for (size_t r = 0; r < SEGMAP_ROOT_ENTRIES; r++) {
-        if (segmap_root[r]) {
-            os_unmap(segmap_root[r], SEGMAP_LEAF_BYTES);
-            segmap_root[r] = NULL;
-        }
-    }
+    __atomic_store_n(&segmap.limit, 0, __ATOMIC_RELEASE);
+    os_unmap(segmap.entries, SEGMAP_BYTES);
+    segmap.entries = NULL;
+    segmap_used = 0;
 }

@@ -24,14 +24,27 @@ bool segmap_register(uintptr_t base, size_t size, uintptr_t entry);
 /* Changes the entry of a registered range. */
 void segmap_update(uintptr_t base, size_t size, uintptr_t entry);
 void segmap_unregister(uintptr_t base, size_t size);
-#define SEGMAP_VA_BITS 48
-#define SEGMAP_INDEX_BITS (SEGMAP_VA_BITS - PA_SEGMENT_SHIFT)
-#define SEGMAP_LEAF_BITS 13
-#define SEGMAP_ROOT_BITS (SEGMAP_INDEX_BITS - SEGMAP_LEAF_BITS)
-#define SEGMAP_LEAF_ENTRIES ((size_t)1 << SEGMAP_LEAF_BITS)
-#define SEGMAP_ROOT_ENTRIES ((size_t)1 << SEGMAP_ROOT_BITS)
 
-extern uintptr_t *segmap_root[SEGMAP_ROOT_ENTRIES];
+/* One flat table with an entry for every segment-sized piece of the user
+ * address space, reserved on first use and filled in as segments come and
+ * go: its untouched pages cost no memory and read as zeros. A flat table
+ * saves myfree the second level's load and test. */
+#if defined(__x86_64__)
+#define SEGMAP_VA_BITS 47
+#else
+#define SEGMAP_VA_BITS 48
+#endif
+#define SEGMAP_ENTRIES ((size_t)1 << (SEGMAP_VA_BITS - PA_SEGMENT_SHIFT))
+
+/* limit is 0 until the table exists, then SEGMAP_ENTRIES: one comparison
+ * rejects both a lookup before the first segment and an address beyond the
+ * table. Side by side, so a lookup reads one line besides its entry. */
+typedef struct segmap {
+    uintptr_t *entries;
+    size_t limit;
+} segmap_t;
+
+extern segmap_t segmap;
 
 static inline size_t segmap_index(uintptr_t p)
 {
@@ -42,17 +55,13 @@ static inline size_t segmap_index(uintptr_t p)
 static inline uintptr_t segmap_lookup(const void *p)
 {
     size_t index = segmap_index((uintptr_t)p);
-    if (pa_unlikely(index >= SEGMAP_ROOT_ENTRIES * SEGMAP_LEAF_ENTRIES))
+    if (pa_unlikely(index >= __atomic_load_n(&segmap.limit, __ATOMIC_ACQUIRE)))
         return 0;
-    const uintptr_t *leaf =
-        __atomic_load_n(&segmap_root[index >> SEGMAP_LEAF_BITS], __ATOMIC_ACQUIRE);
-    if (pa_unlikely(!leaf))
-        return 0;
-    return __atomic_load_n(&leaf[index & (SEGMAP_LEAF_ENTRIES - 1)], __ATOMIC_ACQUIRE);
+    return __atomic_load_n(&segmap.entries[index], __ATOMIC_ACQUIRE);
 }
-/* Forgets every entry and returns the map's own pages to the OS. */
+/* Forgets every entry and unmaps the table; only while nothing else runs. */
 void segmap_reset(void);
-/* Number of slots in use; for introspection. */
+/* Number of entries in use; for introspection. */
 size_t segmap_count(void);
 
 #endif /* PA_SEGMAP_H */

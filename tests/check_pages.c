@@ -4,8 +4,10 @@
  * bitmap, and the retire/reuse cycle of segments.
  */
 #include <check.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "os.h"
 #include "segmap.h"
@@ -77,6 +79,20 @@ START_TEST(test_segmap_register_lookup)
     ck_assert_uint_eq(segmap_lookup(base), 0);
     ck_assert_uint_eq(segmap_lookup(base + PA_SEGMENT_SIZE), 0);
     ck_assert_uint_eq(segmap_count(), 0);
+    /* Reset unmaps the table itself (allocator_cleanup leaves no mapping);
+     * msync fails with ENOMEM on a range that is not mapped. */
+    uintptr_t *table = segmap.entries;
+    ck_assert_ptr_nonnull(table);
+    ck_assert_int_eq(msync(table, PA_PAGE_SIZE, MS_ASYNC), 0);
+    segmap_reset();
+    ck_assert_uint_eq(segmap_lookup(base), 0);
+    errno = 0;
+    ck_assert_int_eq(msync(table, PA_PAGE_SIZE, MS_ASYNC), -1);
+    ck_assert_int_eq(errno, ENOMEM);
+    /* And the map works again after a reset. */
+    ck_assert(segmap_register((uintptr_t)base, PA_SEGMENT_SIZE, SEGMAP_POOLED));
+    ck_assert_uint_eq(segmap_lookup(base), SEGMAP_POOLED);
+    segmap_unregister((uintptr_t)base, PA_SEGMENT_SIZE);
     segmap_reset();
     os_unmap(base, 2 * PA_SEGMENT_SIZE);
 }
@@ -90,9 +106,29 @@ START_TEST(test_segmap_foreign_addresses)
     ck_assert_uint_eq(segmap_lookup((void *)1), 0);
     ck_assert_uint_eq(segmap_lookup(&local), 0);
     ck_assert_uint_eq(segmap_lookup(&global), 0);
-    /* Beyond the 48-bit user address space: refused without a table walk. */
+    /* Beyond the user address space: refused without reading the table. */
     ck_assert_uint_eq(segmap_lookup((void *)(uintptr_t)0xffff800000001000ULL), 0);
     ck_assert_uint_eq(segmap_lookup((void *)UINTPTR_MAX), 0);
+    /* The same once the table exists; the last piece it covers reads 0
+     * until registered, and a range past its end cannot be registered. */
+    char *base = os_map_aligned(PA_SEGMENT_SIZE, PA_SEGMENT_SIZE);
+    ck_assert_ptr_nonnull(base);
+    ck_assert(segmap_register((uintptr_t)base, PA_SEGMENT_SIZE, SEGMAP_POOLED));
+    uintptr_t end = (uintptr_t)1 << SEGMAP_VA_BITS;
+    ck_assert_uint_eq(segmap_lookup(&local), 0);
+    ck_assert_uint_eq(segmap_lookup((void *)(end - 1)), 0);
+    ck_assert_uint_eq(segmap_lookup((void *)end), 0);
+    ck_assert_uint_eq(segmap_lookup((void *)(uintptr_t)0xffff800000001000ULL), 0);
+    ck_assert_uint_eq(segmap_lookup((void *)UINTPTR_MAX), 0);
+    ck_assert(!segmap_register(end, PA_SEGMENT_SIZE, SEGMAP_POOLED));
+    ck_assert(segmap_register(end - PA_SEGMENT_SIZE, PA_SEGMENT_SIZE, SEGMAP_POOLED));
+    ck_assert_uint_eq(segmap_lookup((void *)(end - 1)), SEGMAP_POOLED);
+    ck_assert_uint_eq(segmap_count(), 2);
+    segmap_unregister(end - PA_SEGMENT_SIZE, PA_SEGMENT_SIZE);
+    segmap_unregister((uintptr_t)base, PA_SEGMENT_SIZE);
+    ck_assert_uint_eq(segmap_count(), 0);
+    segmap_reset();
+    os_unmap(base, PA_SEGMENT_SIZE);
 }
 END_TEST
 
