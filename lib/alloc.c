@@ -23,20 +23,15 @@
 
 /* The caller's heap, or NULL when it has none yet (or the allocator is not
  * initialised): then the slow path attaches one. */
-static pa_always_inline heap_t *heap_of_thread(void)
-{
-    return pa_likely(pa_thread.generation == pa_generation) ? pa_thread.heap : NULL;
-}
-
 static pa_always_inline heap_t *heap_current(pa_concurrency_t c)
 {
-    return c != PA_CONCURRENCY_OFF ? heap_of_thread() : pa_single_heap;
+    return c != PA_CONCURRENCY_OFF ? pa_thread.heap : pa_single_heap;
 }
 
 /* heap_current for the paths that do not know the mode beforehand. */
 static heap_t *heap_of_caller(void)
 {
-    return pa_is_concurrent() ? heap_of_thread() : pa_single_heap;
+    return heap_current(pa_concurrency_now());
 }
 
 /* Starts an operation on the caller's own heap; false when a pause is
@@ -166,13 +161,9 @@ static pa_noinline void *alloc_attach(size_t size)
 static pa_always_inline void *alloc_small(size_t size, pa_concurrency_t c)
 {
     bool concurrent = c != PA_CONCURRENCY_OFF;
-    /* A thread's heap is never NULL while its generation is current (a
-     * thread that exits forgets both), so one test finds a thread without
-     * a heap. */
-    bool attached = concurrent ? pa_thread.generation == pa_generation : pa_single_heap != NULL;
-    if (pa_unlikely(!attached))
+    heap_t *h = heap_current(c);
+    if (pa_unlikely(!h))
         return alloc_attach(size);
-    heap_t *h = concurrent ? pa_thread.heap : pa_single_heap;
     if (pa_unlikely(!heap_op_begin_alloc(h, c)))
         return alloc_announced(h, size, concurrent);
     unsigned cls = slab_class_of(size);

@@ -24,7 +24,6 @@
 pa_mode_t pa_mode = PA_MODE_NONE;
 uint8_t pa_concurrency;
 heap_t *pa_single_heap;
-unsigned pa_generation = 1;
 bool pa_asymmetric_barrier;
 __thread pa_thread_t pa_thread __attribute__((tls_model("initial-exec")));
 
@@ -34,7 +33,7 @@ static heap_t *registry_all;
 static heap_t *registry_abandoned;
 static unsigned registry_next_id;
 static pthread_key_t thread_exit_key;
-static pthread_once_t thread_exit_once = PTHREAD_ONCE_INIT;
+static bool thread_exit_key_created;
 
 #define HEAP_MAP_SIZE align_up(sizeof(heap_t), PA_PAGE_SIZE)
 
@@ -304,6 +303,7 @@ static void heap_abandon(heap_t *h)
     heap_leave(h);
     heap_registry_lock();
     h->state = HEAP_ABANDONED;
+    h->thread = NULL;
     h->next_abandoned = registry_abandoned;
     registry_abandoned = h;
     heap_registry_unlock();
@@ -313,22 +313,24 @@ static void heap_abandon(heap_t *h)
 static void heap_thread_exit(void *value)
 {
     heap_t *h = value;
-    if (h && h == pa_thread.heap && pa_thread.generation == pa_generation &&
-        pa_is_concurrent())
+    /* After allocator_cleanup the slot is empty and h long unmapped. */
+    if (h && h == pa_thread.heap && pa_is_concurrent())
         heap_abandon(h);
     pa_thread.heap = NULL;
-    pa_thread.generation = 0; /* no generation is 0: the fast paths see no heap */
+    pa_thread.exited = true;
 }
 
-static void heap_make_exit_key(void)
+/* Called under the init lock. Without the hook a thread's exit would leave
+ * its heap unadopted and its slot recorded, so initialisation fails. */
+bool heap_exit_hook_setup(void)
 {
-    if (pthread_key_create(&thread_exit_key, heap_thread_exit) != 0)
-        pa_log("no thread-exit hook: heaps of exited threads stay unadopted");
+    if (!thread_exit_key_created)
+        thread_exit_key_created = pthread_key_create(&thread_exit_key, heap_thread_exit) == 0;
+    return thread_exit_key_created;
 }
 
 heap_t *heap_attach_thread(void)
 {
-    pthread_once(&thread_exit_once, heap_make_exit_key);
     heap_registry_lock();
     heap_t *h = registry_abandoned;
     if (h) {
@@ -338,11 +340,12 @@ heap_t *heap_attach_thread(void)
     } else {
         h = heap_create_locked();
     }
+    if (h)
+        h->thread = pa_thread.exited ? NULL : &pa_thread;
     heap_registry_unlock();
     if (!h)
         return NULL;
     pa_thread.heap = h;
-    pa_thread.generation = pa_generation;
     pthread_setspecific(thread_exit_key, h);
     return h;
 }
@@ -353,6 +356,8 @@ void heap_release_all(void)
     heap_t *h = registry_all;
     while (h) {
         heap_t *next = h->next_all;
+        if (h->thread)
+            h->thread->heap = NULL; /* its thread attaches a new heap when it next allocates */
         slab_release_all(&h->slabs);
         segment_t *s = h->arena.segments;
         while (s) {
@@ -367,7 +372,6 @@ void heap_release_all(void)
     registry_abandoned = NULL;
     registry_next_id = 0;
     pa_thread.heap = NULL;
-    pa_generation++;
 }
 
 /* ---- pause handshake ------------------------------------------------- */
@@ -506,6 +510,7 @@ void heap_fork_child(void)
         if (h == pa_thread.heap)
             continue;
         h->state = HEAP_ABANDONED;
+        h->thread = NULL;
         h->next_abandoned = registry_abandoned;
         registry_abandoned = h;
     }

@@ -51,6 +51,9 @@ typedef struct heap {
     int pause_req;
     heap_state_t state;
     unsigned id;
+    /* The owning thread's slot (NULL: abandoned, or none to clear), which
+     * allocator_cleanup empties. Under registry_lock. */
+    struct pa_thread *thread;
     unsigned poll_countdown;     /* allocations and remote frees until the next poll */
     /* Blocks of another heap this heap's thread has freed, gathered in a
      * batch before they go to that heap's hand-over list in one push. */
@@ -88,14 +91,16 @@ typedef enum pa_concurrency {
 extern pa_mode_t pa_mode;
 extern uint8_t pa_concurrency;
 extern heap_t *pa_single_heap;
-extern unsigned pa_generation;
 
-/* The calling thread's heap, valid while generation is pa_generation
- * (allocator_cleanup starts a new one); never NULL then. One thread-local
- * object, so the fast paths find both fields through one address. */
+/* The calling thread's heap, NULL until one is attached. allocator_cleanup
+ * empties the slot of every thread that has a heap (heap_t.thread), so the
+ * fast paths test nothing else. One thread-local object. */
 typedef struct pa_thread {
     heap_t *heap;
-    unsigned generation;
+    /* Past the thread's exit hook: a heap a later destructor attaches is
+     * not recorded in heap_t.thread, since nothing would forget the slot
+     * once the thread is gone. */
+    bool exited;
 } pa_thread_t;
 
 extern __thread pa_thread_t pa_thread __attribute__((tls_model("initial-exec")));
@@ -182,6 +187,10 @@ heap_t *pa_heap_slow(void);
 heap_t *heap_attach_thread(void);
 heap_t *heap_create(void);
 void heap_release_all(void);
+
+/* Creates the key whose destructor abandons an exiting thread's heap, once
+ * per process; false when none can be created. */
+bool heap_exit_hook_setup(void);
 
 /* Pause handshake (concurrent mode only). */
 void heap_barrier_setup(void);

@@ -57,6 +57,10 @@ static int init_locked(int enable_concurrency)
         }
         pa_single_heap = h;
     } else {
+        if (!heap_exit_hook_setup()) {
+            errno = EAGAIN;
+            return -1;
+        }
         heap_barrier_setup();
     }
     heap_set_concurrency(wanted == PA_MODE_CONCURRENT);

@@ -1049,6 +1049,73 @@ START_TEST(test_thread_exit_live_blocks)
 END_TEST
 
 /* ------------------------------------------------------------------ */
+/* Threads that outlive allocator_cleanup                               */
+/* ------------------------------------------------------------------ */
+
+struct outlive_arg {
+    pthread_barrier_t *attached, *cleaned;
+    bool allocate_after;
+    struct failure *fail;
+};
+
+/* Allocates (so the thread has a heap), waits out the main thread's
+ * cleanup and re-initialisation, then either works again or just exits:
+ * neither may touch the heap the cleanup unmapped. */
+static void *outlive_cleanup(void *arg)
+{
+    struct outlive_arg *a = arg;
+    unsigned char *before = myalloc(300);
+    if (!before)
+        fail_note(a->fail, "no block before the cleanup");
+    pthread_barrier_wait(a->attached);
+    pthread_barrier_wait(a->cleaned);
+    if (!a->allocate_after)
+        return NULL;
+    errno = 0;
+    if (myfree(before) != -1 || errno != EINVAL)
+        fail_note(a->fail, "a block from before the cleanup was freed");
+    for (size_t size = 16; size <= 64 * KiB; size *= 4) {
+        unsigned char *p = myalloc(size);
+        if (!p) {
+            fail_note(a->fail, "no block of %zu bytes after the cleanup", size);
+            continue;
+        }
+        block_fill(p, size);
+        if (!block_ok(p, size) || myfree(p) != 0)
+            fail_note(a->fail, "block of %zu bytes after the cleanup is broken", size);
+    }
+    return NULL;
+}
+
+START_TEST(test_threads_outlive_cleanup)
+{
+    enum { THREADS = 4 };
+    struct failure fail = FAILURE_INIT;
+    pthread_barrier_t attached, cleaned;
+    struct outlive_arg args[THREADS];
+    pthread_t t[THREADS];
+    ck_assert_int_eq(pthread_barrier_init(&attached, NULL, THREADS + 1), 0);
+    ck_assert_int_eq(pthread_barrier_init(&cleaned, NULL, THREADS + 1), 0);
+    for (int i = 0; i < THREADS; i++) {
+        args[i] = (struct outlive_arg){ &attached, &cleaned, i % 2 == 0, &fail };
+        ck_assert_int_eq(pthread_create(&t[i], NULL, outlive_cleanup, &args[i]), 0);
+    }
+    pthread_barrier_wait(&attached);
+    /* Every heap is unmapped here; the threads still hold their slots. */
+    ck_assert_int_eq(allocator_cleanup(), 0);
+    ck_assert_int_eq(allocator_init(1), 0);
+    pthread_barrier_wait(&cleaned);
+    for (int i = 0; i < THREADS; i++)
+        ck_assert_int_eq(pthread_join(t[i], NULL), 0);
+    assert_no_failure(&fail);
+    ck_assert_int_eq(allocator_verify(), 0);
+    assert_heap_empty();
+    pthread_barrier_destroy(&attached);
+    pthread_barrier_destroy(&cleaned);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
 /* Many short threads                                                   */
 /* ------------------------------------------------------------------ */
 
@@ -1333,6 +1400,7 @@ static Suite *threads_suite(void)
     tcase_add_test(tc, test_first_remote_free_races_owner);
     tcase_add_test(tc, test_thread_exit_live_blocks);
     tcase_add_test(tc, test_many_short_threads);
+    tcase_add_test(tc, test_threads_outlive_cleanup);
 #if !defined(__SANITIZE_THREAD__)
     tcase_add_test(tc, test_fork_threaded_parent);
 #endif
