@@ -17,50 +17,23 @@
 #include "pallocator.h"
 #include "segmap.h"
 
-/* The fast paths are written once with the concurrency as a constant
- * argument and instantiated for each, so the single-threaded path carries no
- * atomic operation and no path re-reads the mode. */
+/* The fast paths are written once with the mode as a constant argument and
+ * instantiated for each, so the single-threaded path carries no atomic
+ * operation. Only a thread of the concurrent mode has a heap in its slot,
+ * so the concurrent paths start from that one test and read nothing else
+ * to learn the mode; the single-threaded ones come after it. */
 
 /* The caller's heap, or NULL when it has none yet (or the allocator is not
  * initialised): then the slow path attaches one. */
-static pa_always_inline heap_t *heap_current(pa_concurrency_t c)
+static pa_always_inline heap_t *heap_current(bool concurrent)
 {
-    return c != PA_CONCURRENCY_OFF ? pa_thread.heap : pa_single_heap;
+    return concurrent ? pa_thread.heap : pa_single_heap;
 }
 
 /* heap_current for the paths that do not know the mode beforehand. */
 static heap_t *heap_of_caller(void)
 {
-    return heap_current(pa_concurrency_now());
-}
-
-/* Starts an operation on the caller's own heap; false when a pause is
- * due, which heap_op_begin_slow then waits out. */
-static pa_always_inline bool heap_op_begin(heap_t *h, pa_concurrency_t c)
-{
-    if (c == PA_CONCURRENCY_OFF)
-        return true;
-    return pa_likely(heap_announce_as(h, c == PA_CONCURRENCY_MEMBARRIER));
-}
-
-/* heap_op_begin for an allocation, which also counts down to the next poll
- * of the hand-over list: a producer whose blocks come back from a consumer
- * then reuses them while they are still in cache (polling only when a slab
- * runs dry made producer/consumer 9% slower). Frees do not count. */
-static pa_always_inline bool heap_op_begin_alloc(heap_t *h, pa_concurrency_t c)
-{
-    if (c == PA_CONCURRENCY_OFF)
-        return true;
-    bool no_pause = heap_announce_as(h, c == PA_CONCURRENCY_MEMBARRIER);
-    return pa_likely(no_pause & (--h->poll_countdown != 0));
-}
-
-/* The rare half of heap_op_begin and heap_op_begin_alloc: waits out a
- * pause. (An allocation that got here then polls: alloc_announced.) */
-static pa_noinline void heap_op_begin_slow(heap_t *h)
-{
-    if (__atomic_load_n(&h->pause_req, __ATOMIC_SEQ_CST))
-        heap_enter_slow(h);
+    return heap_current(pa_is_concurrent());
 }
 
 static pa_always_inline void heap_op_end(heap_t *h, bool concurrent)
@@ -126,12 +99,16 @@ static pa_noinline void *alloc_slab_slow(heap_t *h, unsigned cls, bool concurren
     return alloc_slab_finish(h, slab_take_slow(h, &h->slabs, cls), cls, concurrent);
 }
 
-/* An allocation from h, whose operation was announced (in_call set). */
-static pa_noinline void *alloc_announced(heap_t *h, size_t size, bool concurrent)
+/* An allocation from the caller's heap h outside the fast path. It polls
+ * the hand-over list for a request the TLSF heap serves, and for a small
+ * one when the countdown runs out (a heap without membarrier comes here on
+ * every allocation). */
+static pa_noinline void *alloc_from_heap(heap_t *h, size_t size, bool concurrent)
 {
     if (concurrent) {
-        heap_op_begin_slow(h);
-        heap_poll_handover(h);
+        heap_enter(h);
+        if (size > SLAB_REQUEST_MAX || h->poll_countdown == 0 || --h->poll_countdown == 0)
+            heap_poll_handover(h);
     }
     if (size <= SLAB_REQUEST_MAX) {
         unsigned cls = slab_class_of(size);
@@ -151,49 +128,61 @@ static pa_noinline void *alloc_attach(size_t size)
     heap_t *h = pa_heap_slow();
     if (!h)
         return fail(ENOMEM);
-    bool concurrent = pa_is_concurrent();
-    if (concurrent)
-        heap_announce(h);
-    return alloc_announced(h, size, concurrent);
+    return alloc_from_heap(h, size, pa_is_concurrent());
 }
 
-/* A request of up to SLAB_REQUEST_MAX bytes: a slab block. */
-static pa_always_inline void *alloc_small(size_t size, pa_concurrency_t c)
+/* A request of up to SLAB_REQUEST_MAX bytes from h, the caller's heap. In
+ * the concurrent mode an allocation also counts down to the next poll of
+ * the hand-over list: a producer whose blocks come back from a consumer
+ * then reuses them while they are still in cache (polling only when a slab
+ * runs dry made producer/consumer 9% slower). Frees do not count. */
+static pa_always_inline void *alloc_small(heap_t *h, size_t size, bool concurrent)
 {
-    bool concurrent = c != PA_CONCURRENCY_OFF;
-    heap_t *h = heap_current(c);
-    if (pa_unlikely(!h))
-        return alloc_attach(size);
-    if (pa_unlikely(!heap_op_begin_alloc(h, c)))
-        return alloc_announced(h, size, concurrent);
+    bool live_atomic = false;
+    if (concurrent) {
+        unsigned gate = heap_announce_unfenced(h);
+        if (pa_unlikely(gate & (HEAP_GATE_PAUSE | HEAP_GATE_FENCED)) ||
+            pa_unlikely(--h->poll_countdown == 0))
+            return alloc_from_heap(h, size, concurrent);
+        live_atomic = gate & HEAP_GATE_SHARED;
+    }
     unsigned cls = slab_class_of(size);
     void *p = slab_pop(h->slabs.current[cls]);
     if (pa_unlikely(!p))
         return alloc_slab_slow(h, cls, concurrent);
-    return alloc_slab_finish(h, p, cls, concurrent);
+    segment_live_set(segment_of(p), p, live_atomic);
+    if (!concurrent)
+        heap_account_alloc(h, slab_class_size[cls]);
+    heap_op_end(h, concurrent);
+    return p;
+}
+
+/* A small request of a thread without a heap: the single-threaded mode, or
+ * a thread's (or the process's) first allocation. */
+static pa_noinline void *alloc_small_unattached(size_t size)
+{
+    heap_t *single = pa_single_heap; /* set in the single-threaded mode only */
+    if (single)
+        return alloc_small(single, size, false);
+    return alloc_attach(size);
 }
 
 /* A request too big for slabs and too small for a mapping of its own. */
 static pa_noinline void *alloc_medium(size_t size)
 {
-    bool concurrent = pa_is_concurrent();
     heap_t *h = heap_of_caller();
     if (!h)
         return alloc_attach(size);
-    if (concurrent)
-        heap_announce(h);
-    return alloc_announced(h, size, concurrent);
+    return alloc_from_heap(h, size, pa_is_concurrent());
 }
 
 PALLOCATOR_API void *myalloc(size_t size)
 {
     if (pa_likely(size <= SLAB_REQUEST_MAX)) {
-        pa_concurrency_t c = pa_concurrency_now();
-        if (pa_likely(c == PA_CONCURRENCY_MEMBARRIER))
-            return alloc_small(size, PA_CONCURRENCY_MEMBARRIER);
-        if (c == PA_CONCURRENCY_FENCED)
-            return alloc_small(size, PA_CONCURRENCY_FENCED);
-        return alloc_small(size, PA_CONCURRENCY_OFF);
+        heap_t *h = pa_thread.heap;
+        if (pa_likely(h != NULL))
+            return alloc_small(h, size, true);
+        return alloc_small_unattached(size);
     }
     if (size > PA_LARGE_THRESHOLD)
         return alloc_large(size);
@@ -305,11 +294,11 @@ static pa_noinline int free_medium(heap_t *h, block_t *b, bool concurrent)
     return 0;
 }
 
-/* A free into h, whose operation was announced (in_call set). */
-static pa_noinline int free_announced(heap_t *h, segment_t *s, void *p, bool concurrent)
+/* A free into the caller's heap h outside the fast path. */
+static pa_noinline int free_into_heap(heap_t *h, segment_t *s, void *p, bool concurrent)
 {
     if (concurrent)
-        heap_op_begin_slow(h);
+        heap_enter(h);
     if (pa_unlikely(!segment_live_clear(s, p, heap_live_atomic(h, concurrent)))) {
         heap_op_end(h, concurrent);
         return free_invalid();
@@ -343,40 +332,45 @@ static pa_noinline int free_other(void *p, uintptr_t entry, heap_t *h, bool conc
     }
     if (owner != h)
         return concurrent ? free_remote(s, owner, p, h) : free_invalid();
-    if (concurrent)
-        heap_announce(h); /* free_announced handles a pause */
-    return free_announced(h, s, p, concurrent);
+    return free_into_heap(h, s, p, concurrent);
 }
 
-static pa_always_inline int free_to_heap(void *p, pa_concurrency_t c)
+/* Frees p, whose segment-map entry is entry, for the caller, whose heap is
+ * h (NULL: none). */
+static pa_always_inline int free_to_heap(heap_t *h, void *p, uintptr_t entry, bool concurrent)
 {
-    bool concurrent = c != PA_CONCURRENCY_OFF;
-    uintptr_t entry = segmap_lookup(p);
-    heap_t *h = heap_current(c);
     /* One test: is p an aligned address in a slab segment of the caller's
      * heap? (Without a heap, h | SEGMAP_SLABS matches no entry.) */
     uintptr_t mismatch = (entry ^ ((uintptr_t)h | SEGMAP_SLABS)) | ((uintptr_t)p & (PA_GRANULE - 1));
     if (pa_unlikely(mismatch != 0))
         return free_other(p, entry, h, concurrent);
     segment_t *s = segment_of(p);
-    /* Once other threads free into h, the live bit is claimed atomically:
-     * free_announced does that. */
-    if (pa_unlikely(!heap_op_begin(h, c) || heap_live_atomic(h, concurrent)))
-        return free_announced(h, s, p, concurrent);
+    /* Any word in the gate leaves the fast path: a pause, no membarrier,
+     * or a shared heap, whose live bits a free claims atomically. */
+    if (concurrent && pa_unlikely(heap_announce_unfenced(h) != 0))
+        return free_into_heap(h, s, p, concurrent);
     if (pa_unlikely(!segment_live_clear(s, p, false)))
         return free_announced_invalid(h, concurrent);
     return free_slab_finish(h, s, p, concurrent);
 }
 
+/* A free by a thread without a heap: the single-threaded mode, or a thread
+ * that has not allocated yet. */
+static pa_noinline int free_unattached(void *p)
+{
+    uintptr_t entry = segmap_lookup(p);
+    heap_t *single = pa_single_heap; /* set in the single-threaded mode only */
+    if (single)
+        return free_to_heap(single, p, entry, false);
+    return free_other(p, entry, NULL, true);
+}
+
 PALLOCATOR_API int myfree(void *p)
 {
-    /* The mode Linux gives a multi-threaded program comes first. */
-    pa_concurrency_t c = pa_concurrency_now();
-    if (pa_likely(c == PA_CONCURRENCY_MEMBARRIER))
-        return free_to_heap(p, PA_CONCURRENCY_MEMBARRIER);
-    if (c == PA_CONCURRENCY_FENCED)
-        return free_to_heap(p, PA_CONCURRENCY_FENCED);
-    return free_to_heap(p, PA_CONCURRENCY_OFF);
+    heap_t *h = pa_thread.heap;
+    if (pa_unlikely(h == NULL))
+        return free_unattached(p);
+    return free_to_heap(h, p, segmap_lookup(p), true);
 }
 
 PALLOCATOR_API size_t myalloc_usable_size(void *p)
@@ -409,8 +403,8 @@ static bool realloc_in_place(heap_t *h, segment_t *s, void *p, size_t size)
     if (!size_needed)
         return false;
     bool concurrent = pa_is_concurrent();
-    if (concurrent && !heap_announce(h))
-        heap_op_begin_slow(h);
+    if (concurrent)
+        heap_enter(h);
     bool done = false;
     if (segment_live_test(s, p)) {
         block_t *b = block_from_payload(p);

@@ -22,7 +22,7 @@
 #include "os.h"
 
 pa_mode_t pa_mode = PA_MODE_NONE;
-uint8_t pa_concurrency;
+bool pa_concurrent;
 heap_t *pa_single_heap;
 bool pa_asymmetric_barrier;
 __thread pa_thread_t pa_thread __attribute__((tls_model("initial-exec")));
@@ -47,6 +47,7 @@ void heap_init_heap(heap_t *h, unsigned id)
     h->id = id;
     h->state = HEAP_OWNED;
     h->poll_countdown = HEAP_POLL_INTERVAL;
+    h->gate = pa_asymmetric_barrier ? 0 : HEAP_GATE_FENCED;
 }
 
 static pa_noinline block_t *heap_grow(heap_t *h, arena_t *a, size_t block_size)
@@ -406,10 +407,7 @@ void heap_barrier_setup(void)
 
 void heap_set_concurrency(bool concurrent)
 {
-    pa_concurrency_t c = !concurrent             ? PA_CONCURRENCY_OFF
-                         : pa_asymmetric_barrier ? PA_CONCURRENCY_MEMBARRIER
-                                                 : PA_CONCURRENCY_FENCED;
-    __atomic_store_n(&pa_concurrency, (uint8_t)c, __ATOMIC_RELEASE);
+    __atomic_store_n(&pa_concurrent, concurrent, __ATOMIC_RELEASE);
 }
 
 /* The pauser's half of the handshake: with membarrier, forces a full
@@ -427,16 +425,16 @@ void heap_enter_slow(heap_t *h)
 {
     for (;;) {
         __atomic_store_n(&h->in_call, 0, __ATOMIC_RELEASE);
-        while (__atomic_load_n(&h->pause_req, __ATOMIC_ACQUIRE))
+        while (__atomic_load_n(&h->gate, __ATOMIC_ACQUIRE) & HEAP_GATE_PAUSE)
             sched_yield();
         __atomic_store_n(&h->in_call, 1, __ATOMIC_SEQ_CST);
-        if (!__atomic_load_n(&h->pause_req, __ATOMIC_SEQ_CST))
+        if (!(__atomic_load_n(&h->gate, __ATOMIC_SEQ_CST) & HEAP_GATE_PAUSE))
             return;
     }
 }
 
-/* The pauser's wait, once pause_req is raised and the barrier issued: the
- * owner is out of its call, and stays out until pause_req drops. */
+/* The pauser's wait, once the pause is requested and the barrier issued:
+ * the owner is out of its call, and stays out until the request drops. */
 static void heap_wait_at_rest(heap_t *h)
 {
     while (__atomic_load_n(&h->in_call, __ATOMIC_SEQ_CST))
@@ -452,7 +450,7 @@ void heap_pause_all(void)
     if (!pa_is_concurrent())
         return;
     for (heap_t *h = registry_all; h; h = h->next_all)
-        __atomic_store_n(&h->pause_req, 1, __ATOMIC_SEQ_CST);
+        __atomic_fetch_or(&h->gate, HEAP_GATE_PAUSE, __ATOMIC_SEQ_CST);
     heap_barrier_heavy();
     for (heap_t *h = registry_all; h; h = h->next_all)
         heap_wait_at_rest(h);
@@ -462,11 +460,12 @@ void heap_share(heap_t *h)
 {
     pthread_mutex_lock(&pause_lock);
     if (!__atomic_load_n(&h->shared, __ATOMIC_ACQUIRE)) {
-        __atomic_store_n(&h->pause_req, 1, __ATOMIC_SEQ_CST);
+        __atomic_fetch_or(&h->gate, HEAP_GATE_PAUSE, __ATOMIC_SEQ_CST);
         heap_barrier_heavy();
         heap_wait_at_rest(h);
         __atomic_store_n(&h->shared, 1, __ATOMIC_RELEASE);
-        __atomic_store_n(&h->pause_req, 0, __ATOMIC_RELEASE);
+        __atomic_fetch_or(&h->gate, HEAP_GATE_SHARED, __ATOMIC_SEQ_CST);
+        __atomic_fetch_and(&h->gate, ~HEAP_GATE_PAUSE, __ATOMIC_RELEASE);
     }
     pthread_mutex_unlock(&pause_lock);
 }
@@ -475,7 +474,7 @@ void heap_resume_all(void)
 {
     if (pa_is_concurrent())
         for (heap_t *h = registry_all; h; h = h->next_all)
-            __atomic_store_n(&h->pause_req, 0, __ATOMIC_RELEASE);
+            __atomic_fetch_and(&h->gate, ~HEAP_GATE_PAUSE, __ATOMIC_RELEASE);
     heap_registry_unlock();
     pthread_mutex_unlock(&pause_lock);
 }
@@ -505,7 +504,7 @@ void heap_fork_child(void)
     for (heap_t *h = registry_all; h; h = h->next_all)
         heap_outbox_flush(h);
     for (heap_t *h = registry_all; h; h = h->next_all) {
-        h->pause_req = 0;
+        h->gate &= ~HEAP_GATE_PAUSE;
         h->in_call = 0;
         if (h == pa_thread.heap)
             continue;
@@ -517,5 +516,9 @@ void heap_fork_child(void)
     if (pa_is_concurrent()) {
         heap_barrier_setup();
         heap_set_concurrency(true);
+        /* The child's barrier may differ from the parent's. */
+        for (heap_t *h = registry_all; h; h = h->next_all)
+            h->gate = (h->gate & ~HEAP_GATE_FENCED) |
+                      (pa_asymmetric_barrier ? 0 : HEAP_GATE_FENCED);
     }
 }

@@ -45,10 +45,11 @@ typedef struct heap {
      * call frees a bounded number, so no malloc or free waits for a backlog
      * of remote frees. Owner-private. */
     block_t *pending;
-    /* Pause handshake: the owner marks in_call around each operation; a
-     * thread that must inspect the heap raises pause_req and waits. */
+    /* Pause handshake: the owner marks in_call around each operation, then
+     * reads gate; a thread that must inspect the heap raises
+     * HEAP_GATE_PAUSE there and waits for in_call to drop. */
     int in_call;
-    int pause_req;
+    unsigned gate;
     heap_state_t state;
     unsigned id;
     /* The owning thread's slot (NULL: abandoned, or none to clear), which
@@ -75,21 +76,22 @@ typedef struct heap {
     _Alignas(64) int shared;
 } heap_t;
 
+/* What a heap's gate tells its owner at the start of each operation; the
+ * fast paths leave for the slow ones on any of them (an allocation stays
+ * on a shared heap). Only other threads change the gate, always with an
+ * atomic read-modify-write. */
+#define HEAP_GATE_PAUSE 1u   /* a pause is requested: wait at rest */
+#define HEAP_GATE_SHARED 2u  /* other threads free into the heap (heap_t.shared) */
+#define HEAP_GATE_FENCED 4u  /* no membarrier: the owner's half needs a fence */
+
 /* Process-wide mode, set by allocator_init or the first allocation. */
 typedef enum pa_mode { PA_MODE_NONE, PA_MODE_SINGLE, PA_MODE_CONCURRENT } pa_mode_t;
 
-/* How the fast paths run, read once per call: single-threaded (also before
- * initialisation), or concurrent with the owner's half of the pause
- * handshake fenced or, where membarrier lets the pauser do the fencing,
- * not. */
-typedef enum pa_concurrency {
-    PA_CONCURRENCY_OFF,
-    PA_CONCURRENCY_FENCED,
-    PA_CONCURRENCY_MEMBARRIER
-} pa_concurrency_t;
-
 extern pa_mode_t pa_mode;
-extern uint8_t pa_concurrency;
+/* Whether threads run concurrently, each on its own heap (false also
+ * before initialisation). The fast paths do not read it: a thread with a
+ * heap in its slot is in the concurrent mode. */
+extern bool pa_concurrent;
 extern heap_t *pa_single_heap;
 
 /* The calling thread's heap, NULL until one is attached. allocator_cleanup
@@ -207,41 +209,41 @@ void heap_fork_parent(void);
 void heap_fork_child(void);
 
 extern bool pa_asymmetric_barrier;
-/* Sets pa_concurrency for the mode and the barrier found. */
 void heap_set_concurrency(bool concurrent);
 
-/* Read on every call by threads that may race with first-use init. */
-static inline pa_concurrency_t pa_concurrency_now(void)
-{
-    return (pa_concurrency_t)__atomic_load_n(&pa_concurrency, __ATOMIC_RELAXED);
-}
-
+/* Read by threads that may race with first-use init. */
 static inline bool pa_is_concurrent(void)
 {
-    return pa_concurrency_now() != PA_CONCURRENCY_OFF;
+    return __atomic_load_n(&pa_concurrent, __ATOMIC_RELAXED);
 }
 
-/* The owner's half of the pause handshake: marks the heap in use; true
- * when no pause is requested. Dekker handshake with heap_pause_all: when
- * the pauser issues a process-wide barrier (membarrier), a compiler barrier
- * suffices here; otherwise a sequentially consistent store orders the two
- * sides. */
-static pa_always_inline bool heap_announce_as(heap_t *h, bool asymmetric)
+/* The owner's half of the pause handshake as the fast paths take it: marks
+ * the heap in use and returns its gate. Dekker handshake with
+ * heap_pause_all: when the pauser issues a process-wide barrier
+ * (membarrier), a compiler barrier suffices here; otherwise the gate holds
+ * HEAP_GATE_FENCED and heap_announce completes the handshake. */
+static pa_always_inline unsigned heap_announce_unfenced(heap_t *h)
 {
-    if (asymmetric) {
-        __atomic_store_n(&h->in_call, 1, __ATOMIC_RELAXED);
-        __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    } else {
-        __atomic_store_n(&h->in_call, 1, __ATOMIC_SEQ_CST);
-    }
-    return !__atomic_load_n(&h->pause_req, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&h->in_call, 1, __ATOMIC_RELAXED);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    return __atomic_load_n(&h->gate, __ATOMIC_SEQ_CST);
 }
 
+/* The owner's whole half of the handshake: true when no pause is
+ * requested. Without membarrier a sequentially consistent store orders
+ * the two sides. */
 static inline bool heap_announce(heap_t *h)
 {
-    return heap_announce_as(h, pa_asymmetric_barrier);
+    unsigned gate = heap_announce_unfenced(h);
+    if (gate & HEAP_GATE_FENCED) {
+        __atomic_store_n(&h->in_call, 1, __ATOMIC_SEQ_CST);
+        gate = __atomic_load_n(&h->gate, __ATOMIC_SEQ_CST);
+    }
+    return !(gate & HEAP_GATE_PAUSE);
 }
 
+/* Begins an operation on the caller's heap h outside the fast paths (again,
+ * if a fast path began it): the whole handshake, waiting out a pause. */
 static inline void heap_enter(heap_t *h)
 {
     if (pa_unlikely(!heap_announce(h)))
