@@ -345,7 +345,7 @@ static pa_always_inline int free_to_heap(heap_t *h, void *p, uintptr_t entry, bo
     if (pa_unlikely(mismatch != 0))
         return free_other(p, entry, h, concurrent);
     segment_t *s = segment_of(p);
-    /* Any word in the gate leaves the fast path: a pause, no membarrier,
+    /* Any bit in the gate leaves the fast path: a pause, no membarrier,
      * or a shared heap, whose live bits a free claims atomically. */
     if (concurrent && pa_unlikely(heap_announce_unfenced(h) != 0))
         return free_into_heap(h, s, p, concurrent);
