@@ -967,6 +967,19 @@ static void *alloc_and_exit(void *arg)
     return NULL;
 }
 
+/* Allocates size bytes, fills and checks them and frees them again,
+ * noting any failure (what names the caller's step). */
+static void use_block(struct failure *fail, size_t size, const char *what)
+{
+    unsigned char *p = myalloc(size);
+    if (!p) {
+        fail_note(fail, "%s: myalloc(%zu) failed", what, size);
+        return;
+    }
+    block_fill(p, size);
+    if (!block_ok(p, size) || myfree(p) != 0)
+        fail_note(fail, "%s: block of %zu bytes broken", what, size);
+}
 static void *free_others_and_exit(void *arg)
 {
     struct exit_arg *a = arg;
@@ -978,17 +991,8 @@ static void *free_others_and_exit(void *arg)
             fail_note(a->fail, "myfree(block %zu of an exited thread) failed", i);
     }
     /* Some work of its own (possibly in the adopted heap). */
-    for (int i = 0; i < 1000; i++) {
-        size_t s = random_size(&rng);
-        unsigned char *p = myalloc(s);
-        if (!p) {
-            fail_note(a->fail, "myalloc(%zu) failed", s);
-            continue;
-        }
-        block_fill(p, s);
-        if (!block_ok(p, s) || myfree(p) != 0)
-            fail_note(a->fail, "own block %d broken", i);
-    }
+    for (int i = 0; i < 1000; i++)
+        use_block(a->fail, random_size(&rng), "own block");
     for (int i = 0; i < 10; i++) {
         a->left[i] = myalloc(100 + (size_t)i);
         if (a->left[i])
@@ -1074,16 +1078,8 @@ static void *outlive_cleanup(void *arg)
     errno = 0;
     if (myfree(before) != -1 || errno != EINVAL)
         fail_note(a->fail, "a block from before the cleanup was freed");
-    for (size_t size = 16; size <= 64 * KiB; size *= 4) {
-        unsigned char *p = myalloc(size);
-        if (!p) {
-            fail_note(a->fail, "no block of %zu bytes after the cleanup", size);
-            continue;
-        }
-        block_fill(p, size);
-        if (!block_ok(p, size) || myfree(p) != 0)
-            fail_note(a->fail, "block of %zu bytes after the cleanup is broken", size);
-    }
+    for (size_t size = 16; size <= 64 * KiB; size *= 4)
+        use_block(a->fail, size, "after the cleanup");
     return NULL;
 }
 
