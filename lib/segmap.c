@@ -33,8 +33,10 @@ static bool segmap_create(void)
 
 static void segmap_store(uintptr_t base, size_t size, uintptr_t value)
 {
+    /* Another thread may be racing to create the table (and lose). */
+    uintptr_t *entries = __atomic_load_n(&segmap.entries, __ATOMIC_ACQUIRE);
     for (size_t i = segmap_index(base); i <= segmap_index(base + size - 1); i++) {
-        uintptr_t old = __atomic_exchange_n(&segmap.entries[i], value, __ATOMIC_ACQ_REL);
+        uintptr_t old = __atomic_exchange_n(&entries[i], value, __ATOMIC_ACQ_REL);
         if ((old != 0) != (value != 0))
             __atomic_fetch_add(&segmap_used, value ? 1 : (size_t)-1, __ATOMIC_RELAXED);
     }
@@ -68,6 +70,6 @@ void segmap_reset(void)
 {
     __atomic_store_n(&segmap.limit, 0, __ATOMIC_RELEASE);
     os_unmap(segmap.entries, SEGMAP_BYTES);
-    segmap.entries = NULL;
+    __atomic_store_n(&segmap.entries, NULL, __ATOMIC_RELAXED);
     segmap_used = 0;
 }

@@ -57,7 +57,8 @@ static inline uintptr_t segmap_lookup(const void *p)
     size_t index = segmap_index((uintptr_t)p);
     if (pa_unlikely(index >= __atomic_load_n(&segmap.limit, __ATOMIC_ACQUIRE)))
         return 0;
-    return __atomic_load_n(&segmap.entries[index], __ATOMIC_ACQUIRE);
+    const uintptr_t *entries = __atomic_load_n(&segmap.entries, __ATOMIC_RELAXED);
+    return __atomic_load_n(&entries[index], __ATOMIC_ACQUIRE);
 }
 /* Forgets every entry and unmaps the table; only while nothing else runs. */
 void segmap_reset(void);
