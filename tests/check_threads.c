@@ -1057,14 +1057,16 @@ END_TEST
 /* ------------------------------------------------------------------ */
 
 struct outlive_arg {
-    pthread_barrier_t *attached, *cleaned;
+    pthread_barrier_t *attached, *cleaned, *refused;
     bool allocate_after;
     struct failure *fail;
 };
 
 /* Allocates (so the thread has a heap), waits out the main thread's
  * cleanup and re-initialisation, then either works again or just exits:
- * neither may touch the heap the cleanup unmapped. */
+ * neither may touch the heap the cleanup unmapped. The block from before
+ * the cleanup is refused only until its address is handed out again, so
+ * every thread tries it before any thread allocates anew. */
 static void *outlive_cleanup(void *arg)
 {
     struct outlive_arg *a = arg;
@@ -1073,11 +1075,14 @@ static void *outlive_cleanup(void *arg)
         fail_note(a->fail, "no block before the cleanup");
     pthread_barrier_wait(a->attached);
     pthread_barrier_wait(a->cleaned);
+    if (a->allocate_after) {
+        errno = 0;
+        if (myfree(before) != -1 || errno != EINVAL)
+            fail_note(a->fail, "a block from before the cleanup was freed");
+    }
+    pthread_barrier_wait(a->refused);
     if (!a->allocate_after)
         return NULL;
-    errno = 0;
-    if (myfree(before) != -1 || errno != EINVAL)
-        fail_note(a->fail, "a block from before the cleanup was freed");
     for (size_t size = 16; size <= 64 * KiB; size *= 4)
         use_block(a->fail, size, "after the cleanup");
     return NULL;
@@ -1087,13 +1092,14 @@ START_TEST(test_threads_outlive_cleanup)
 {
     enum { THREADS = 4 };
     struct failure fail = FAILURE_INIT;
-    pthread_barrier_t attached, cleaned;
+    pthread_barrier_t attached, cleaned, refused;
     struct outlive_arg args[THREADS];
     pthread_t t[THREADS];
     ck_assert_int_eq(pthread_barrier_init(&attached, NULL, THREADS + 1), 0);
     ck_assert_int_eq(pthread_barrier_init(&cleaned, NULL, THREADS + 1), 0);
+    ck_assert_int_eq(pthread_barrier_init(&refused, NULL, THREADS), 0);
     for (int i = 0; i < THREADS; i++) {
-        args[i] = (struct outlive_arg){ &attached, &cleaned, i % 2 == 0, &fail };
+        args[i] = (struct outlive_arg){ &attached, &cleaned, &refused, i % 2 == 0, &fail };
         ck_assert_int_eq(pthread_create(&t[i], NULL, outlive_cleanup, &args[i]), 0);
     }
     pthread_barrier_wait(&attached);
@@ -1108,6 +1114,7 @@ START_TEST(test_threads_outlive_cleanup)
     assert_heap_empty();
     pthread_barrier_destroy(&attached);
     pthread_barrier_destroy(&cleaned);
+    pthread_barrier_destroy(&refused);
 }
 END_TEST
 
