@@ -5,7 +5,7 @@
  * The fast paths find the calling thread's heap through a thread-local
  * pointer and run one bounded slab or TLSF operation on it. Every pointer
  * handed in is validated through the segment map and the segment's live
- * bitmap before anything at the pointer is read; the map's entry also names
+ * map before anything at the pointer is read; the map's entry also names
  * the owning heap, so a free of the caller's own slab block is told apart
  * from every other case by one comparison.
  */
@@ -65,7 +65,7 @@ static pa_noinline void *alloc_large(size_t size)
 static pa_always_inline void *alloc_finish(heap_t *h, block_t *b, size_t size, bool concurrent)
 {
     void *p = block_payload(b);
-    segment_live_set(segment_of(b), p, heap_live_atomic(h, concurrent));
+    segment_live_set(segment_of(b), p);
     if (!concurrent)
         heap_account_alloc(h, size - BLOCK_HEADER_SIZE);
     heap_op_end(h, concurrent);
@@ -77,7 +77,7 @@ static pa_always_inline void *alloc_slab_finish(heap_t *h, void *p, unsigned cls
                                                 bool concurrent)
 {
     if (pa_likely(p != NULL)) {
-        segment_live_set(segment_of(p), p, heap_live_atomic(h, concurrent));
+        segment_live_set(segment_of(p), p);
         if (!concurrent)
             heap_account_alloc(h, slab_class_size[cls]);
     }
@@ -138,19 +138,19 @@ static pa_noinline void *alloc_attach(size_t size)
  * runs dry made producer/consumer 9% slower). Frees do not count. */
 static pa_always_inline void *alloc_small(heap_t *h, size_t size, bool concurrent)
 {
-    bool live_atomic = false;
     if (concurrent) {
+        /* A shared heap's allocations need nothing different (the live
+         * byte is set with a plain store), so its gate bit is ignored. */
         unsigned gate = heap_announce_unfenced(h);
         if (pa_unlikely(gate & (HEAP_GATE_PAUSE | HEAP_GATE_FENCED)) ||
             pa_unlikely(--h->poll_countdown == 0))
             return alloc_from_heap(h, size, concurrent);
-        live_atomic = gate & HEAP_GATE_SHARED;
     }
     unsigned cls = slab_class_of(size);
     void *p = slab_pop(h->slabs.current[cls]);
     if (pa_unlikely(!p))
         return alloc_slab_slow(h, cls, concurrent);
-    segment_live_set(segment_of(p), p, live_atomic);
+    segment_live_set(segment_of(p), p);
     if (!concurrent)
         heap_account_alloc(h, slab_class_size[cls]);
     heap_op_end(h, concurrent);
@@ -238,7 +238,7 @@ static pa_noinline int free_invalid(void)
     return -1;
 }
 
-/* A free of a block some other heap owns: claim the live bit, then hand the
+/* A free of a block some other heap owns: claim the live mark, then hand the
  * block to its owner, whose TLSF structures only the owner touches. It is
  * not kept for the caller's own requests: its cache lines may hold the
  * owner's objects (passive false sharing). */
@@ -272,7 +272,7 @@ static pa_noinline int free_slab_slow(heap_t *h, slab_t *sl, bool concurrent)
     return 0;
 }
 
-/* Frees slab block p of h (its live bit claimed) and ends the operation. */
+/* Frees slab block p of h (its live mark claimed) and ends the operation. */
 static pa_always_inline int free_slab_finish(heap_t *h, segment_t *s, void *p, bool concurrent)
 {
     slab_t *sl = slab_of(s, p);
@@ -284,7 +284,7 @@ static pa_always_inline int free_slab_finish(heap_t *h, segment_t *s, void *p, b
     return 0;
 }
 
-/* Frees TLSF block b of h (its live bit claimed) and ends the operation. */
+/* Frees TLSF block b of h (its live mark claimed) and ends the operation. */
 static pa_noinline int free_medium(heap_t *h, block_t *b, bool concurrent)
 {
     if (!concurrent)
@@ -346,7 +346,7 @@ static pa_always_inline int free_to_heap(heap_t *h, void *p, uintptr_t entry, bo
         return free_other(p, entry, h, concurrent);
     segment_t *s = segment_of(p);
     /* Any bit in the gate leaves the fast path: a pause, no membarrier,
-     * or a shared heap, whose live bits a free claims atomically. */
+     * or a shared heap, whose live marks a free claims atomically. */
     if (concurrent && pa_unlikely(heap_announce_unfenced(h) != 0))
         return free_into_heap(h, s, p, concurrent);
     if (pa_unlikely(!segment_live_clear(s, p, false)))

@@ -69,10 +69,10 @@ typedef struct heap {
     _Alignas(64) block_t *handover;
     char handover_pad[64 - sizeof(block_t *)];
     /* Set (for good) by heap_share before the first free of one of this
-     * heap's blocks by another thread; until then only the owner writes
-     * its segments' live bits, and it does so without atomic operations.
-     * Every remote free reads it, and the owner on every call: alone on a
-     * line that is written once, it stays cached on both sides. */
+     * heap's blocks by another thread; until then only the owner clears
+     * its segments' live marks, and it does so without atomic operations.
+     * Every remote free reads it (the owner's fast paths read its copy in
+     * the gate): alone on a line that is written once, it stays cached. */
     _Alignas(64) int shared;
 } heap_t;
 
@@ -81,7 +81,8 @@ typedef struct heap {
  * on a shared heap). Only other threads change the gate, always with an
  * atomic read-modify-write. */
 #define HEAP_GATE_PAUSE 1u   /* a pause is requested: wait at rest */
-#define HEAP_GATE_SHARED 2u  /* other threads free into the heap (heap_t.shared) */
+#define HEAP_GATE_SHARED 2u  /* other threads free into the heap (heap_t.shared):
+                                * the owner's frees clear marks atomically */
 #define HEAP_GATE_FENCED 4u  /* no membarrier: the owner's half needs a fence */
 
 /* Process-wide mode, set by allocator_init or the first allocation. */
@@ -143,9 +144,9 @@ void heap_drain_handover_some(heap_t *h);
  * time. */
 #define HEAP_POLL_INTERVAL 32
 void heap_poll_handover(heap_t *h);
-/* Pushes b (its live bit already cleared) onto its owner's hand-over list. */
+/* Pushes b (its live mark already cleared) onto its owner's hand-over list. */
 void heap_handover_push(heap_t *h, block_t *b);
-/* Hands b (its live bit already cleared, owned by owner, of the size
+/* Hands b (its live mark already cleared, owned by owner, of the size
  * heap_handed_size gives) over through the outbox of the caller's heap h,
  * inside an operation on h. */
 void heap_outbox_add(heap_t *h, heap_t *owner, block_t *b, size_t size);
@@ -250,8 +251,8 @@ static inline void heap_enter(heap_t *h)
         heap_enter_slow(h);
 }
 
-/* Whether the owner of h, in an announced operation, must update live bits
- * atomically. */
+/* Whether the owner of h, in an announced operation, must clear live marks
+ * atomically (setting one is a plain store either way). */
 static pa_always_inline bool heap_live_atomic(const heap_t *h, bool concurrent)
 {
     return concurrent && __atomic_load_n(&h->shared, __ATOMIC_RELAXED);

@@ -38,7 +38,7 @@
 #define pa_log(...) ((void)0)
 #endif
 
-/* Every block starts on a granule; the live bitmap has one bit per granule. */
+/* Every block starts on a granule; the live map has one byte per granule. */
 #define PA_GRANULE_SHIFT 4
 #define PA_GRANULE ((size_t)1 << PA_GRANULE_SHIFT)
 

@@ -38,7 +38,7 @@ static size_t slab_live_bytes(const heap_t *h)
 {
     size_t n = 0;
     for (const segment_t *s = h->slabs.segments; s; s = s->next)
-        for (size_t k = 1; k < SEGMENT_SLABS; k++)
+        for (size_t k = SEGMENT_HEADER_SLABS; k < SEGMENT_SLABS; k++)
             if (s->slabs[k].state != SLAB_FREE)
                 n += (size_t)s->slabs[k].used * s->slabs[k].block_size;
     return n;
@@ -46,7 +46,7 @@ static size_t slab_live_bytes(const heap_t *h)
 
 static size_t slab_free_bytes(const heap_t *h)
 {
-    return h->slabs.segment_count * (SEGMENT_SLABS - 1) * SLAB_SIZE - slab_live_bytes(h);
+    return h->slabs.segment_count * SEGMENT_BLOCK_SLABS * SLAB_SIZE - slab_live_bytes(h);
 }
 
 static size_t heap_free_usable(const heap_t *h)
@@ -189,9 +189,9 @@ static void dump_slabs(const heap_t *h)
 {
     fprintf(stderr, "   slabs: %zu segment%s, %zu of %zu slabs with a size class\n",
             h->slabs.segment_count, h->slabs.segment_count == 1 ? "" : "s", h->slabs.assigned,
-            h->slabs.segment_count * (SEGMENT_SLABS - 1));
+            h->slabs.segment_count * SEGMENT_BLOCK_SLABS);
     for (const segment_t *s = h->slabs.segments; s; s = s->next)
-        for (size_t k = 1; k < SEGMENT_SLABS; k++)
+        for (size_t k = SEGMENT_HEADER_SLABS; k < SEGMENT_SLABS; k++)
             if (s->slabs[k].state != SLAB_FREE)
                 dump_slab(s, &s->slabs[k]);
 }
@@ -253,14 +253,15 @@ static pa_cold __attribute__((format(printf, 1, 2))) int verify_fail(const char 
 }
 
 typedef struct verify_tally {
-    size_t used_usable, free_bytes, free_blocks, live_bits, unmarked_used;
+    size_t used_usable, free_bytes, free_blocks, live_marks, unmarked_used;
 } verify_tally_t;
 
-static size_t bitmap_population(const segment_t *s)
+static size_t live_population(const segment_t *s)
 {
     size_t n = 0;
-    for (size_t i = 0; i < SEGMENT_BITMAP_WORDS; i++)
-        n += (size_t)__builtin_popcountll(__atomic_load_n(&s->live[i], __ATOMIC_RELAXED));
+    /* A mark is 0 or 1, so a word's population counts its marks. */
+    for (size_t i = 0; i < SEGMENT_GRANULES / 8; i++)
+        n += (size_t)__builtin_popcountll(__atomic_load_n(&s->live.word[i], __ATOMIC_RELAXED));
     return n;
 }
 
@@ -296,10 +297,10 @@ static int verify_block(const heap_t *h, const segment_t *s, const block_t *b,
         tally->free_blocks++;
         return 0;
     }
-    /* A used block without its live bit: another thread is freeing it
+    /* A used block without its live mark: another thread is freeing it
      * right now, between claiming the bit and handing it over. */
     if (segment_live_test(s, block_payload(b)))
-        tally->live_bits++;
+        tally->live_marks++;
     else
         tally->unmarked_used++;
     tally->used_usable += block_usable(b);
@@ -313,7 +314,7 @@ static int verify_segment(const heap_t *h, const segment_t *s, verify_tally_t *t
                            (const void *)s, h->id);
     if (segmap_lookup(s) != (uintptr_t)h)
         return verify_fail("segment %p is missing from the segment map", (const void *)s);
-    size_t live_before = tally->live_bits;
+    size_t live_before = tally->live_marks;
     const block_t *prev = NULL;
     const block_t *b = segment_first_block(s);
     while (!block_is_sentinel(b)) {
@@ -327,13 +328,13 @@ static int verify_segment(const heap_t *h, const segment_t *s, verify_tally_t *t
                            (const void *)s, (const void *)b);
     if (block_prev_is_free(b) != (prev && block_is_free(prev)))
         return verify_fail("segment %p: sentinel predecessor flag disagrees", (const void *)s);
-    /* Other threads may claim live bits (freeing blocks) while the heap is
-     * paused, never set them: with concurrency, fewer bits than counted
+    /* Other threads may claim live marks (freeing blocks) while the heap is
+     * paused, never set them: with concurrency, fewer marks than counted
      * live blocks is a free in progress, more is an error. */
-    size_t bits = bitmap_population(s), counted = tally->live_bits - live_before;
-    if (bits > counted || (bits < counted && !pa_is_concurrent()))
-        return verify_fail("segment %p: %zu live bits for %zu live blocks", (const void *)s,
-                           bits, counted);
+    size_t marks = live_population(s), counted = tally->live_marks - live_before;
+    if (marks > counted || (marks < counted && !pa_is_concurrent()))
+        return verify_fail("segment %p: %zu live marks for %zu live blocks", (const void *)s,
+                           marks, counted);
     return 0;
 }
 
@@ -371,7 +372,7 @@ static int verify_free_lists(const heap_t *h, const arena_t *a)
     return 0;
 }
 
-/* A block handed over to h: in h's segments, used, its live bit claimed. */
+/* A block handed over to h: in h's segments, used, its live mark claimed. */
 static int verify_handed_block(const heap_t *h, const block_t *b)
 {
     const segment_t *s = segment_of(b);
@@ -454,7 +455,7 @@ static int verify_slab_segment(const heap_t *h, const segment_t *s, slab_tally_t
     if (segmap_lookup(s) != ((uintptr_t)h | SEGMAP_SLABS))
         return verify_fail("segment %p is missing from the segment map", (const void *)s);
     size_t in_use = 0, used = 0;
-    for (size_t k = 1; k < SEGMENT_SLABS; k++) {
+    for (size_t k = SEGMENT_HEADER_SLABS; k < SEGMENT_SLABS; k++) {
         const slab_t *sl = &s->slabs[k];
         if (sl->state == SLAB_FREE) {
             tally->free++;
@@ -469,10 +470,10 @@ static int verify_slab_segment(const heap_t *h, const segment_t *s, slab_tally_t
         return verify_fail("slab segment %p: %zu slabs in use, counts %zu", (const void *)s,
                            in_use, s->slabs_in_use);
     /* Blocks being freed by other threads are counted used but not live. */
-    size_t bits = bitmap_population(s);
-    if (bits > used || (bits < used && !pa_is_concurrent()))
-        return verify_fail("slab segment %p: %zu live bits for %zu blocks in use", (const void *)s,
-                           bits, used);
+    size_t marks = live_population(s);
+    if (marks > used || (marks < used && !pa_is_concurrent()))
+        return verify_fail("slab segment %p: %zu live marks for %zu blocks in use", (const void *)s,
+                           marks, used);
     return 0;
 }
 

@@ -5,7 +5,7 @@
  * acquiring and retiring update it. A retired segment keeps its address
  * range and an entry (SEGMAP_POOLED) while its pages go back to the OS: a
  * free racing with the retirement can then still read the header and the
- * (zeroed) bitmap safely and is refused.
+ * (zeroed) live map safely and is refused.
  * Retired segments wait in a pool and are handed to the next heap that grows
  * before any new address space is mapped.
  */
@@ -79,9 +79,9 @@ void segment_retire(segment_t *s)
 {
     segmap_update((uintptr_t)s, PA_SEGMENT_SIZE, SEGMAP_POOLED);
     __atomic_store_n(&s->owner, NULL, __ATOMIC_RELEASE);
-    /* The first page (owner field, start of the bitmap) stays; the rest of
-     * the bitmap reads as zeros once decommitted, so no bit survives. */
-    memset(s->live, 0, PA_PAGE_SIZE - offsetof(segment_t, live));
+    /* The first page (owner field, start of the live map) stays; the rest
+     * of the map reads as zeros once decommitted, so no mark survives. */
+    memset(&s->live, 0, PA_PAGE_SIZE - offsetof(segment_t, live));
     os_decommit((char *)s + PA_PAGE_SIZE, PA_SEGMENT_SIZE - PA_PAGE_SIZE);
     segment_pool_lock();
     s->next = pool_head;

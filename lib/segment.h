@@ -1,15 +1,18 @@
 /*
  * segment.h - segments, the unit a heap grows by: PA_SEGMENT_SIZE bytes
- * aligned to their size, a header (owner, list links, live bitmap) followed
+ * aligned to their size, a header (owner, list links, live map) followed
  * by the block area. Also the large blocks that get a mapping of their own.
  *
  * A segment serves either a TLSF arena (arena set) or slabs (arena NULL):
  * SLAB_SIZE pieces of one block size each, whose records lie in the header
  * (slab.h); the first piece holds the header itself.
  *
- * The live bitmap holds one bit per granule, set exactly at the payload of
+ * The live map holds one byte per granule, 1 exactly at the payload of
  * each live block. It lies outside every block, so myfree can validate a
- * pointer through it before reading anything at the pointer.
+ * pointer through it before reading anything at the pointer. A byte rather
+ * than a bit: an allocation marks its block with one plain store, even
+ * while other threads clear other blocks' bytes in the same word, and a
+ * free by another thread claims its byte with one exchange.
  */
 #ifndef PA_SEGMENT_H
 #define PA_SEGMENT_H
@@ -20,7 +23,6 @@ struct heap;
 struct arena;
 
 #define SEGMENT_GRANULES (PA_SEGMENT_SIZE >> PA_GRANULE_SHIFT)
-#define SEGMENT_BITMAP_WORDS (SEGMENT_GRANULES / 64)
 
 #define SLAB_SHIFT 16
 #define SLAB_SIZE ((size_t)1 << SLAB_SHIFT)
@@ -43,7 +45,10 @@ typedef struct segment {
     struct heap *owner;          /* NULL while the segment rests in the pool */
     struct arena *arena;         /* the owner's TLSF arena, or NULL: slabs */
     struct segment *next, *prev; /* the owner's list, or the pool */
-    uint64_t live[SEGMENT_BITMAP_WORDS];
+    union {
+        uint8_t mark[SEGMENT_GRANULES];
+        uint64_t word[SEGMENT_GRANULES / 8]; /* 8 marks at a time, for counting */
+    } live;
     /* Slab segments only, written by the owner: away from the first line,
      * which every free from another thread reads. */
     size_t slabs_in_use;         /* slabs with a size class */
@@ -51,7 +56,9 @@ typedef struct segment {
 } segment_t;
 
 #define SEGMENT_AREA_OFFSET align_up(sizeof(segment_t), PA_PAGE_SIZE)
-_Static_assert(sizeof(segment_t) <= SLAB_SIZE, "a slab segment's header fits its first slab");
+/* The slabs a slab segment's header takes up; its blocks start after them. */
+#define SEGMENT_HEADER_SLABS ((sizeof(segment_t) + SLAB_SIZE - 1) / SLAB_SIZE)
+#define SEGMENT_BLOCK_SLABS (SEGMENT_SLABS - SEGMENT_HEADER_SLABS)
 #define SEGMENT_AREA_SIZE (PA_SEGMENT_SIZE - SEGMENT_AREA_OFFSET)
 
 typedef struct large {
@@ -104,46 +111,37 @@ static inline bool segment_area_is_whole(const segment_t *s, const block_t *b)
     return b == segment_first_block(s) && block_is_sentinel(block_next(b));
 }
 
-static inline size_t segment_bit_index(const segment_t *s, const void *p)
+static inline size_t segment_granule(const void *p)
 {
-    (void)s; /* p lies in s, which is aligned to its size */
     return ((uintptr_t)p & PA_SEGMENT_MASK) >> PA_GRANULE_SHIFT;
 }
 
+/* Relaxed atomic accesses throughout: other threads free blocks of the
+ * segment and ask for their sizes while the owner allocates. */
 static inline bool segment_live_test(const segment_t *s, const void *p)
 {
-    size_t i = segment_bit_index(s, p);
-    return (__atomic_load_n(&s->live[i / 64], __ATOMIC_RELAXED) >> (i % 64)) & 1;
+    return __atomic_load_n(&s->live.mark[segment_granule(p)], __ATOMIC_RELAXED) != 0;
 }
 
-/* Once other threads free into the owner's heap (heap_t.shared), they
- * clear bits in the same words, so the owner's updates must be atomic too;
- * before that, and in single-threaded mode, only the owner writes the
- * words, and a load and a store suffice. Relaxed atomic accesses either
- * way, since a thread asking for a block's usable size reads them. */
-static inline void segment_live_set(segment_t *s, const void *p, bool atomic)
+/* Only the owner marks a block live, and only a free block, whose byte no
+ * other thread writes: a plain store, also in a shared heap. */
+static inline void segment_live_set(segment_t *s, const void *p)
 {
-    size_t i = segment_bit_index(s, p);
-    uint64_t bit = (uint64_t)1 << (i % 64);
-    uint64_t *word = &s->live[i / 64];
-    if (atomic)
-        __atomic_fetch_or(word, bit, __ATOMIC_RELAXED);
-    else
-        __atomic_store_n(word, __atomic_load_n(word, __ATOMIC_RELAXED) | bit, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->live.mark[segment_granule(p)], 1, __ATOMIC_RELAXED);
 }
 
-/* Clears the bit; true when it was set. Atomic, it makes exactly one of
- * several concurrent frees of one pointer the winner. */
+/* Clears p's byte; true when p was live. Atomic (once other threads free
+ * into the owner's heap, heap_t.shared), it makes exactly one of several
+ * concurrent frees of one pointer the winner; before that, and in
+ * single-threaded mode, only the owner writes the bytes. */
 static inline bool segment_live_clear(segment_t *s, const void *p, bool atomic)
 {
-    size_t i = segment_bit_index(s, p);
-    unsigned shift = (unsigned)(i % 64);
-    uint64_t *word = &s->live[i / 64];
+    uint8_t *live = &s->live.mark[segment_granule(p)];
     if (atomic)
-        return (__atomic_fetch_and(word, ~((uint64_t)1 << shift), __ATOMIC_ACQ_REL) >> shift) & 1;
-    uint64_t old = __atomic_load_n(word, __ATOMIC_RELAXED);
-    __atomic_store_n(word, old & ~((uint64_t)1 << shift), __ATOMIC_RELAXED);
-    return (old >> shift) & 1;
+        return __atomic_exchange_n(live, 0, __ATOMIC_ACQ_REL) != 0;
+    uint8_t old = __atomic_load_n(live, __ATOMIC_RELAXED);
+    __atomic_store_n(live, 0, __ATOMIC_RELAXED);
+    return old != 0;
 }
 
 /* A segment for a heap: from the pool or freshly mapped and registered. */

@@ -77,8 +77,8 @@ static bool slab_grow(struct heap *h, slab_set_t *set)
         return false;
     s->slabs_in_use = 0;
     segment_list_push(&set->segments, &set->segment_count, s);
-    /* Slab 0 holds the header; the others start out free. */
-    for (size_t k = SEGMENT_SLABS; k-- > 1;) {
+    /* The first slabs hold the header; the others start out free. */
+    for (size_t k = SEGMENT_SLABS; k-- > SEGMENT_HEADER_SLABS;) {
         slab_t *sl = &s->slabs[k];
         sl->start = (char *)s + k * SLAB_SIZE;
         sl->state = SLAB_FREE;
@@ -89,7 +89,7 @@ static bool slab_grow(struct heap *h, slab_set_t *set)
 
 static void slab_retire_segment(slab_set_t *set, segment_t *s)
 {
-    for (size_t k = 1; k < SEGMENT_SLABS; k++)
+    for (size_t k = SEGMENT_HEADER_SLABS; k < SEGMENT_SLABS; k++)
         slab_list_remove(&set->free, &s->slabs[k]);
     if (set->spare == s)
         set->spare = NULL;

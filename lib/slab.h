@@ -13,7 +13,7 @@
  * partial list, from which the next current slab comes. A partial slab
  * that empties goes back to the heap's free slabs, and a segment whose
  * slabs are all free goes back to the pool (one is kept as a spare). Every
- * step is O(1). Blocks are validated by the segment's live bitmap like any
+ * step is O(1). Blocks are validated by the segment's live markmap like any
  * other; the records are in the segment header, out of reach of a stray
  * write through a block.
  */
@@ -94,7 +94,7 @@ static inline void *slab_take(struct heap *h, slab_set_t *set, unsigned c)
     return pa_likely(p != NULL) ? p : slab_take_slow(h, set, c);
 }
 
-/* Puts block p (its live bit claimed) back in slab sl; true when the slab
+/* Puts block p (its live mark claimed) back in slab sl; true when the slab
  * must change lists, which slab_give_slow then does. Split from slab_give
  * so a fast path can leave the rare step to a tail call. */
 static inline bool slab_push(slab_t *sl, void *p)
@@ -111,7 +111,7 @@ static inline bool slab_push(slab_t *sl, void *p)
     return pa_unlikely(--sl->used == 0);
 }
 
-/* Frees block p of slab sl, whose live bit the caller has claimed. */
+/* Frees block p of slab sl, whose live mark the caller has claimed. */
 static inline void slab_give(slab_set_t *set, slab_t *sl, void *p)
 {
     if (slab_push(sl, p))

@@ -143,7 +143,7 @@ START_TEST(test_segmap_foreign_addresses)
 }
 END_TEST
 
-START_TEST(test_segment_live_bits)
+START_TEST(test_segment_live_marks)
 {
     segment_t *s = segment_acquire(fake_owner, NULL);
     ck_assert_ptr_nonnull(s);
@@ -151,11 +151,11 @@ START_TEST(test_segment_live_bits)
     ck_assert_ptr_eq(s->owner, fake_owner);
     ck_assert_uint_eq(segmap_lookup((char *)s + 12345), (uintptr_t)fake_owner | SEGMAP_SLABS);
     char *p = (char *)segment_first_block(s) + BLOCK_HEADER_SIZE;
-    char *q = p + 64 * PA_GRANULE; /* a different bitmap word */
+    char *q = p + 64 * PA_GRANULE; /* a different word of the map */
     for (int atomic = 0; atomic < 2; atomic++) {
         ck_assert(!segment_live_test(s, p));
-        segment_live_set(s, p, atomic);
-        segment_live_set(s, q, atomic);
+        segment_live_set(s, p);
+        segment_live_set(s, q);
         ck_assert(segment_live_test(s, p));
         ck_assert(!segment_live_test(s, p + PA_GRANULE));
         ck_assert(segment_live_clear(s, p, atomic));
@@ -174,11 +174,11 @@ START_TEST(test_segment_retire_and_reuse)
     ck_assert_ptr_nonnull(s);
     char *p = (char *)segment_first_block(s) + BLOCK_HEADER_SIZE;
     ck_assert_uint_eq(segmap_lookup(p), (uintptr_t)fake_owner); /* no slabs */
-    segment_live_set(s, p, false);
+    segment_live_set(s, p);
     memset(p, 0x5a, 1 << 20);
     segment_retire(s);
     /* Still readable and still in the map, but owned by nobody and with no
-     * live bit: a racing free finds nothing to free. */
+     * live mark: a racing free finds nothing to free. */
     ck_assert_ptr_null(s->owner);
     ck_assert(!segment_live_test(s, p));
     ck_assert_uint_eq(segmap_lookup(p), SEGMAP_POOLED);
@@ -208,7 +208,7 @@ static Suite *pages_suite(void)
     tcase_add_test(tc, test_segmap_foreign_addresses);
     suite_add_tcase(s, tc);
     tc = tcase_create("segment");
-    tcase_add_test(tc, test_segment_live_bits);
+    tcase_add_test(tc, test_segment_live_marks);
     tcase_add_test(tc, test_segment_retire_and_reuse);
     suite_add_tcase(s, tc);
     return s;

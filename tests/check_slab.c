@@ -128,7 +128,7 @@ END_TEST
 START_TEST(test_slab_segments_go_back)
 {
     /* Three segments' worth of 512-byte blocks. */
-    const size_t n = 3 * (SEGMENT_SLABS - 1) * (SLAB_SIZE / 512);
+    const size_t n = 3 * SEGMENT_BLOCK_SLABS * (SLAB_SIZE / 512);
     unsigned char **p = calloc(n, sizeof *p);
     ck_assert_ptr_nonnull(p);
     for (size_t i = 0; i < n; i++) {
@@ -156,7 +156,7 @@ START_TEST(test_slab_refuses_bad_frees)
         a + 8,                                  /* inside a, misaligned */
         b + 48,                                 /* never carved */
         (unsigned char *)s + 64,                /* the segment header */
-        (unsigned char *)s + 5 * SLAB_SIZE,     /* a slab without a class */
+        (unsigned char *)s + (SEGMENT_SLABS - 1) * SLAB_SIZE, /* a slab without a class */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         errno = 0;

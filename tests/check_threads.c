@@ -794,12 +794,12 @@ END_TEST
 
 /*
  * Until another thread frees one of its blocks, a heap's owner updates the
- * live bits without atomic operations; the first such free brings the owner
+ * live marks without atomic operations; the first such free brings the owner
  * to rest before it claims a bit, and from then on the owner's updates are
  * atomic too. Each round starts a fresh allocator, so the owner's heap is
  * private again, and races that first remote free and a few more against
  * the owner. In even rounds the owner keeps freeing and allocating blocks
- * whose live bits share words with the victims': a lost update would leave
+ * whose live marks share words with the victims': a lost update would leave
  * a victim live, or one of the owner's blocks dead. In odd rounds the owner
  * frees the victims itself at the same time, and for each victim exactly
  * one of the two frees may succeed.
