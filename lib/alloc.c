@@ -24,16 +24,11 @@
  * to learn the mode; the single-threaded ones come after it. */
 
 /* The caller's heap, or NULL when it has none yet (or the allocator is not
- * initialised): then the slow path attaches one. */
-static pa_always_inline heap_t *heap_current(bool concurrent)
-{
-    return concurrent ? pa_thread.heap : pa_single_heap;
-}
-
-/* heap_current for the paths that do not know the mode beforehand. */
+ * initialised): then the slow path attaches one. For the paths off the
+ * fast ones, which do not know the mode beforehand. */
 static heap_t *heap_of_caller(void)
 {
-    return heap_current(pa_is_concurrent());
+    return pa_is_concurrent() ? pa_thread.heap : pa_single_heap;
 }
 
 static pa_always_inline void heap_op_end(heap_t *h, bool concurrent)
@@ -150,11 +145,7 @@ static pa_always_inline void *alloc_small(heap_t *h, size_t size, bool concurren
     void *p = slab_pop(h->slabs.current[cls]);
     if (pa_unlikely(!p))
         return alloc_slab_slow(h, cls, concurrent);
-    segment_live_set(segment_of(p), p);
-    if (!concurrent)
-        heap_account_alloc(h, slab_class_size[cls]);
-    heap_op_end(h, concurrent);
-    return p;
+    return alloc_slab_finish(h, p, cls, concurrent);
 }
 
 /* A small request of a thread without a heap: the single-threaded mode, or

@@ -51,9 +51,7 @@ static size_t slab_free_bytes(const heap_t *h)
 
 static size_t heap_free_usable(const heap_t *h)
 {
-    size_t n = slab_free_bytes(h);
-    n += tlsf_free_usable(&h->arena.tlsf);
-    return n;
+    return slab_free_bytes(h) + tlsf_free_usable(&h->arena.tlsf);
 }
 
 /* Live bytes in heaps. With concurrency the fast paths count nothing:

@@ -5,7 +5,7 @@
  *
  * A segment serves either a TLSF arena (arena set) or slabs (arena NULL):
  * SLAB_SIZE pieces of one block size each, whose records lie in the header
- * (slab.h); the first piece holds the header itself.
+ * (slab.h); the first pieces hold the header itself (SEGMENT_HEADER_SLABS).
  *
  * The live map holds one byte per granule, 1 exactly at the payload of
  * each live block. It lies outside every block, so myfree can validate a

@@ -13,7 +13,7 @@
  * partial list, from which the next current slab comes. A partial slab
  * that empties goes back to the heap's free slabs, and a segment whose
  * slabs are all free goes back to the pool (one is kept as a spare). Every
- * step is O(1). Blocks are validated by the segment's live markmap like any
+ * step is O(1). Blocks are validated by the segment's live map like any
  * other; the records are in the segment header, out of reach of a stray
  * write through a block.
  */
