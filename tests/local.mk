@@ -36,6 +36,14 @@ TESTS += tests/fuzz_ops tests/check_pages tests/check_blocks tests/check_tlsf \
 	tests/check_slab tests/check_api tests/check_threads tests/test_exports.sh
 endif
 EXTRA_DIST += tests/test_exports.sh
+
+# A program that defines its own myalloc/myfree, linked against the shared
+# library: the library's internal calls must not reach them.
+check_PROGRAMS += tests/test_binding
+tests_test_binding_SOURCES = tests/test_binding.c
+tests_test_binding_CFLAGS = $(AM_CFLAGS)
+tests_test_binding_LDADD = libpallocator.la
+TESTS += tests/test_binding
 TESTS_ENVIRONMENT = top_builddir=$(top_builddir) top_srcdir=$(top_srcdir) NM="$(NM)"
 
 # The whole suite under valgrind's memcheck (use a build without sanitizers).
