@@ -1,7 +1,7 @@
 /*
  * check_pages.c - the page-mapping layer, the segment map and segments:
  * aligned mappings, O(1) lookups that never touch foreign memory, the live
- * bitmap, and the retire/reuse cycle of segments.
+ * map (a byte per granule), and the retire/reuse cycle of segments.
  */
 #include <check.h>
 #include <stdio.h>
@@ -151,7 +151,7 @@ START_TEST(test_segment_live_marks)
     ck_assert_ptr_eq(s->owner, fake_owner);
     ck_assert_uint_eq(segmap_lookup((char *)s + 12345), (uintptr_t)fake_owner | SEGMAP_SLABS);
     char *p = (char *)segment_first_block(s) + BLOCK_HEADER_SIZE;
-    char *q = p + 64 * PA_GRANULE; /* a different word of the map */
+    char *q = p + 64 * PA_GRANULE; /* a mark 64 bytes further on in the map */
     for (int atomic = 0; atomic < 2; atomic++) {
         ck_assert(!segment_live_test(s, p));
         segment_live_set(s, p);

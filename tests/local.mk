@@ -1,10 +1,19 @@
-# Unit tests: one Check suite per module, plus the export check.
+# Unit tests: a Check program per layer and, for the public API, per area;
+# the seeded fuzz driver; the export check.
 if PA_TESTS
 TEST_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) -I$(top_srcdir)/lib
 TEST_LIBS = libpallocator_core.la $(CHECK_LIBS)
 
-check_PROGRAMS += tests/check_pages tests/check_blocks tests/check_tlsf \
-	tests/check_slab tests/check_api tests/check_threads
+# The public API is split by area into several programs, single-threaded
+# (api_helpers.h) and concurrent (thread_helpers.h), with one main()
+# (check_main.h).
+API_CHECKS = tests/check_alloc tests/check_realloc tests/check_free \
+	tests/check_lifecycle tests/check_introspect
+THREAD_CHECKS = tests/check_threads_churn tests/check_threads_remote \
+	tests/check_threads_lifetime
+UNIT_CHECKS = tests/check_pages tests/check_blocks tests/check_tlsf \
+	tests/check_slab $(API_CHECKS) $(THREAD_CHECKS)
+check_PROGRAMS += $(UNIT_CHECKS)
 tests_check_pages_SOURCES = tests/check_pages.c tests/testutil.h
 tests_check_pages_CFLAGS = $(TEST_CFLAGS)
 tests_check_pages_LDADD = $(TEST_LIBS)
@@ -17,23 +26,47 @@ tests_check_tlsf_LDADD = $(TEST_LIBS)
 tests_check_slab_SOURCES = tests/check_slab.c tests/testutil.h
 tests_check_slab_CFLAGS = $(TEST_CFLAGS)
 tests_check_slab_LDADD = $(TEST_LIBS)
-tests_check_api_SOURCES = tests/check_api.c tests/testutil.h
-tests_check_api_CFLAGS = $(TEST_CFLAGS)
-tests_check_api_LDADD = $(TEST_LIBS)
-tests_check_threads_SOURCES = tests/check_threads.c tests/testutil.h
-tests_check_threads_CFLAGS = $(TEST_CFLAGS)
-tests_check_threads_LDADD = $(TEST_LIBS)
+tests_check_alloc_SOURCES = tests/check_alloc.c tests/api_helpers.h \
+	tests/check_main.h tests/testutil.h
+tests_check_alloc_CFLAGS = $(TEST_CFLAGS)
+tests_check_alloc_LDADD = $(TEST_LIBS)
+tests_check_realloc_SOURCES = tests/check_realloc.c tests/api_helpers.h \
+	tests/check_main.h tests/testutil.h
+tests_check_realloc_CFLAGS = $(TEST_CFLAGS)
+tests_check_realloc_LDADD = $(TEST_LIBS)
+tests_check_free_SOURCES = tests/check_free.c tests/api_helpers.h \
+	tests/check_main.h tests/testutil.h
+tests_check_free_CFLAGS = $(TEST_CFLAGS)
+tests_check_free_LDADD = $(TEST_LIBS)
+tests_check_lifecycle_SOURCES = tests/check_lifecycle.c tests/api_helpers.h \
+	tests/check_main.h tests/testutil.h
+tests_check_lifecycle_CFLAGS = $(TEST_CFLAGS)
+tests_check_lifecycle_LDADD = $(TEST_LIBS)
+tests_check_introspect_SOURCES = tests/check_introspect.c tests/api_helpers.h \
+	tests/check_main.h tests/testutil.h
+tests_check_introspect_CFLAGS = $(TEST_CFLAGS)
+tests_check_introspect_LDADD = $(TEST_LIBS)
+tests_check_threads_churn_SOURCES = tests/check_threads_churn.c tests/thread_helpers.h \
+	tests/check_main.h tests/testutil.h
+tests_check_threads_churn_CFLAGS = $(TEST_CFLAGS)
+tests_check_threads_churn_LDADD = $(TEST_LIBS)
+tests_check_threads_remote_SOURCES = tests/check_threads_remote.c tests/thread_helpers.h \
+	tests/check_main.h tests/testutil.h
+tests_check_threads_remote_CFLAGS = $(TEST_CFLAGS)
+tests_check_threads_remote_LDADD = $(TEST_LIBS)
+tests_check_threads_lifetime_SOURCES = tests/check_threads_lifetime.c tests/thread_helpers.h \
+	tests/check_main.h tests/testutil.h
+tests_check_threads_lifetime_CFLAGS = $(TEST_CFLAGS)
+tests_check_threads_lifetime_LDADD = $(TEST_LIBS)
 
-PA_CHECK_SUITES = tests/check_pages tests/check_blocks tests/check_tlsf \
-	tests/check_slab tests/check_api tests/check_threads tests/fuzz_ops
+PA_CHECK_SUITES = $(UNIT_CHECKS) tests/fuzz_ops
 # Seeded random operation strings through the fuzz target's driver.
 check_PROGRAMS += tests/fuzz_ops
 tests_fuzz_ops_SOURCES = tests/fuzz_ops.c tests/testutil.h
 tests_fuzz_ops_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/lib
 tests_fuzz_ops_LDADD = libpallocator_core.la
 
-TESTS += tests/fuzz_ops tests/check_pages tests/check_blocks tests/check_tlsf \
-	tests/check_slab tests/check_api tests/check_threads tests/test_exports.sh
+TESTS += tests/fuzz_ops $(UNIT_CHECKS) tests/test_exports.sh
 endif
 EXTRA_DIST += tests/test_exports.sh
 
