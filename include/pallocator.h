@@ -33,25 +33,29 @@ extern "C" {
 /* Attributes that let the compiler check callers: alloc_size tells it the
  * size of a block (for _FORTIFY_SOURCE and -Warray-bounds), malloc(myfree, 1)
  * lets GCC 11 and later warn when a block reaches free() or another
- * deallocator (-Wmismatched-dealloc) or is used after myfree(), and
- * warn_unused_result catches a lost myrealloc() result. Compilers without
- * them get plain declarations; clang, which defines __GNUC__ too, lacks the
- * malloc form with arguments. A program that misuses the calls on purpose
- * (to see invalid frees rejected) may define PALLOCATOR_NO_ATTRIBUTES before
- * including this header to go without them. */
-#if defined(__GNUC__) && !defined(PALLOCATOR_NO_ATTRIBUTES)
+ * deallocator (-Wmismatched-dealloc) and GCC 12 when it is used after
+ * myfree() (-Wuse-after-free), and warn_unused_result catches a lost
+ * myrealloc() result. Compilers without them get plain declarations; clang,
+ * which defines __GNUC__ too, lacks the malloc form with arguments. A program
+ * that misuses the calls on purpose (to see invalid frees rejected) may
+ * define PALLOCATOR_NO_CHECK_ATTRIBUTES to 1 before including this header to
+ * go without these checks. */
+#if defined(__GNUC__)
 #define PALLOCATOR_MALLOC_LIKE __attribute__((malloc, warn_unused_result))
+#else
+#define PALLOCATOR_MALLOC_LIKE
+#endif
+#if defined(__GNUC__) && !defined(PALLOCATOR_NO_CHECK_ATTRIBUTES)
 #define PALLOCATOR_WARN_UNUSED __attribute__((warn_unused_result))
 #define PALLOCATOR_ALLOC_SIZE(n) __attribute__((alloc_size(n)))
 #define PALLOCATOR_ALLOC_SIZE2(n, m) __attribute__((alloc_size(n, m)))
 #else
-#define PALLOCATOR_MALLOC_LIKE
 #define PALLOCATOR_WARN_UNUSED
 #define PALLOCATOR_ALLOC_SIZE(n)
 #define PALLOCATOR_ALLOC_SIZE2(n, m)
 #endif
 #if defined(__GNUC__) && __GNUC__ >= 11 && !defined(__clang__) && \
-    !defined(PALLOCATOR_NO_ATTRIBUTES)
+    !defined(PALLOCATOR_NO_CHECK_ATTRIBUTES)
 #define PALLOCATOR_DEALLOC_MYFREE __attribute__((malloc(myfree, 1)))
 #else
 #define PALLOCATOR_DEALLOC_MYFREE

@@ -66,12 +66,7 @@ CLEANFILES += fuzz_ops_libfuzzer fuzz.log
 clean-local:
 	rm -rf fuzz-corpus
 
-# The header's attributes: GCC 11+ must flag free() of a myalloc block (no
-# Check needed). The suites misuse the calls on purpose, so they are
-# compiled without those attributes.
+# The header's checking attributes reach the compiler (no Check needed).
 TESTS += tests/test_mismatched_dealloc.sh
 EXTRA_DIST += tests/test_mismatched_dealloc.sh
 TESTS_ENVIRONMENT += CC="$(CC)"
-if PA_TESTS
-TEST_CFLAGS += -DPALLOCATOR_NO_ATTRIBUTES
-endif
