@@ -106,3 +106,8 @@ PHONY_TARGETS += fuzz
 CLEANFILES += fuzz_ops_libfuzzer fuzz.log
 clean-local:
 	rm -rf fuzz-corpus
+
+# The header's checking attributes reach the compiler (no Check needed).
+TESTS += tests/test_mismatched_dealloc.sh
+EXTRA_DIST += tests/test_mismatched_dealloc.sh
+TESTS_ENVIRONMENT += CC="$(CC)"
