@@ -49,7 +49,9 @@ static pa_noinline void *alloc_large(size_t size)
     if (__atomic_load_n(&pa_mode, __ATOMIC_ACQUIRE) == PA_MODE_NONE &&
         allocator_init(1) != 0)
         return NULL;
-    return large_alloc(size);
+    /* The single-threaded heap's exact count covers large blocks too. */
+    heap_t *single = pa_single_heap;
+    return large_alloc(size, single ? &single->live : NULL);
 }
 
 /* The fast paths below keep every call a tail call, so they need no saved
@@ -62,7 +64,7 @@ static pa_always_inline void *alloc_finish(heap_t *h, block_t *b, size_t size, b
     void *p = block_payload(b);
     segment_live_set(segment_of(b), p);
     if (!concurrent)
-        heap_account_alloc(h, size - BLOCK_HEADER_SIZE);
+        stats_add(&h->live, size - BLOCK_HEADER_SIZE);
     heap_op_end(h, concurrent);
     return p;
 }
@@ -74,7 +76,7 @@ static pa_always_inline void *alloc_slab_finish(heap_t *h, void *p, unsigned cls
     if (pa_likely(p != NULL)) {
         segment_live_set(segment_of(p), p);
         if (!concurrent)
-            heap_account_alloc(h, slab_class_size[cls]);
+            stats_add(&h->live, slab_class_size[cls]);
     }
     heap_op_end(h, concurrent);
     return pa_likely(p != NULL) ? p : fail(ENOMEM);
@@ -91,7 +93,7 @@ static pa_noinline void *alloc_slab_slow(heap_t *h, unsigned cls, bool concurren
         if (p)
             return alloc_slab_finish(h, p, cls, concurrent);
     }
-    return alloc_slab_finish(h, slab_take_slow(h, &h->slabs, cls), cls, concurrent);
+    return alloc_slab_finish(h, slab_take_slow(&h->slabs, cls), cls, concurrent);
 }
 
 /* An allocation from the caller's heap h outside the fast path. It polls
@@ -107,7 +109,7 @@ static pa_noinline void *alloc_from_heap(heap_t *h, size_t size, bool concurrent
     }
     if (size <= SLAB_REQUEST_MAX) {
         unsigned cls = slab_class_of(size);
-        return alloc_slab_finish(h, slab_take(h, &h->slabs, cls), cls, concurrent);
+        return alloc_slab_finish(h, slab_take(&h->slabs, cls), cls, concurrent);
     }
     block_t *b = heap_take(h, size);
     if (pa_unlikely(!b)) {
@@ -268,7 +270,7 @@ static pa_always_inline int free_slab_finish(heap_t *h, segment_t *s, void *p, b
 {
     slab_t *sl = slab_of(s, p);
     if (!concurrent)
-        h->allocated -= sl->block_size;
+        stats_sub(&h->live, sl->block_size);
     if (slab_push(sl, p))
         return free_slab_slow(h, sl, concurrent);
     heap_op_end(h, concurrent);
@@ -279,7 +281,7 @@ static pa_always_inline int free_slab_finish(heap_t *h, segment_t *s, void *p, b
 static pa_noinline int free_medium(heap_t *h, block_t *b, bool concurrent)
 {
     if (!concurrent)
-        h->allocated -= block_usable(b);
+        stats_sub(&h->live, block_usable(b));
     heap_give(h, b);
     heap_op_end(h, concurrent);
     return 0;
@@ -317,7 +319,7 @@ static pa_noinline int free_other(void *p, uintptr_t entry, heap_t *h, bool conc
     case PTR_HEAP:
         break;
     case PTR_LARGE:
-        return large_free(p);
+        return large_free(p, concurrent ? NULL : &h->live);
     default:
         return p ? free_invalid() : 0;
     }
@@ -405,8 +407,8 @@ static bool realloc_in_place(heap_t *h, segment_t *s, void *p, size_t size)
             heap_used_shrink(h, before);
             heap_used_grow(h, block_usable(b));
             if (!concurrent) {
-                h->allocated -= before;
-                heap_account_alloc(h, block_usable(b));
+                stats_sub(&h->live, before);
+                stats_add(&h->live, block_usable(b));
             }
         }
     }

@@ -21,8 +21,6 @@
 
 #include "os.h"
 
-pa_mode_t pa_mode = PA_MODE_NONE;
-bool pa_concurrent;
 heap_t *pa_single_heap;
 bool pa_asymmetric_barrier;
 __thread pa_thread_t pa_thread __attribute__((tls_model("initial-exec")));
@@ -42,7 +40,7 @@ static bool thread_exit_key_created;
 void heap_init_heap(heap_t *h, unsigned id)
 {
     memset(h, 0, sizeof(*h));
-    slab_set_init(&h->slabs);
+    slab_set_init(&h->slabs, h, &h->held);
     tlsf_init(&h->arena.tlsf);
     h->id = id;
     h->state = HEAP_OWNED;
@@ -58,14 +56,6 @@ static pa_noinline block_t *heap_grow(heap_t *h, arena_t *a, size_t block_size)
     segment_list_push(&a->segments, &a->segment_count, s);
     tlsf_add_area(&a->tlsf, segment_first_block(s), SEGMENT_AREA_SIZE);
     return tlsf_take(&a->tlsf, block_size);
-}
-
-void heap_used_grow(heap_t *h, size_t usable)
-{
-    h->used += usable;
-    size_t held = h->used + h->slabs.assigned * SLAB_SIZE;
-    if (pa_is_concurrent() && held > h->peak)
-        h->peak = held;
 }
 
 block_t *heap_take(heap_t *h, size_t n)
@@ -171,7 +161,7 @@ void heap_outbox_add(heap_t *h, heap_t *owner, block_t *b, size_t size)
     if (!h->outbox) {
         /* A slab block (its handle, like a single handed-over slab
          * block's), never marked live. */
-        void *p = slab_take(h, &h->slabs, slab_class_of(sizeof(handover_batch_t)));
+        void *p = slab_take(&h->slabs, slab_class_of(sizeof(handover_batch_t)));
         if (!p) {
             heap_handover_push(owner, b);
             return;
@@ -405,11 +395,6 @@ void heap_barrier_setup(void)
 #endif
 }
 
-void heap_set_concurrency(bool concurrent)
-{
-    __atomic_store_n(&pa_concurrent, concurrent, __ATOMIC_RELEASE);
-}
-
 /* The pauser's half of the handshake: with membarrier, forces a full
  * barrier on every running thread, whose own side was only a compiler
  * barrier. Without it, both sides use sequentially consistent accesses. */
@@ -515,7 +500,6 @@ void heap_fork_child(void)
     }
     if (pa_is_concurrent()) {
         heap_barrier_setup();
-        heap_set_concurrency(true);
         /* The child's barrier may differ from the parent's. */
         for (heap_t *h = registry_all; h; h = h->next_all)
             h->gate = (h->gate & ~HEAP_GATE_FENCED) |

@@ -10,6 +10,7 @@
 
 #include "segment.h"
 #include "slab.h"
+#include "stats.h"
 #include "tlsf.h"
 
 typedef enum heap_state { HEAP_OWNED, HEAP_ABANDONED } heap_state_t;
@@ -27,20 +28,16 @@ typedef struct arena {
 typedef struct heap {
     slab_set_t slabs;            /* requests of up to SLAB_REQUEST_MAX bytes */
     arena_t arena;
-    /* Usable bytes of the used blocks in this heap's TLSF segments: live
-     * blocks, and blocks waiting in an outbox or hand-over list.
-     * Changed only where the TLSF heap is, so the fast paths keep no
-     * count. */
-    size_t used;
-    /* The highest value of used plus the bytes of the slabs with a class
-     * (concurrent mode), or exactly the highest of allocated +
-     * large_allocated (single-threaded mode). */
-    size_t peak;
+    /* Bytes the heap holds: the usable bytes of the used blocks in its
+     * arena (live blocks, and blocks waiting in an outbox or hand-over
+     * list) and the whole slabs with a size class, which the slab set
+     * charges here. Changed only off the fast paths, so they keep no count;
+     * its peak is the heap's peak in the concurrent mode. */
+    pa_stats_t held;
     /* Single-threaded mode only, where the fast paths keep an exact count:
      * usable bytes of live heap blocks (slab blocks included) and of large
-     * blocks. */
-    size_t allocated;
-    size_t large_allocated;
+     * blocks (charged by large_alloc), with the exact peak. */
+    pa_stats_t live;
     /* Handed-over blocks taken off the shared list but not yet freed: each
      * call frees a bounded number, so no malloc or free waits for a backlog
      * of remote frees. Owner-private. */
@@ -85,14 +82,6 @@ typedef struct heap {
                                 * the owner's frees clear marks atomically */
 #define HEAP_GATE_FENCED 4u  /* no membarrier: the owner's half needs a fence */
 
-/* Process-wide mode, set by allocator_init or the first allocation. */
-typedef enum pa_mode { PA_MODE_NONE, PA_MODE_SINGLE, PA_MODE_CONCURRENT } pa_mode_t;
-
-extern pa_mode_t pa_mode;
-/* Whether threads run concurrently, each on its own heap (false also
- * before initialisation). The fast paths do not read it: a thread with a
- * heap in its slot is in the concurrent mode. */
-extern bool pa_concurrent;
 extern heap_t *pa_single_heap;
 
 /* The calling thread's heap, NULL until one is attached. allocator_cleanup
@@ -113,24 +102,24 @@ void heap_init_heap(heap_t *h, unsigned id);
  * PA_LARGE_THRESHOLD), growing the heap when needed; NULL when out of
  * memory. The caller is h's owner (or holds it paused). */
 block_t *heap_take(heap_t *h, size_t n);
-/* Single-threaded mode: counts usable bytes handed out from h (or as large
- * blocks) and keeps the exact peak. */
-static inline void heap_account_alloc(heap_t *h, size_t usable)
-{
-    h->allocated += usable;
-    size_t total = h->allocated + h->large_allocated;
-    if (total > h->peak)
-        h->peak = total;
-}
 
 /* Frees a used block of h: merges and hands an emptied segment back. */
 void heap_give(heap_t *h, block_t *b);
-/* Keeps h->used (and, with concurrency, the peak) as a block of h's changes
- * between free and used in its TLSF heap. */
-void heap_used_grow(heap_t *h, size_t usable);
+/* Keeps h->held as a block of h's arena changes between free and used. */
+static inline void heap_used_grow(heap_t *h, size_t usable)
+{
+    stats_add(&h->held, usable);
+}
+
 static inline void heap_used_shrink(heap_t *h, size_t usable)
 {
-    h->used -= usable;
+    stats_sub(&h->held, usable);
+}
+
+/* Usable bytes of the used blocks in h's arena. */
+static inline size_t heap_arena_used(const heap_t *h)
+{
+    return h->held.allocated - h->slabs.assigned * SLAB_SIZE;
 }
 /* Takes back every block other threads have handed over. */
 void heap_drain_handover(heap_t *h);
@@ -210,13 +199,6 @@ void heap_fork_parent(void);
 void heap_fork_child(void);
 
 extern bool pa_asymmetric_barrier;
-void heap_set_concurrency(bool concurrent);
-
-/* Read by threads that may race with first-use init. */
-static inline bool pa_is_concurrent(void)
-{
-    return __atomic_load_n(&pa_concurrent, __ATOMIC_RELAXED);
-}
 
 /* The owner's half of the pause handshake as the fast paths take it: marks
  * the heap in use and returns its gate. Dekker handshake with

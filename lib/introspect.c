@@ -54,16 +54,21 @@ static size_t heap_free_usable(const heap_t *h)
     return slab_free_bytes(h) + tlsf_free_usable(&h->arena.tlsf);
 }
 
-/* Live bytes in heaps. With concurrency the fast paths count nothing:
+/* The peak a heap reports: exact single-threaded, of the bytes held with
+ * concurrency. */
+static size_t heap_peak(const heap_t *h)
+{
+    return pa_is_concurrent() ? h->held.peak : h->live.peak;
+}
+
+/* Live bytes in heaps, with concurrency, where the fast paths count nothing:
  * what the TLSF heaps see as used plus what the slabs hold. Call with every
  * heap settled (no batch or handed-over block left). */
 static size_t heaps_allocated(void)
 {
-    if (!pa_is_concurrent())
-        return pa_single_heap ? pa_single_heap->allocated : 0;
     size_t used = 0;
     for (heap_t *h = heap_registry_first(); h; h = h->next_all)
-        used += h->used + slab_live_bytes(h);
+        used += heap_arena_used(h) + slab_live_bytes(h);
     return used;
 }
 
@@ -72,22 +77,24 @@ PALLOCATOR_API int allocator_stats(size_t *allocated, size_t *freed, size_t *pea
     size_t sum_allocated, sum_freed = 0, sum_peak = 0;
     heap_pause_all();
     settle_all();
-    sum_allocated = heaps_allocated();
+    /* Single-threaded, the one heap's exact count covers large blocks. */
+    bool concurrent = pa_is_concurrent();
+    sum_allocated = concurrent ? heaps_allocated()
+                               : pa_single_heap ? pa_single_heap->live.allocated : 0;
     for (heap_t *h = heap_registry_first(); h; h = h->next_all) {
         sum_freed += heap_free_usable(h);
-        sum_peak += h->peak;
+        sum_peak += heap_peak(h);
     }
     large_lock();
     large_stats_t large = large_stats();
     large_unlock();
     heap_resume_all();
     if (allocated)
-        *allocated = sum_allocated + large.allocated;
+        *allocated = concurrent ? sum_allocated + large.allocated : sum_allocated;
     if (freed)
         *freed = sum_freed;
-    /* Single-threaded, the one heap's peak already covers large blocks. */
     if (peak)
-        *peak = pa_is_concurrent() ? sum_peak + large.peak : sum_peak;
+        *peak = concurrent ? sum_peak + large.peak : sum_peak;
     return 0;
 }
 
@@ -199,10 +206,9 @@ static void dump_heap(const heap_t *h)
     size_t outbox = h->outbox ? ((const handover_batch_t *)block_payload(h->outbox))->count : 0;
     fprintf(stderr, "  heap %u (%s): used %zu, peak %zu, free %zu, hand-over list %zu, "
             "outbox %zu\n", h->id, h->state == HEAP_OWNED ? "owned" : "abandoned",
-            h->used, h->peak, heap_free_usable(h), handover_length(h), outbox);
+            heap_arena_used(h), heap_peak(h), heap_free_usable(h), handover_length(h), outbox);
     if (!pa_is_concurrent())
-        fprintf(stderr, "   allocated %zu, large blocks %zu\n", h->allocated,
-                h->large_allocated);
+        fprintf(stderr, "   allocated %zu (large blocks included)\n", h->live.allocated);
     dump_slabs(h);
     const arena_t *a = &h->arena;
     fprintf(stderr, "   TLSF arena: %zu segment%s, %zu free bytes in %zu block%s\n",
@@ -540,24 +546,26 @@ static int verify_heap(heap_t *h, size_t *segments)
     if (tally.unmarked_used != 0 && !pa_is_concurrent())
         return verify_fail("heap %u: %zu used blocks are not marked live", h->id,
                            tally.unmarked_used);
-    if (tally.used_usable != h->used)
+    if (tally.used_usable != heap_arena_used(h))
         return verify_fail("heap %u: used blocks hold %zu bytes, statistics say %zu", h->id,
-                           tally.used_usable, h->used);
+                           tally.used_usable, heap_arena_used(h));
     size_t slab_bytes = 0;
     if (verify_slabs(h, segments, &slab_bytes))
         return -1;
-    if (pa_is_concurrent()) {
-        size_t held = h->used + h->slabs.assigned * SLAB_SIZE;
-        return h->peak < held ? verify_fail("heap %u: peak %zu below %zu held", h->id, h->peak,
-                                            held)
-                              : 0;
-    }
-    if (h->allocated != h->used + slab_bytes)
-        return verify_fail("heap %u: %zu bytes allocated, %zu used in blocks and %zu in slabs",
-                           h->id, h->allocated, h->used, slab_bytes);
-    if (h->peak < h->allocated + h->large_allocated)
-        return verify_fail("heap %u: peak %zu below allocated %zu", h->id, h->peak,
-                           h->allocated + h->large_allocated);
+    if (h->held.peak < h->held.allocated)
+        return verify_fail("heap %u: peak %zu below %zu held", h->id, h->held.peak,
+                           h->held.allocated);
+    if (pa_is_concurrent())
+        return 0;
+    /* At rest in the single-threaded mode: no large block comes or goes. */
+    size_t large = large_stats().allocated;
+    if (h->live.allocated != heap_arena_used(h) + slab_bytes + large)
+        return verify_fail("heap %u: %zu bytes allocated, %zu used in blocks, %zu in slabs and "
+                           "%zu in large blocks", h->id, h->live.allocated, heap_arena_used(h),
+                           slab_bytes, large);
+    if (h->live.peak < h->live.allocated)
+        return verify_fail("heap %u: peak %zu below allocated %zu", h->id, h->live.peak,
+                           h->live.allocated);
     return 0;
 }
 

@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <pthread.h>
 
-#include "heap.h"
 #include "os.h"
 #include "segmap.h"
 
@@ -39,7 +38,7 @@ static void *large_payload(large_t *l)
     return (char *)l + LARGE_PAYLOAD_OFFSET;
 }
 
-void *large_alloc(size_t size)
+void *large_alloc(size_t size, pa_stats_t *charge)
 {
     if (size > PA_MAX_REQUEST) {
         errno = ENOMEM;
@@ -70,11 +69,8 @@ void *large_alloc(size_t size)
     large_totals.mapped += map_size;
     if (large_totals.allocated > large_totals.peak)
         large_totals.peak = large_totals.allocated;
-    if (!pa_is_concurrent() && pa_single_heap) {
-        heap_t *h = pa_single_heap;
-        h->large_allocated += l->usable;
-        heap_account_alloc(h, 0);
-    }
+    if (charge)
+        stats_add(charge, l->usable);
     large_unlock();
     return large_payload(l);
 }
@@ -89,7 +85,7 @@ static large_t *large_find(const void *p)
     return large_payload(l) == p ? l : NULL;
 }
 
-int large_free(void *p)
+int large_free(void *p, pa_stats_t *charge)
 {
     large_lock();
     large_t *l = large_find(p);
@@ -107,8 +103,8 @@ int large_free(void *p)
         l->next->prev = l->prev;
     large_totals.count--;
     large_totals.allocated -= l->usable;
-    if (!pa_is_concurrent() && pa_single_heap)
-        pa_single_heap->large_allocated -= l->usable;
+    if (charge)
+        stats_sub(charge, l->usable);
     large_totals.mapped -= l->map_size;
     large_unlock();
     os_unmap(l, l->map_size);

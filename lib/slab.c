@@ -5,8 +5,6 @@
  */
 #include "slab.h"
 
-#include "heap.h"
-
 const uint16_t slab_class_size[SLAB_CLASSES] = {16,  32,  48,  64,  80,  96,  112,
                                                128, 160, 192, 224, 256, 320, 384,
                                                448, 512, 640, 768, 896, 1024,
@@ -28,7 +26,7 @@ void slab_tables_init(void)
     }
 }
 
-void slab_set_init(slab_set_t *set)
+void slab_set_init(slab_set_t *set, struct heap *owner, pa_stats_t *held)
 {
     for (unsigned c = 0; c < SLAB_CLASSES; c++) {
         set->current[c] = &slab_none;
@@ -37,6 +35,8 @@ void slab_set_init(slab_set_t *set)
     set->free = NULL;
     set->segments = set->spare = NULL;
     set->segment_count = set->assigned = 0;
+    set->owner = owner;
+    set->held = held;
 }
 
 /* ---- lists ------------------------------------------------------------ */
@@ -70,9 +70,9 @@ static slab_t *slab_list_pop(slab_t **head)
 
 /* ---- segments --------------------------------------------------------- */
 
-static bool slab_grow(struct heap *h, slab_set_t *set)
+static bool slab_grow(slab_set_t *set)
 {
-    segment_t *s = segment_acquire(h, NULL);
+    segment_t *s = segment_acquire(set->owner, NULL);
     if (!s)
         return false;
     s->slabs_in_use = 0;
@@ -109,9 +109,9 @@ static void slab_segment_emptied(slab_set_t *set, segment_t *s)
 
 /* ---- slabs ------------------------------------------------------------ */
 
-static slab_t *slab_assign(struct heap *h, slab_set_t *set, unsigned c)
+static slab_t *slab_assign(slab_set_t *set, unsigned c)
 {
-    if (!set->free && !slab_grow(h, set))
+    if (!set->free && !slab_grow(set))
         return NULL;
     slab_t *sl = slab_list_pop(&set->free);
     segment_of(sl)->slabs_in_use++;
@@ -121,7 +121,7 @@ static slab_t *slab_assign(struct heap *h, slab_set_t *set, unsigned c)
     sl->capacity = (uint32_t)(SLAB_SIZE / sl->block_size);
     sl->free = NULL;
     sl->used = sl->bump = 0;
-    heap_used_grow(h, 0); /* the peak counts whole slabs */
+    stats_add(set->held, SLAB_SIZE); /* the peak counts whole slabs */
     return sl;
 }
 
@@ -131,6 +131,7 @@ static void slab_release(slab_set_t *set, slab_t *sl)
     sl->state = SLAB_FREE;
     slab_list_push(&set->free, sl);
     set->assigned--;
+    stats_sub(set->held, SLAB_SIZE);
     segment_t *s = segment_of(sl);
     if (--s->slabs_in_use == 0)
         slab_segment_emptied(set, s);
@@ -158,14 +159,14 @@ static bool slab_carve(slab_t *sl)
     return true;
 }
 
-void *slab_take_slow(struct heap *h, slab_set_t *set, unsigned c)
+void *slab_take_slow(slab_set_t *set, unsigned c)
 {
     slab_t *old = set->current[c];
     if (old != &slab_none && slab_carve(old))
         return slab_pop(old);
     slab_t *sl = slab_list_pop(&set->partial[c]);
     if (!sl)
-        sl = slab_assign(h, set, c);
+        sl = slab_assign(set, c);
     if (!sl)
         return NULL;
     if (old != &slab_none)
@@ -215,5 +216,5 @@ void slab_release_all(slab_set_t *set)
         segment_unmap(s);
         s = next;
     }
-    slab_set_init(set);
+    slab_set_init(set, set->owner, set->held);
 }

@@ -21,6 +21,7 @@
 #define PA_SLAB_H
 
 #include "segment.h"
+#include "stats.h"
 
 struct heap;
 
@@ -39,6 +40,8 @@ typedef struct slab_set {
     segment_t *spare;            /* a wholly free segment kept mapped */
     size_t segment_count;
     size_t assigned;             /* slabs with a class */
+    struct heap *owner;          /* for segment_acquire only: the segments' owner */
+    pa_stats_t *held;            /* charged SLAB_SIZE per slab with a class */
 } slab_set_t;
 
 /* The class of a request by its granule count, and each class's block size. */
@@ -49,10 +52,12 @@ extern slab_t slab_none;
 
 /* Fills slab_request_class (once, at initialisation). */
 void slab_tables_init(void);
-void slab_set_init(slab_set_t *set);
+/* An empty set whose segments name owner and whose slabs are charged to
+ * held. */
+void slab_set_init(slab_set_t *set, struct heap *owner, pa_stats_t *held);
 /* The rare halves of slab_take and slab_give (slab.c): carving, a new
  * current slab, and moving a slab between lists. */
-void *slab_take_slow(struct heap *h, slab_set_t *set, unsigned c);
+void *slab_take_slow(slab_set_t *set, unsigned c);
 void slab_give_slow(slab_set_t *set, slab_t *sl);
 /* Gives back every slab without live blocks and every wholly free segment
  * (a heap whose thread exits). */
@@ -87,11 +92,11 @@ static inline void *slab_pop(slab_t *sl)
     return p;
 }
 
-/* A block of class c for h (the caller owns h); NULL when out of memory. */
-static inline void *slab_take(struct heap *h, slab_set_t *set, unsigned c)
+/* A block of class c (the caller owns the set); NULL when out of memory. */
+static inline void *slab_take(slab_set_t *set, unsigned c)
 {
     void *p = slab_pop(set->current[c]);
-    return pa_likely(p != NULL) ? p : slab_take_slow(h, set, c);
+    return pa_likely(p != NULL) ? p : slab_take_slow(set, c);
 }
 
 /* Puts block p (its live mark claimed) back in slab sl; true when the slab
