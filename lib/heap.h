@@ -197,6 +197,8 @@ void heap_registry_unlock(void);
 void heap_fork_prepare(void);
 void heap_fork_parent(void);
 void heap_fork_child(void);
+/* The registry's part of heap_fork_child (heap.c). */
+void heap_registry_fork_child(void);
 
 extern bool pa_asymmetric_barrier;
 
