@@ -101,13 +101,12 @@ static void heap_take_back(heap_t *h, size_t limit)
             if (!h->pending)
                 return;
         }
-        uintptr_t entry = (uintptr_t)h->pending;
-        block_t *b = (block_t *)(entry & ~HEAP_HANDOVER_TAGS);
-        h->pending = b->next_free;
-        if (entry & HEAP_HANDOVER_BATCH_TAG) {
-            n += heap_take_back_batch(h, b);
+        handover_entry_t entry = handover_decode(h->pending);
+        h->pending = entry.block->next_free;
+        if (entry.tag & HEAP_HANDOVER_BATCH_TAG) {
+            n += heap_take_back_batch(h, entry.block);
         } else {
-            heap_take_back_block(h, b, heap_handed_size(b));
+            heap_take_back_block(h, entry.block, heap_handed_size(entry.block));
             n++;
         }
     }

@@ -24,6 +24,71 @@ static bool thread_exit_key_created;
 
 #define HEAP_MAP_SIZE align_up(sizeof(heap_t), PA_PAGE_SIZE)
 
+/* ---- verification ----------------------------------------------------- */
+
+typedef struct arena_tally {
+    const segment_t *segment;
+    size_t live_marks;   /* used blocks marked live, in the current segment */
+    arena_usage_t usage;
+} arena_tally_t;
+
+static int arena_visit_block(const block_t *b, void *ctx)
+{
+    arena_tally_t *tally = ctx;
+    bool live = segment_live_test(tally->segment, block_payload(b));
+    if (block_is_free(b))
+        return live ? verify_fail("free block %p is marked live", (const void *)b) : 0;
+    /* A used block without its live mark: another thread is freeing it
+     * right now, between claiming the mark and handing it over. */
+    if (live)
+        tally->live_marks++;
+    else
+        tally->usage.unmarked_used++;
+    tally->usage.used_usable += block_usable(b);
+    return 0;
+}
+
+/* Whether a block listed in arena ctx lies in one of its segments. */
+static bool arena_owns_block(const block_t *b, const void *ctx)
+{
+    const segment_t *s = segment_of(b);
+    const block_t *sentinel = (const block_t *)((const char *)s + PA_SEGMENT_SIZE -
+                                                BLOCK_HEADER_SIZE);
+    return s->arena == ctx && b >= segment_first_block(s) && b < sentinel &&
+           ((uintptr_t)b & (PA_GRANULE - 1)) == 0;
+}
+
+int arena_verify(const heap_t *h, const arena_t *a, arena_usage_t *usage)
+{
+    arena_tally_t tally = {0};
+    tlsf_area_tally_t area = {0};
+    size_t count = 0;
+    for (const segment_t *s = a->segments; s; s = s->next, count++) {
+        if (s->arena != a)
+            return verify_fail("segment %p is listed in the wrong arena", (const void *)s);
+        tally.segment = s;
+        tally.live_marks = 0;
+        const block_t *sentinel = (const block_t *)((const char *)s + PA_SEGMENT_SIZE -
+                                                    BLOCK_HEADER_SIZE);
+        if (tlsf_verify_area(segment_first_block(s), sentinel, arena_visit_block, &tally,
+                             &area) ||
+            segment_verify(s, h, tally.live_marks))
+            return -1;
+    }
+    if (count != a->segment_count)
+        return verify_fail("arena %p lists %zu segments, counts %zu", (const void *)a, count,
+                           a->segment_count);
+    if (tlsf_verify(&a->tlsf, arena_owns_block, a))
+        return -1;
+    if (area.free_bytes != a->tlsf.free_bytes || area.free_blocks != a->tlsf.free_blocks)
+        return verify_fail("arena %p: free blocks hold %zu bytes in %zu, statistics say "
+                           "%zu in %zu", (const void *)a, area.free_bytes, area.free_blocks,
+                           a->tlsf.free_bytes, a->tlsf.free_blocks);
+    if (usage)
+        *usage = tally.usage;
+    return 0;
+}
+
 /* ---- growing and shrinking ------------------------------------------ */
 
 void heap_init_heap(heap_t *h, unsigned id)
@@ -44,6 +109,7 @@ static pa_noinline block_t *heap_grow(heap_t *h, arena_t *a, size_t block_size)
         return NULL;
     segment_list_push(&a->segments, &a->segment_count, s);
     tlsf_add_area(&a->tlsf, segment_first_block(s), SEGMENT_AREA_SIZE);
+    pa_assert(arena_verify(h, a, NULL) == 0);
     return tlsf_take(&a->tlsf, block_size);
 }
 
@@ -93,8 +159,10 @@ void heap_give(heap_t *h, block_t *b)
     heap_used_shrink(h, block_usable(b));
     arena_t *a = s->arena;
     block_t *merged = tlsf_give(&a->tlsf, b);
-    if (pa_unlikely(segment_area_is_whole(s, merged)))
+    if (pa_unlikely(segment_area_is_whole(s, merged))) {
         arena_segment_emptied(a, s, merged);
+        pa_assert(arena_verify(h, a, NULL) == 0);
+    }
 }
 
 /* Hands every wholly free segment back, the last one included. */
@@ -108,6 +176,7 @@ static void heap_shrink_fully(heap_t *h)
             arena_retire_segment(a, s, segment_first_block(s));
         s = next;
     }
+    pa_assert(arena_verify(h, a, NULL) == 0);
 }
 
 /* ---- the registry of heaps, thread attachment and exit -------------- */

@@ -103,6 +103,16 @@ void heap_init_heap(heap_t *h, unsigned id);
  * memory. The caller is h's owner (or holds it paused). */
 block_t *heap_take(heap_t *h, size_t n);
 
+/* Checks h's arena a: each segment's block chain (tlsf_verify_area) and
+ * live marks (segment_verify), the segment list and the TLSF lists and
+ * counts. usage (NULL: not wanted) gets the usable bytes of its used
+ * blocks and how many of them are not marked live (being freed by another
+ * thread). 0, or -1 after verify_fail. */
+typedef struct arena_usage {
+    size_t used_usable, unmarked_used;
+} arena_usage_t;
+int arena_verify(const heap_t *h, const arena_t *a, arena_usage_t *usage);
+
 /* Frees a used block of h: merges and hands an emptied segment back. */
 void heap_give(heap_t *h, block_t *b);
 /* Keeps h->held as a block of h's arena changes between free and used. */
@@ -166,6 +176,19 @@ typedef struct handover_batch {
     uint32_t sizes[HEAP_OUTBOX_SLOTS];
     block_t *blocks[HEAP_OUTBOX_SLOTS];
 } handover_batch_t;
+
+/* A hand-over list's link decoded: the block it names and the tag it
+ * carries (0: a single block). The one place the tags are read. */
+typedef struct handover_entry {
+    block_t *block;
+    uintptr_t tag;
+} handover_entry_t;
+
+static inline handover_entry_t handover_decode(const block_t *link)
+{
+    return (handover_entry_t){(block_t *)((uintptr_t)link & ~HEAP_HANDOVER_TAGS),
+                              (uintptr_t)link & HEAP_HANDOVER_TAGS};
+}
 
 _Static_assert(sizeof(handover_batch_t) <= SLAB_REQUEST_MAX, "a batch is a slab block");
 _Static_assert(offsetof(handover_batch_t, link) == 0 &&

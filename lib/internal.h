@@ -73,6 +73,10 @@ static inline bool pa_is_concurrent(void)
     return __atomic_load_n(&pa_mode, __ATOMIC_RELAXED) == PA_MODE_CONCURRENT;
 }
 
+/* Each layer checks its own structures with a verifier that returns 0, or
+ * -1 after reporting what it found broken through this (verify.c). */
+__attribute__((cold, format(printf, 1, 2))) int verify_fail(const char *fmt, ...);
+
 static inline size_t align_up(size_t n, size_t a)
 {
     return (n + a - 1) & ~(a - 1);

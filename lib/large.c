@@ -140,3 +140,21 @@ void large_release_all(void)
     }
     large_totals = (large_stats_t){0};
 }
+
+int large_verify(size_t *slots)
+{
+    size_t count = 0, usable = 0;
+    for (const large_t *l = large_list; l; l = l->next) {
+        const char *payload = (const char *)l + LARGE_PAYLOAD_OFFSET;
+        if (segmap_lookup(payload) != ((uintptr_t)l | SEGMAP_LARGE))
+            return verify_fail("large block %p is missing from the segment map",
+                               (const void *)payload);
+        count++;
+        usable += l->usable;
+        *slots += (l->map_size + PA_SEGMENT_SIZE - 1) / PA_SEGMENT_SIZE;
+    }
+    if (count != large_totals.count || usable != large_totals.allocated)
+        return verify_fail("large blocks: %zu holding %zu bytes, statistics say %zu holding %zu",
+                           count, usable, large_totals.count, large_totals.allocated);
+    return 0;
+}

@@ -28,5 +28,9 @@ typedef struct large_stats {
 large_stats_t large_stats(void);
 /* Walks every large block for dump and verify; caller holds large_lock. */
 const large_t *large_first(void);
+/* Checks the list of large blocks against the segment map and the totals,
+ * adding the segment-map slots they take to *slots; caller holds
+ * large_lock. 0, or -1 after verify_fail. */
+int large_verify(size_t *slots);
 
 #endif /* PA_LARGE_H */

@@ -156,5 +156,9 @@ void segment_pool_unlock(void);
 void segment_pool_reinit_lock(void);
 /* Unmaps one segment outright; only while nothing else runs. */
 void segment_unmap(segment_t *s);
+/* Checks that s is owner's, in the segment map as such, and holds as many
+ * live marks as live_blocks (fewer with concurrency: frees in progress).
+ * 0, or -1 after verify_fail. */
+int segment_verify(const segment_t *s, const struct heap *owner, size_t live_blocks);
 
 #endif /* PA_SEGMENT_H */

@@ -64,6 +64,11 @@ void slab_give_slow(slab_set_t *set, slab_t *sl);
 void slab_shrink(slab_set_t *set);
 /* Unmaps every segment of the set; only while nothing else runs. */
 void slab_release_all(slab_set_t *set);
+/* Checks every slab's record, free list and state, the set's lists and
+ * counts, and each segment (segment_verify); the bytes of live blocks go
+ * to *live_bytes (NULL: not wanted). Called by the set's owner, or with
+ * it paused. 0, or -1 after verify_fail. */
+int slab_set_verify(const slab_set_t *set, size_t *live_bytes);
 
 static inline unsigned slab_class_of(size_t n)
 {

@@ -89,4 +89,20 @@ block_t *tlsf_add_area(tlsf_t *t, void *start, size_t size);
 /* Removes a free block from its list (to hand its area back). */
 void tlsf_remove(tlsf_t *t, block_t *b);
 
+/* Checks t's bitmaps, free lists and counts; owns (NULL: skipped) tells
+ * whether a listed block lies where t's blocks may. 0, or -1 after
+ * verify_fail. */
+typedef bool (*tlsf_owns_fn)(const block_t *b, const void *ctx);
+int tlsf_verify(const tlsf_t *t, tlsf_owns_fn owns, const void *ctx);
+/* Walks the physical chain of the area from first to its sentinel: sizes,
+ * flags, merged neighbours and boundary tags; adds the free blocks to
+ * tally and calls visit (NULL: none) on every block, whose nonzero return
+ * ends the walk with -1. */
+typedef struct tlsf_area_tally {
+    size_t free_bytes, free_blocks;
+} tlsf_area_tally_t;
+typedef int (*tlsf_visit_fn)(const block_t *b, void *ctx);
+int tlsf_verify_area(const block_t *first, const block_t *sentinel, tlsf_visit_fn visit,
+                     void *ctx, tlsf_area_tally_t *tally);
+
 #endif /* PA_TLSF_H */
