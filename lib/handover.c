@@ -15,7 +15,7 @@ static void heap_handover_push_entry(heap_t *h, block_t *b, uintptr_t tag)
     do {
         b->next_free = head;
     } while (!__atomic_compare_exchange_n(&h->handover, &head,
-                                          (block_t *)((uintptr_t)b | tag), true,
+                                          (block_t *)((uintptr_t)b | tag), /*weak=*/true,
                                           __ATOMIC_RELEASE, __ATOMIC_RELAXED));
 }
 

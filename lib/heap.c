@@ -91,7 +91,7 @@ int arena_verify(const heap_t *h, const arena_t *a, arena_usage_t *usage)
 
 /* ---- growing and shrinking ------------------------------------------ */
 
-void heap_init_heap(heap_t *h, unsigned id)
+void heap_init(heap_t *h, unsigned id)
 {
     memset(h, 0, sizeof(*h));
     slab_set_init(&h->slabs, h, &h->held);
@@ -202,7 +202,7 @@ static heap_t *heap_create_locked(void)
     heap_t *h = os_map(HEAP_MAP_SIZE);
     if (!h)
         return NULL;
-    heap_init_heap(h, registry_next_id++);
+    heap_init(h, registry_next_id++);
     h->next_all = registry_all;
     registry_all = h;
     return h;

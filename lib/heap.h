@@ -1,5 +1,5 @@
 /*
- * heap.h - heaps: slabs for small requests and TLSF controls for larger
+ * heap.h - heaps: slabs for small requests and an arena (TLSF) for larger
  * ones, the segments they own, the heap's statistics, and the hand-over
  * list through which other threads return its blocks.
  * With concurrency enabled each thread owns one heap; a single-threaded
@@ -15,9 +15,10 @@
 
 typedef enum heap_state { HEAP_OWNED, HEAP_ABANDONED } heap_state_t;
 
-/* A heap's TLSF control and the segments it holds: slabs serve every
- * request of up to SLAB_REQUEST_MAX bytes, so the arena holds the larger
- * ones, up to PA_LARGE_THRESHOLD. */
+/* A heap's arena, the tier between slabs and large blocks: a TLSF control
+ * and the segments it holds. Slabs serve every request of up to
+ * SLAB_REQUEST_MAX bytes, so the arena holds the larger ones, up to
+ * PA_LARGE_THRESHOLD. */
 typedef struct arena {
     tlsf_t tlsf;
     segment_t *segments;
@@ -63,14 +64,14 @@ typedef struct heap {
      * the owner takes the whole list at once, so there is no ABA). Alone on
      * its cache line: other threads write it, and the owner must not pay a
      * miss on every call for the fields it writes itself. */
-    _Alignas(64) block_t *handover;
-    char handover_pad[64 - sizeof(block_t *)];
+    _Alignas(PA_CACHE_LINE) block_t *handover;
+    char handover_pad[PA_CACHE_LINE - sizeof(block_t *)];
     /* Set (for good) by heap_share before the first free of one of this
      * heap's blocks by another thread; until then only the owner clears
      * its segments' live marks, and it does so without atomic operations.
      * Every remote free reads it (the owner's fast paths read its copy in
      * the gate): alone on a line that is written once, it stays cached. */
-    _Alignas(64) int shared;
+    _Alignas(PA_CACHE_LINE) int shared;
 } heap_t;
 
 /* What a heap's gate tells its owner at the start of each operation; the
@@ -97,8 +98,8 @@ typedef struct pa_thread {
 
 extern __thread pa_thread_t pa_thread __attribute__((tls_model("initial-exec")));
 
-void heap_init_heap(heap_t *h, unsigned id);
-/* A block of h's TLSF heap for a request of n bytes (up to
+void heap_init(heap_t *h, unsigned id);
+/* A block of h's arena for a request of n bytes (up to
  * PA_LARGE_THRESHOLD), growing the heap when needed; NULL when out of
  * memory. The caller is h's owner (or holds it paused). */
 block_t *heap_take(heap_t *h, size_t n);
@@ -138,7 +139,7 @@ void heap_drain_handover_some(heap_t *h);
 #define HEAP_TAKE_BACK_LIMIT 64
 /* A heap is polled (its outbox sent, its hand-over list looked at) after
  * every this many allocations and frees for other heaps, and when an
- * allocation finds its slab empty or goes to the TLSF heap; not on every
+ * allocation finds its slab empty or goes to the arena; not on every
  * call, because the list's line belongs to the freeing threads most of the
  * time. */
 #define HEAP_POLL_INTERVAL 32
@@ -166,7 +167,11 @@ void heap_outbox_flush(heap_t *h);
  * block through the block_t just below its payload. Its link in a hand-over list
  * is the block's next_free, like a single block's; tags in the link tell a
  * batch to take back from a used batch coming home. */
-#define HEAP_OUTBOX_SLOTS 30
+/* A batch fills one slab block of the 384-byte class, six cache lines:
+ * the link and the count, then a size and a pointer per slot. */
+#define HEAP_OUTBOX_BATCH_BYTES 384
+#define HEAP_OUTBOX_SLOTS                                                  \
+    ((HEAP_OUTBOX_BATCH_BYTES - 2 * sizeof(void *)) / (sizeof(uint32_t) + sizeof(block_t *)))
 #define HEAP_HANDOVER_BATCH_TAG ((uintptr_t)1)  /* a batch for this heap */
 #define HEAP_HANDOVER_RETURN_TAG ((uintptr_t)2) /* this heap's batch, used */
 #define HEAP_HANDOVER_TAGS (HEAP_HANDOVER_BATCH_TAG | HEAP_HANDOVER_RETURN_TAG)
@@ -190,7 +195,12 @@ static inline handover_entry_t handover_decode(const block_t *link)
                               (uintptr_t)link & HEAP_HANDOVER_TAGS};
 }
 
-_Static_assert(sizeof(handover_batch_t) <= SLAB_REQUEST_MAX, "a batch is a slab block");
+_Static_assert(sizeof(handover_batch_t) <= HEAP_OUTBOX_BATCH_BYTES &&
+                   sizeof(handover_batch_t) > HEAP_OUTBOX_BATCH_BYTES - PA_CACHE_LINE,
+               "a batch fills its slab block");
+_Static_assert(HEAP_OUTBOX_BATCH_BYTES <= SLAB_REQUEST_MAX &&
+                   HEAP_OUTBOX_BATCH_BYTES % PA_GRANULE == 0,
+               "a batch is a slab block");
 _Static_assert(offsetof(handover_batch_t, link) == 0 &&
                offsetof(block_t, next_free) == BLOCK_HEADER_SIZE,
                "a batch's link is its block's next_free");

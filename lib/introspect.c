@@ -61,7 +61,7 @@ static size_t heap_peak(const heap_t *h)
 }
 
 /* Live bytes in heaps, with concurrency, where the fast paths count nothing:
- * what the TLSF heaps see as used plus what the slabs hold. Call with every
+ * what the arenas see as used plus what the slabs hold. Call with every
  * heap settled (no batch or handed-over block left). */
 static size_t heaps_allocated(void)
 {
@@ -168,6 +168,7 @@ static void dump_free_lists(const tlsf_t *t)
 static void dump_slab(const segment_t *s, const slab_t *sl)
 {
     static const char *const states[] = {"free", "current", "partial", "full"};
+    _Static_assert(sizeof states / sizeof states[0] == SLAB_STATES, "a name per slab state");
     fprintf(stderr, "    slab %p: %u-byte blocks, %s, %u used, %u carved of %u\n",
             (const void *)sl->start, sl->block_size, states[sl->state], sl->used, sl->bump,
             sl->capacity);
@@ -199,7 +200,7 @@ static void dump_heap(const heap_t *h)
         fprintf(stderr, "   allocated %zu (large blocks included)\n", h->live.allocated);
     dump_slabs(h);
     const arena_t *a = &h->arena;
-    fprintf(stderr, "   TLSF arena: %zu segment%s, %zu free bytes in %zu block%s\n",
+    fprintf(stderr, "   arena (TLSF): %zu segment%s, %zu free bytes in %zu block%s\n",
             a->segment_count, a->segment_count == 1 ? "" : "s", tlsf_free_usable(&a->tlsf),
             a->tlsf.free_blocks, a->tlsf.free_blocks == 1 ? "" : "s");
     for (const segment_t *s = a->segments; s; s = s->next)

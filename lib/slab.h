@@ -1,7 +1,7 @@
 /*
  * slab.h - slabs: SLAB_SIZE pieces of a heap's slab segments, each cut into
  * blocks of one size class with no header, for requests of up to
- * SLAB_REQUEST_MAX bytes (8 KiB). Beside the TLSF arena of the same heap.
+ * SLAB_REQUEST_MAX bytes (8 KiB). Beside the arena (TLSF) of the same heap.
  *
  * A heap allocates from one current slab per class, always from the slab's
  * free list; when that runs dry, the next few blocks of the slab's untouched
@@ -30,7 +30,7 @@ struct heap;
 #define SLAB_CARVE_BYTES ((size_t)4096)
 #define SLAB_CARVE_MIN_BLOCKS 4
 
-enum slab_state { SLAB_FREE, SLAB_CURRENT, SLAB_PARTIAL, SLAB_FULL };
+enum slab_state { SLAB_FREE, SLAB_CURRENT, SLAB_PARTIAL, SLAB_FULL, SLAB_STATES };
 
 typedef struct slab_set {
     slab_t *current[SLAB_CLASSES];

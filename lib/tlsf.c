@@ -1,5 +1,5 @@
 /*
- * tlsf.c - the TLSF heap: bounded-time search over segregated free lists.
+ * tlsf.c - TLSF, the arena's allocator: bounded-time search over segregated free lists.
  *
  * A size maps to a first-level bin by its highest set bit and to one of
  * TLSF_SL_COUNT linear second-level bins inside that power of two; sizes
@@ -56,7 +56,9 @@ static block_t *tlsf_find(const tlsf_t *t, tlsf_bin_t bin)
 {
     uint32_t sl_map = t->sl_bitmap[bin.fl] & (~0u << bin.sl);
     if (!sl_map) {
-        uint32_t fl_map = bin.fl + 1 < 32 ? t->fl_bitmap & (~0u << (bin.fl + 1)) : 0;
+        /* A shift by the bitmap's width would be undefined. */
+        uint32_t fl_map =
+            bin.fl + 1 < TLSF_BITMAP_BITS ? t->fl_bitmap & (~0u << (bin.fl + 1)) : 0;
         if (!fl_map)
             return NULL;
         bin.fl = bit_lowest(fl_map);

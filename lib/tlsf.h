@@ -1,5 +1,5 @@
 /*
- * tlsf.h - one TLSF heap's control structure: first- and second-level
+ * tlsf.h - one TLSF control structure: first- and second-level
  * bitmaps over segregated free lists. It knows blocks only; which memory the
  * blocks live in is the caller's business, so a heap is a self-contained
  * object with no globals.
@@ -16,12 +16,16 @@
 #define TLSF_FL_SHIFT (TLSF_SL_SHIFT + PA_GRANULE_SHIFT)
 #define TLSF_FL_COUNT (PA_SEGMENT_SHIFT - TLSF_FL_SHIFT + 2)
 
-_Static_assert(TLSF_FL_COUNT <= 32, "first-level bitmap fits a word");
-_Static_assert(TLSF_SL_COUNT <= 32, "second-level bitmaps fit a word");
+/* One bit per list (second level) or per row of lists (first level). */
+typedef uint32_t tlsf_bitmap_t;
+#define TLSF_BITMAP_BITS (8 * sizeof(tlsf_bitmap_t))
+
+_Static_assert(TLSF_FL_COUNT <= TLSF_BITMAP_BITS, "first-level bitmap fits a word");
+_Static_assert(TLSF_SL_COUNT <= TLSF_BITMAP_BITS, "second-level bitmaps fit a word");
 
 typedef struct tlsf {
-    uint32_t fl_bitmap;
-    uint32_t sl_bitmap[TLSF_FL_COUNT];
+    tlsf_bitmap_t fl_bitmap;
+    tlsf_bitmap_t sl_bitmap[TLSF_FL_COUNT];
     block_t *lists[TLSF_FL_COUNT][TLSF_SL_COUNT];
     size_t free_bytes;  /* sum of free block sizes, headers included */
     size_t free_blocks;
