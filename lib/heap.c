@@ -48,14 +48,21 @@ static int arena_visit_block(const block_t *b, void *ctx)
     return 0;
 }
 
-/* Whether a block listed in arena ctx lies in one of its segments. */
+typedef struct arena_ref {
+    const heap_t *owner;
+    const arena_t *arena;
+} arena_ref_t;
+
+/* Whether a block listed in arena ctx lies in one of its segments (a
+ * pooled segment keeps its old arena pointer, so the owner is checked). */
 static bool arena_owns_block(const block_t *b, const void *ctx)
 {
+    const arena_ref_t *ref = ctx;
     const segment_t *s = segment_of(b);
     const block_t *sentinel = (const block_t *)((const char *)s + PA_SEGMENT_SIZE -
                                                 BLOCK_HEADER_SIZE);
-    return s->arena == ctx && b >= segment_first_block(s) && b < sentinel &&
-           ((uintptr_t)b & (PA_GRANULE - 1)) == 0;
+    return s->arena == ref->arena && __atomic_load_n(&s->owner, __ATOMIC_RELAXED) == ref->owner &&
+           b >= segment_first_block(s) && b < sentinel && ((uintptr_t)b & (PA_GRANULE - 1)) == 0;
 }
 
 int arena_verify(const heap_t *h, const arena_t *a, arena_usage_t *usage)
@@ -78,7 +85,8 @@ int arena_verify(const heap_t *h, const arena_t *a, arena_usage_t *usage)
     if (count != a->segment_count)
         return verify_fail("arena %p lists %zu segments, counts %zu", (const void *)a, count,
                            a->segment_count);
-    if (tlsf_verify(&a->tlsf, arena_owns_block, a))
+    arena_ref_t ref = {h, a};
+    if (tlsf_verify(&a->tlsf, arena_owns_block, &ref))
         return -1;
     if (area.free_bytes != a->tlsf.free_bytes || area.free_blocks != a->tlsf.free_blocks)
         return verify_fail("arena %p: free blocks hold %zu bytes in %zu, statistics say "
