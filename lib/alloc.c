@@ -3,7 +3,7 @@
  * myfree and myalloc_usable_size.
  *
  * The fast paths find the calling thread's heap through a thread-local
- * pointer and run one bounded slab or TLSF operation on it. Every pointer
+ * pointer and run one bounded slab or arena (TLSF) operation on it. Every pointer
  * handed in is validated through the segment map and the segment's live
  * map before anything at the pointer is read; the map's entry also names
  * the owning heap, so a free of the caller's own slab block is told apart
@@ -49,20 +49,22 @@ static pa_noinline void *alloc_large(size_t size)
     if (__atomic_load_n(&pa_mode, __ATOMIC_ACQUIRE) == PA_MODE_NONE &&
         allocator_init(1) != 0)
         return NULL;
-    return large_alloc(size);
+    /* The single-threaded heap's exact count covers large blocks too. */
+    heap_t *single = pa_single_heap;
+    return large_alloc(size, single ? &single->live : NULL);
 }
 
 /* The fast paths below keep every call a tail call, so they need no saved
  * registers; anything else continues in these out-of-line functions. */
 
-/* Hands out block b from the TLSF heap of the caller's heap h and
+/* Hands out block b from the arena of the caller's heap h and
  * ends the operation; size (b's size) is counted single-threaded only. */
 static pa_always_inline void *alloc_finish(heap_t *h, block_t *b, size_t size, bool concurrent)
 {
     void *p = block_payload(b);
     segment_live_set(segment_of(b), p);
     if (!concurrent)
-        heap_account_alloc(h, size - BLOCK_HEADER_SIZE);
+        stats_add(&h->live, size - BLOCK_HEADER_SIZE);
     heap_op_end(h, concurrent);
     return p;
 }
@@ -74,7 +76,7 @@ static pa_always_inline void *alloc_slab_finish(heap_t *h, void *p, unsigned cls
     if (pa_likely(p != NULL)) {
         segment_live_set(segment_of(p), p);
         if (!concurrent)
-            heap_account_alloc(h, slab_class_size[cls]);
+            stats_add(&h->live, slab_class_size[cls]);
     }
     heap_op_end(h, concurrent);
     return pa_likely(p != NULL) ? p : fail(ENOMEM);
@@ -91,11 +93,11 @@ static pa_noinline void *alloc_slab_slow(heap_t *h, unsigned cls, bool concurren
         if (p)
             return alloc_slab_finish(h, p, cls, concurrent);
     }
-    return alloc_slab_finish(h, slab_take_slow(h, &h->slabs, cls), cls, concurrent);
+    return alloc_slab_finish(h, slab_take_slow(&h->slabs, cls), cls, concurrent);
 }
 
 /* An allocation from the caller's heap h outside the fast path. It polls
- * the hand-over list for a request the TLSF heap serves, and for a small
+ * the hand-over list for a request the arena serves, and for a small
  * one when the countdown runs out (a heap without membarrier comes here on
  * every allocation). */
 static pa_noinline void *alloc_from_heap(heap_t *h, size_t size, bool concurrent)
@@ -107,7 +109,7 @@ static pa_noinline void *alloc_from_heap(heap_t *h, size_t size, bool concurrent
     }
     if (size <= SLAB_REQUEST_MAX) {
         unsigned cls = slab_class_of(size);
-        return alloc_slab_finish(h, slab_take(h, &h->slabs, cls), cls, concurrent);
+        return alloc_slab_finish(h, slab_take(&h->slabs, cls), cls, concurrent);
     }
     block_t *b = heap_take(h, size);
     if (pa_unlikely(!b)) {
@@ -130,7 +132,8 @@ static pa_noinline void *alloc_attach(size_t size)
  * the concurrent mode an allocation also counts down to the next poll of
  * the hand-over list: a producer whose blocks come back from a consumer
  * then reuses them while they are still in cache (polling only when a slab
- * runs dry made producer/consumer 9% slower). Frees do not count. */
+ * runs dry made the producer/consumer benchmark slower). Frees do not
+ * count. */
 static pa_always_inline void *alloc_small(heap_t *h, size_t size, bool concurrent)
 {
     if (concurrent) {
@@ -154,12 +157,13 @@ static pa_noinline void *alloc_small_unattached(size_t size)
 {
     heap_t *single = pa_single_heap; /* set in the single-threaded mode only */
     if (single)
-        return alloc_small(single, size, false);
+        return alloc_small(single, size, /*concurrent=*/false);
     return alloc_attach(size);
 }
 
-/* A request too big for slabs and too small for a mapping of its own. */
-static pa_noinline void *alloc_medium(size_t size)
+/* A request too big for slabs and too small for a mapping of its own: the
+ * arena's. */
+static pa_noinline void *alloc_arena(size_t size)
 {
     heap_t *h = heap_of_caller();
     if (!h)
@@ -172,12 +176,12 @@ PALLOCATOR_API void *myalloc(size_t size)
     if (pa_likely(size <= SLAB_REQUEST_MAX)) {
         heap_t *h = pa_thread.heap;
         if (pa_likely(h != NULL))
-            return alloc_small(h, size, true);
+            return alloc_small(h, size, /*concurrent=*/true);
         return alloc_small_unattached(size);
     }
     if (size > PA_LARGE_THRESHOLD)
         return alloc_large(size);
-    return alloc_medium(size);
+    return alloc_arena(size);
 }
 
 PALLOCATOR_API void *mycalloc(size_t count, size_t size)
@@ -237,7 +241,7 @@ static pa_noinline int free_remote(segment_t *s, heap_t *owner, void *p, heap_t 
 {
     if (pa_unlikely(!__atomic_load_n(&owner->shared, __ATOMIC_ACQUIRE)))
         heap_share(owner);
-    if (!segment_live_clear(s, p, true))
+    if (!segment_live_clear(s, p, /*atomic=*/true))
         return free_invalid();
     block_t *b = block_from_payload(p);
     if (!h)
@@ -268,25 +272,26 @@ static pa_always_inline int free_slab_finish(heap_t *h, segment_t *s, void *p, b
 {
     slab_t *sl = slab_of(s, p);
     if (!concurrent)
-        h->allocated -= sl->block_size;
+        stats_sub(&h->live, sl->block_size);
     if (slab_push(sl, p))
         return free_slab_slow(h, sl, concurrent);
     heap_op_end(h, concurrent);
     return 0;
 }
 
-/* Frees TLSF block b of h (its live mark claimed) and ends the operation. */
-static pa_noinline int free_medium(heap_t *h, block_t *b, bool concurrent)
+/* Frees arena block b of h (its live mark claimed) and ends the operation. */
+static pa_noinline int free_arena_block(heap_t *h, block_t *b, bool concurrent)
 {
     if (!concurrent)
-        h->allocated -= block_usable(b);
+        stats_sub(&h->live, block_usable(b));
     heap_give(h, b);
     heap_op_end(h, concurrent);
     return 0;
 }
 
-/* A free into the caller's heap h outside the fast path. */
-static pa_noinline int free_into_heap(heap_t *h, segment_t *s, void *p, bool concurrent)
+/* The slow path of a free into the caller's own heap h: a gate bit was
+ * set, or the block is an arena block. */
+static pa_noinline int free_own_slow(heap_t *h, segment_t *s, void *p, bool concurrent)
 {
     if (concurrent)
         heap_enter(h);
@@ -296,7 +301,7 @@ static pa_noinline int free_into_heap(heap_t *h, segment_t *s, void *p, bool con
     }
     if (segment_has_slabs(s))
         return free_slab_finish(h, s, p, concurrent);
-    return free_medium(h, block_from_payload(p), concurrent);
+    return free_arena_block(h, block_from_payload(p), concurrent);
 }
 
 static pa_noinline int free_announced_invalid(heap_t *h, bool concurrent)
@@ -307,7 +312,7 @@ static pa_noinline int free_announced_invalid(heap_t *h, bool concurrent)
 
 /* Every free but that of a slab block of the caller's own heap: NULL, a
  * pointer that is not ours or misaligned, a large block, a block of another
- * heap, and a TLSF block of the caller's. entry is p's in the segment map,
+ * heap, and an arena block of the caller's. entry is p's in the segment map,
  * h the caller's heap (NULL: none). */
 static pa_noinline int free_other(void *p, uintptr_t entry, heap_t *h, bool concurrent)
 {
@@ -317,18 +322,18 @@ static pa_noinline int free_other(void *p, uintptr_t entry, heap_t *h, bool conc
     case PTR_HEAP:
         break;
     case PTR_LARGE:
-        return large_free(p);
+        return large_free(p, concurrent ? NULL : &h->live);
     default:
         return p ? free_invalid() : 0;
     }
     if (owner != h)
         return concurrent ? free_remote(s, owner, p, h) : free_invalid();
-    return free_into_heap(h, s, p, concurrent);
+    return free_own_slow(h, s, p, concurrent);
 }
 
-/* Frees p, whose segment-map entry is entry, for the caller, whose heap is
- * h (NULL: none). */
-static pa_always_inline int free_to_heap(heap_t *h, void *p, uintptr_t entry, bool concurrent)
+/* The fast path of every free: frees p, whose segment-map entry is entry,
+ * for the caller, whose heap is h (NULL: none). */
+static pa_always_inline int free_fast(heap_t *h, void *p, uintptr_t entry, bool concurrent)
 {
     /* One test: is p an aligned address in a slab segment of the caller's
      * heap? (Without a heap, h | SEGMAP_SLABS matches no entry.) */
@@ -339,8 +344,8 @@ static pa_always_inline int free_to_heap(heap_t *h, void *p, uintptr_t entry, bo
     /* Any bit in the gate leaves the fast path: a pause, no membarrier,
      * or a shared heap, whose live marks a free claims atomically. */
     if (concurrent && pa_unlikely(heap_announce_unfenced(h) != 0))
-        return free_into_heap(h, s, p, concurrent);
-    if (pa_unlikely(!segment_live_clear(s, p, false)))
+        return free_own_slow(h, s, p, concurrent);
+    if (pa_unlikely(!segment_live_clear(s, p, /*atomic=*/false)))
         return free_announced_invalid(h, concurrent);
     return free_slab_finish(h, s, p, concurrent);
 }
@@ -352,8 +357,8 @@ static pa_noinline int free_unattached(void *p)
     uintptr_t entry = segmap_lookup(p);
     heap_t *single = pa_single_heap; /* set in the single-threaded mode only */
     if (single)
-        return free_to_heap(single, p, entry, false);
-    return free_other(p, entry, NULL, true);
+        return free_fast(single, p, entry, /*concurrent=*/false);
+    return free_other(p, entry, NULL, /*concurrent=*/true);
 }
 
 PALLOCATOR_API int myfree(void *p)
@@ -361,7 +366,7 @@ PALLOCATOR_API int myfree(void *p)
     heap_t *h = pa_thread.heap;
     if (pa_unlikely(h == NULL))
         return free_unattached(p);
-    return free_to_heap(h, p, segmap_lookup(p), true);
+    return free_fast(h, p, segmap_lookup(p), /*concurrent=*/true);
 }
 
 PALLOCATOR_API size_t myalloc_usable_size(void *p)
@@ -405,8 +410,8 @@ static bool realloc_in_place(heap_t *h, segment_t *s, void *p, size_t size)
             heap_used_shrink(h, before);
             heap_used_grow(h, block_usable(b));
             if (!concurrent) {
-                h->allocated -= before;
-                heap_account_alloc(h, block_usable(b));
+                stats_sub(&h->live, before);
+                stats_add(&h->live, block_usable(b));
             }
         }
     }

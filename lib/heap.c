@@ -1,34 +1,21 @@
 /*
- * heap.c - thread heaps: growing and shrinking a heap by segments, the
- * lock-free hand-over of blocks freed by other threads, attaching heaps to
- * threads (adopting those whose threads have exited), the pause handshake
- * that lets introspection and fork() see every heap at rest, and fork.
+ * heap.c - thread heaps: growing and shrinking a heap's arena by segments,
+ * and the registry of heaps: creating them, attaching them to threads,
+ * abandoning the heap of an exiting thread and adopting it again. The
+ * hand-over of remote frees is in handover.c, the pause handshake and fork
+ * in pause.c.
  */
 #include "heap.h"
 
-#include <errno.h>
 #include <pthread.h>
-#include <sched.h>
 #include <string.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-#ifdef HAVE_CONFIG_H
-#include "config.h"
-#endif
-#ifdef HAVE_LINUX_MEMBARRIER_H
-#include <linux/membarrier.h>
-#endif
 
 #include "os.h"
 
-pa_mode_t pa_mode = PA_MODE_NONE;
-bool pa_concurrent;
 heap_t *pa_single_heap;
-bool pa_asymmetric_barrier;
 __thread pa_thread_t pa_thread __attribute__((tls_model("initial-exec")));
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_mutex_t pause_lock = PTHREAD_MUTEX_INITIALIZER;
 static heap_t *registry_all;
 static heap_t *registry_abandoned;
 static unsigned registry_next_id;
@@ -37,12 +24,85 @@ static bool thread_exit_key_created;
 
 #define HEAP_MAP_SIZE align_up(sizeof(heap_t), PA_PAGE_SIZE)
 
+/* ---- verification ----------------------------------------------------- */
+
+typedef struct arena_tally {
+    const segment_t *segment;
+    size_t live_marks;   /* used blocks marked live, in the current segment */
+    arena_usage_t usage;
+} arena_tally_t;
+
+static int arena_visit_block(const block_t *b, void *ctx)
+{
+    arena_tally_t *tally = ctx;
+    bool live = segment_live_test(tally->segment, block_payload(b));
+    if (block_is_free(b))
+        return live ? verify_fail("free block %p is marked live", (const void *)b) : 0;
+    /* A used block without its live mark: another thread is freeing it
+     * right now, between claiming the mark and handing it over. */
+    if (live)
+        tally->live_marks++;
+    else
+        tally->usage.unmarked_used++;
+    tally->usage.used_usable += block_usable(b);
+    return 0;
+}
+
+typedef struct arena_ref {
+    const heap_t *owner;
+    const arena_t *arena;
+} arena_ref_t;
+
+/* Whether a block listed in arena ctx lies in one of its segments (a
+ * pooled segment keeps its old arena pointer, so the owner is checked). */
+static bool arena_owns_block(const block_t *b, const void *ctx)
+{
+    const arena_ref_t *ref = ctx;
+    const segment_t *s = segment_of(b);
+    const block_t *sentinel = (const block_t *)((const char *)s + PA_SEGMENT_SIZE -
+                                                BLOCK_HEADER_SIZE);
+    return s->arena == ref->arena && __atomic_load_n(&s->owner, __ATOMIC_RELAXED) == ref->owner &&
+           b >= segment_first_block(s) && b < sentinel && ((uintptr_t)b & (PA_GRANULE - 1)) == 0;
+}
+
+int arena_verify(const heap_t *h, const arena_t *a, arena_usage_t *usage)
+{
+    arena_tally_t tally = {0};
+    tlsf_area_tally_t area = {0};
+    size_t count = 0;
+    for (const segment_t *s = a->segments; s; s = s->next, count++) {
+        if (s->arena != a)
+            return verify_fail("segment %p is listed in the wrong arena", (const void *)s);
+        tally.segment = s;
+        tally.live_marks = 0;
+        const block_t *sentinel = (const block_t *)((const char *)s + PA_SEGMENT_SIZE -
+                                                    BLOCK_HEADER_SIZE);
+        if (tlsf_verify_area(segment_first_block(s), sentinel, arena_visit_block, &tally,
+                             &area) ||
+            segment_verify(s, h, tally.live_marks))
+            return -1;
+    }
+    if (count != a->segment_count)
+        return verify_fail("arena %p lists %zu segments, counts %zu", (const void *)a, count,
+                           a->segment_count);
+    arena_ref_t ref = {h, a};
+    if (tlsf_verify(&a->tlsf, arena_owns_block, &ref))
+        return -1;
+    if (area.free_bytes != a->tlsf.free_bytes || area.free_blocks != a->tlsf.free_blocks)
+        return verify_fail("arena %p: free blocks hold %zu bytes in %zu, statistics say "
+                           "%zu in %zu", (const void *)a, area.free_bytes, area.free_blocks,
+                           a->tlsf.free_bytes, a->tlsf.free_blocks);
+    if (usage)
+        *usage = tally.usage;
+    return 0;
+}
+
 /* ---- growing and shrinking ------------------------------------------ */
 
-void heap_init_heap(heap_t *h, unsigned id)
+void heap_init(heap_t *h, unsigned id)
 {
     memset(h, 0, sizeof(*h));
-    slab_set_init(&h->slabs);
+    slab_set_init(&h->slabs, h, &h->held);
     tlsf_init(&h->arena.tlsf);
     h->id = id;
     h->state = HEAP_OWNED;
@@ -57,15 +117,8 @@ static pa_noinline block_t *heap_grow(heap_t *h, arena_t *a, size_t block_size)
         return NULL;
     segment_list_push(&a->segments, &a->segment_count, s);
     tlsf_add_area(&a->tlsf, segment_first_block(s), SEGMENT_AREA_SIZE);
+    pa_assert(arena_verify(h, a, NULL) == 0);
     return tlsf_take(&a->tlsf, block_size);
-}
-
-void heap_used_grow(heap_t *h, size_t usable)
-{
-    h->used += usable;
-    size_t held = h->used + h->slabs.assigned * SLAB_SIZE;
-    if (pa_is_concurrent() && held > h->peak)
-        h->peak = held;
 }
 
 block_t *heap_take(heap_t *h, size_t n)
@@ -114,8 +167,10 @@ void heap_give(heap_t *h, block_t *b)
     heap_used_shrink(h, block_usable(b));
     arena_t *a = s->arena;
     block_t *merged = tlsf_give(&a->tlsf, b);
-    if (pa_unlikely(segment_area_is_whole(s, merged)))
+    if (pa_unlikely(segment_area_is_whole(s, merged))) {
         arena_segment_emptied(a, s, merged);
+        pa_assert(arena_verify(h, a, NULL) == 0);
+    }
 }
 
 /* Hands every wholly free segment back, the last one included. */
@@ -129,132 +184,7 @@ static void heap_shrink_fully(heap_t *h)
             arena_retire_segment(a, s, segment_first_block(s));
         s = next;
     }
-}
-
-/* ---- hand-over of blocks freed by other threads --------------------- */
-
-/* Pushes one entry (a single block, or a batch block tagged) onto h's
- * hand-over list. */
-static void heap_handover_push_entry(heap_t *h, block_t *b, uintptr_t tag)
-{
-    block_t *head = __atomic_load_n(&h->handover, __ATOMIC_RELAXED);
-    do {
-        b->next_free = head;
-    } while (!__atomic_compare_exchange_n(&h->handover, &head,
-                                          (block_t *)((uintptr_t)b | tag), true,
-                                          __ATOMIC_RELEASE, __ATOMIC_RELAXED));
-}
-
-void heap_handover_push(heap_t *h, block_t *b)
-{
-    heap_handover_push_entry(h, b, 0);
-}
-
-static handover_batch_t *batch_of(block_t *b)
-{
-    return block_payload(b);
-}
-
-void heap_outbox_flush(heap_t *h)
-{
-    block_t *b = h->outbox;
-    if (b) {
-        h->outbox = NULL;
-        heap_handover_push_entry(h->outbox_owner, b, HEAP_HANDOVER_BATCH_TAG);
-    }
-}
-
-void heap_outbox_add(heap_t *h, heap_t *owner, block_t *b, size_t size)
-{
-    if (h->outbox && h->outbox_owner != owner)
-        heap_outbox_flush(h);
-    if (!h->outbox) {
-        /* A slab block (its handle, like a single handed-over slab
-         * block's), never marked live. */
-        void *p = slab_take(h, &h->slabs, slab_class_of(sizeof(handover_batch_t)));
-        if (!p) {
-            heap_handover_push(owner, b);
-            return;
-        }
-        block_t *nb = block_from_payload(p);
-        batch_of(nb)->count = 0;
-        h->outbox = nb;
-        h->outbox_owner = owner;
-    }
-    handover_batch_t *batch = batch_of(h->outbox);
-    batch->sizes[batch->count] = (uint32_t)size;
-    batch->blocks[batch->count++] = b;
-    if (batch->count == HEAP_OUTBOX_SLOTS)
-        heap_outbox_flush(h);
-}
-
-/* Frees a handed-over block of known size (0: a slab block) into h. */
-static void heap_take_back_block(heap_t *h, block_t *b, size_t size)
-{
-    if (size == 0) {
-        void *p = block_payload(b);
-        slab_give(&h->slabs, slab_of(segment_of(p), p), p);
-    } else {
-        heap_give(h, b);
-    }
-}
-
-/* Frees every block of a batch into h, then sends the batch's own block
- * home to the heap that made it (never in a new batch). Returns the number
- * of blocks freed. */
-static size_t heap_take_back_batch(heap_t *h, block_t *batch_block)
-{
-    handover_batch_t *batch = batch_of(batch_block);
-    uint32_t n = batch->count;
-    for (uint32_t i = 0; i < n; i++) {
-        /* Independent addresses: let several misses run at once. */
-        if (i + 4 < n)
-            __builtin_prefetch(batch->blocks[i + 4], 1);
-        heap_take_back_block(h, batch->blocks[i], batch->sizes[i]);
-    }
-    heap_t *maker = __atomic_load_n(&segment_of(batch_block)->owner, __ATOMIC_ACQUIRE);
-    heap_handover_push_entry(maker, batch_block, HEAP_HANDOVER_RETURN_TAG);
-    return n;
-}
-
-/* Frees up to about limit blocks of the owner-private pending list,
- * refilling it from the shared hand-over list when it runs dry. */
-static void heap_take_back(heap_t *h, size_t limit)
-{
-    for (size_t n = 0; n < limit;) {
-        if (!h->pending) {
-            h->pending = __atomic_exchange_n(&h->handover, NULL, __ATOMIC_ACQUIRE);
-            if (!h->pending)
-                return;
-        }
-        uintptr_t entry = (uintptr_t)h->pending;
-        block_t *b = (block_t *)(entry & ~HEAP_HANDOVER_TAGS);
-        h->pending = b->next_free;
-        if (entry & HEAP_HANDOVER_BATCH_TAG) {
-            n += heap_take_back_batch(h, b);
-        } else {
-            heap_take_back_block(h, b, heap_handed_size(b));
-            n++;
-        }
-    }
-}
-
-void heap_drain_handover_some(heap_t *h)
-{
-    heap_take_back(h, HEAP_TAKE_BACK_LIMIT);
-}
-
-void heap_poll_handover(heap_t *h)
-{
-    h->poll_countdown = HEAP_POLL_INTERVAL;
-    heap_outbox_flush(h);
-    if (heap_has_handover(h))
-        heap_drain_handover_some(h);
-}
-
-void heap_drain_handover(heap_t *h)
-{
-    heap_take_back(h, SIZE_MAX);
+    pa_assert(arena_verify(h, a, NULL) == 0);
 }
 
 /* ---- the registry of heaps, thread attachment and exit -------------- */
@@ -280,7 +210,7 @@ static heap_t *heap_create_locked(void)
     heap_t *h = os_map(HEAP_MAP_SIZE);
     if (!h)
         return NULL;
-    heap_init_heap(h, registry_next_id++);
+    heap_init(h, registry_next_id++);
     h->next_all = registry_all;
     registry_all = h;
     return h;
@@ -375,150 +305,19 @@ void heap_release_all(void)
     pa_thread.heap = NULL;
 }
 
-/* ---- pause handshake ------------------------------------------------- */
-
-#if defined(__SANITIZE_THREAD__)
-#define PA_UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define PA_UNDER_TSAN 1
-#endif
-#endif
-
-static __attribute__((unused)) long membarrier_call(int cmd)
+/* The registry's half of fork in the child: only the forking thread lives
+ * on, so every other heap loses its owner and waits for adoption, its live
+ * blocks still valid. */
+void heap_registry_fork_child(void)
 {
-#if defined(HAVE_LINUX_MEMBARRIER_H) && defined(__NR_membarrier)
-    return syscall(__NR_membarrier, cmd, 0, 0);
-#else
-    (void)cmd;
-    errno = ENOSYS;
-    return -1;
-#endif
-}
-
-void heap_barrier_setup(void)
-{
-    pa_asymmetric_barrier = false;
-#if defined(HAVE_LINUX_MEMBARRIER_H) && !defined(PA_UNDER_TSAN)
-    if (membarrier_call(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0)
-        pa_asymmetric_barrier = true;
-#endif
-}
-
-void heap_set_concurrency(bool concurrent)
-{
-    __atomic_store_n(&pa_concurrent, concurrent, __ATOMIC_RELEASE);
-}
-
-/* The pauser's half of the handshake: with membarrier, forces a full
- * barrier on every running thread, whose own side was only a compiler
- * barrier. Without it, both sides use sequentially consistent accesses. */
-static void heap_barrier_heavy(void)
-{
-#if defined(HAVE_LINUX_MEMBARRIER_H) && !defined(PA_UNDER_TSAN)
-    if (pa_asymmetric_barrier && membarrier_call(MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0)
-        __atomic_thread_fence(__ATOMIC_SEQ_CST); /* registered, so never expected */
-#endif
-}
-
-void heap_enter_slow(heap_t *h)
-{
-    for (;;) {
-        __atomic_store_n(&h->in_call, 0, __ATOMIC_RELEASE);
-        while (__atomic_load_n(&h->gate, __ATOMIC_ACQUIRE) & HEAP_GATE_PAUSE)
-            sched_yield();
-        __atomic_store_n(&h->in_call, 1, __ATOMIC_SEQ_CST);
-        if (!(__atomic_load_n(&h->gate, __ATOMIC_SEQ_CST) & HEAP_GATE_PAUSE))
-            return;
-    }
-}
-
-/* The pauser's wait, once the pause is requested and the barrier issued:
- * the owner is out of its call, and stays out until the request drops. */
-static void heap_wait_at_rest(heap_t *h)
-{
-    while (__atomic_load_n(&h->in_call, __ATOMIC_SEQ_CST))
-        sched_yield();
-}
-
-/* Brings every heap to rest and keeps it there, with the registry locked,
- * until heap_resume_all. Single-threaded mode needs neither. */
-void heap_pause_all(void)
-{
-    pthread_mutex_lock(&pause_lock);
-    heap_registry_lock();
-    if (!pa_is_concurrent())
-        return;
-    for (heap_t *h = registry_all; h; h = h->next_all)
-        __atomic_fetch_or(&h->gate, HEAP_GATE_PAUSE, __ATOMIC_SEQ_CST);
-    heap_barrier_heavy();
-    for (heap_t *h = registry_all; h; h = h->next_all)
-        heap_wait_at_rest(h);
-}
-
-void heap_share(heap_t *h)
-{
-    pthread_mutex_lock(&pause_lock);
-    if (!__atomic_load_n(&h->shared, __ATOMIC_ACQUIRE)) {
-        __atomic_fetch_or(&h->gate, HEAP_GATE_PAUSE, __ATOMIC_SEQ_CST);
-        heap_barrier_heavy();
-        heap_wait_at_rest(h);
-        __atomic_store_n(&h->shared, 1, __ATOMIC_RELEASE);
-        __atomic_fetch_or(&h->gate, HEAP_GATE_SHARED, __ATOMIC_SEQ_CST);
-        __atomic_fetch_and(&h->gate, ~HEAP_GATE_PAUSE, __ATOMIC_RELEASE);
-    }
-    pthread_mutex_unlock(&pause_lock);
-}
-
-void heap_resume_all(void)
-{
-    if (pa_is_concurrent())
-        for (heap_t *h = registry_all; h; h = h->next_all)
-            __atomic_fetch_and(&h->gate, ~HEAP_GATE_PAUSE, __ATOMIC_RELEASE);
-    heap_registry_unlock();
-    pthread_mutex_unlock(&pause_lock);
-}
-
-/* ---- fork ------------------------------------------------------------ */
-
-void heap_fork_prepare(void)
-{
-    heap_pause_all();
-    segment_pool_lock();
-}
-
-void heap_fork_parent(void)
-{
-    segment_pool_unlock();
-    heap_resume_all();
-}
-
-/* Only the forking thread lives on in the child: every other heap loses its
- * owner and waits for adoption, its live blocks still valid. */
-void heap_fork_child(void)
-{
-    segment_pool_reinit_lock();
     pthread_mutex_init(&registry_lock, NULL);
-    pthread_mutex_init(&pause_lock, NULL);
     registry_abandoned = NULL;
-    for (heap_t *h = registry_all; h; h = h->next_all)
-        heap_outbox_flush(h);
     for (heap_t *h = registry_all; h; h = h->next_all) {
-        h->gate &= ~HEAP_GATE_PAUSE;
-        h->in_call = 0;
         if (h == pa_thread.heap)
             continue;
         h->state = HEAP_ABANDONED;
         h->thread = NULL;
         h->next_abandoned = registry_abandoned;
         registry_abandoned = h;
-    }
-    if (pa_is_concurrent()) {
-        heap_barrier_setup();
-        heap_set_concurrency(true);
-        /* The child's barrier may differ from the parent's. */
-        for (heap_t *h = registry_all; h; h = h->next_all)
-            h->gate = (h->gate & ~HEAP_GATE_FENCED) |
-                      (pa_asymmetric_barrier ? 0 : HEAP_GATE_FENCED);
     }
 }

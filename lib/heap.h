@@ -1,5 +1,5 @@
 /*
- * heap.h - heaps: slabs for small requests and TLSF controls for larger
+ * heap.h - heaps: slabs for small requests and an arena (TLSF) for larger
  * ones, the segments they own, the heap's statistics, and the hand-over
  * list through which other threads return its blocks.
  * With concurrency enabled each thread owns one heap; a single-threaded
@@ -10,13 +10,15 @@
 
 #include "segment.h"
 #include "slab.h"
+#include "stats.h"
 #include "tlsf.h"
 
 typedef enum heap_state { HEAP_OWNED, HEAP_ABANDONED } heap_state_t;
 
-/* A heap's TLSF control and the segments it holds: slabs serve every
- * request of up to SLAB_REQUEST_MAX bytes, so the arena holds the larger
- * ones, up to PA_LARGE_THRESHOLD. */
+/* A heap's arena, the tier between slabs and large blocks: a TLSF control
+ * and the segments it holds. Slabs serve every request of up to
+ * SLAB_REQUEST_MAX bytes, so the arena holds the larger ones, up to
+ * PA_LARGE_THRESHOLD. */
 typedef struct arena {
     tlsf_t tlsf;
     segment_t *segments;
@@ -27,20 +29,16 @@ typedef struct arena {
 typedef struct heap {
     slab_set_t slabs;            /* requests of up to SLAB_REQUEST_MAX bytes */
     arena_t arena;
-    /* Usable bytes of the used blocks in this heap's TLSF segments: live
-     * blocks, and blocks waiting in an outbox or hand-over list.
-     * Changed only where the TLSF heap is, so the fast paths keep no
-     * count. */
-    size_t used;
-    /* The highest value of used plus the bytes of the slabs with a class
-     * (concurrent mode), or exactly the highest of allocated +
-     * large_allocated (single-threaded mode). */
-    size_t peak;
+    /* Bytes the heap holds: the usable bytes of the used blocks in its
+     * arena (live blocks, and blocks waiting in an outbox or hand-over
+     * list) and the whole slabs with a size class, which the slab set
+     * charges here. Changed only off the fast paths, so they keep no count;
+     * its peak is the heap's peak in the concurrent mode. */
+    pa_stats_t held;
     /* Single-threaded mode only, where the fast paths keep an exact count:
      * usable bytes of live heap blocks (slab blocks included) and of large
-     * blocks. */
-    size_t allocated;
-    size_t large_allocated;
+     * blocks (charged by large_alloc), with the exact peak. */
+    pa_stats_t live;
     /* Handed-over blocks taken off the shared list but not yet freed: each
      * call frees a bounded number, so no malloc or free waits for a backlog
      * of remote frees. Owner-private. */
@@ -66,14 +64,14 @@ typedef struct heap {
      * the owner takes the whole list at once, so there is no ABA). Alone on
      * its cache line: other threads write it, and the owner must not pay a
      * miss on every call for the fields it writes itself. */
-    _Alignas(64) block_t *handover;
-    char handover_pad[64 - sizeof(block_t *)];
+    _Alignas(PA_CACHE_LINE) block_t *handover;
+    char handover_pad[PA_CACHE_LINE - sizeof(block_t *)];
     /* Set (for good) by heap_share before the first free of one of this
      * heap's blocks by another thread; until then only the owner clears
      * its segments' live marks, and it does so without atomic operations.
      * Every remote free reads it (the owner's fast paths read its copy in
      * the gate): alone on a line that is written once, it stays cached. */
-    _Alignas(64) int shared;
+    _Alignas(PA_CACHE_LINE) int shared;
 } heap_t;
 
 /* What a heap's gate tells its owner at the start of each operation; the
@@ -85,14 +83,6 @@ typedef struct heap {
                                 * the owner's frees clear marks atomically */
 #define HEAP_GATE_FENCED 4u  /* no membarrier: the owner's half needs a fence */
 
-/* Process-wide mode, set by allocator_init or the first allocation. */
-typedef enum pa_mode { PA_MODE_NONE, PA_MODE_SINGLE, PA_MODE_CONCURRENT } pa_mode_t;
-
-extern pa_mode_t pa_mode;
-/* Whether threads run concurrently, each on its own heap (false also
- * before initialisation). The fast paths do not read it: a thread with a
- * heap in its slot is in the concurrent mode. */
-extern bool pa_concurrent;
 extern heap_t *pa_single_heap;
 
 /* The calling thread's heap, NULL until one is attached. allocator_cleanup
@@ -108,29 +98,39 @@ typedef struct pa_thread {
 
 extern __thread pa_thread_t pa_thread __attribute__((tls_model("initial-exec")));
 
-void heap_init_heap(heap_t *h, unsigned id);
-/* A block of h's TLSF heap for a request of n bytes (up to
+void heap_init(heap_t *h, unsigned id);
+/* A block of h's arena for a request of n bytes (up to
  * PA_LARGE_THRESHOLD), growing the heap when needed; NULL when out of
  * memory. The caller is h's owner (or holds it paused). */
 block_t *heap_take(heap_t *h, size_t n);
-/* Single-threaded mode: counts usable bytes handed out from h (or as large
- * blocks) and keeps the exact peak. */
-static inline void heap_account_alloc(heap_t *h, size_t usable)
-{
-    h->allocated += usable;
-    size_t total = h->allocated + h->large_allocated;
-    if (total > h->peak)
-        h->peak = total;
-}
+
+/* Checks h's arena a: each segment's block chain (tlsf_verify_area) and
+ * live marks (segment_verify), the segment list and the TLSF lists and
+ * counts. usage (NULL: not wanted) gets the usable bytes of its used
+ * blocks and how many of them are not marked live (being freed by another
+ * thread). 0, or -1 after verify_fail. */
+typedef struct arena_usage {
+    size_t used_usable, unmarked_used;
+} arena_usage_t;
+int arena_verify(const heap_t *h, const arena_t *a, arena_usage_t *usage);
 
 /* Frees a used block of h: merges and hands an emptied segment back. */
 void heap_give(heap_t *h, block_t *b);
-/* Keeps h->used (and, with concurrency, the peak) as a block of h's changes
- * between free and used in its TLSF heap. */
-void heap_used_grow(heap_t *h, size_t usable);
+/* Keeps h->held as a block of h's arena changes between free and used. */
+static inline void heap_used_grow(heap_t *h, size_t usable)
+{
+    stats_add(&h->held, usable);
+}
+
 static inline void heap_used_shrink(heap_t *h, size_t usable)
 {
-    h->used -= usable;
+    stats_sub(&h->held, usable);
+}
+
+/* Usable bytes of the used blocks in h's arena. */
+static inline size_t heap_arena_used(const heap_t *h)
+{
+    return h->held.allocated - h->slabs.assigned * SLAB_SIZE;
 }
 /* Takes back every block other threads have handed over. */
 void heap_drain_handover(heap_t *h);
@@ -139,7 +139,7 @@ void heap_drain_handover_some(heap_t *h);
 #define HEAP_TAKE_BACK_LIMIT 64
 /* A heap is polled (its outbox sent, its hand-over list looked at) after
  * every this many allocations and frees for other heaps, and when an
- * allocation finds its slab empty or goes to the TLSF heap; not on every
+ * allocation finds its slab empty or goes to the arena; not on every
  * call, because the list's line belongs to the freeing threads most of the
  * time. */
 #define HEAP_POLL_INTERVAL 32
@@ -167,7 +167,11 @@ void heap_outbox_flush(heap_t *h);
  * block through the block_t just below its payload. Its link in a hand-over list
  * is the block's next_free, like a single block's; tags in the link tell a
  * batch to take back from a used batch coming home. */
-#define HEAP_OUTBOX_SLOTS 30
+/* A batch fills one slab block of the 384-byte class, six cache lines:
+ * the link and the count, then a size and a pointer per slot. */
+#define HEAP_OUTBOX_BATCH_BYTES 384
+#define HEAP_OUTBOX_SLOTS                                                  \
+    ((HEAP_OUTBOX_BATCH_BYTES - 2 * sizeof(void *)) / (sizeof(uint32_t) + sizeof(block_t *)))
 #define HEAP_HANDOVER_BATCH_TAG ((uintptr_t)1)  /* a batch for this heap */
 #define HEAP_HANDOVER_RETURN_TAG ((uintptr_t)2) /* this heap's batch, used */
 #define HEAP_HANDOVER_TAGS (HEAP_HANDOVER_BATCH_TAG | HEAP_HANDOVER_RETURN_TAG)
@@ -178,7 +182,25 @@ typedef struct handover_batch {
     block_t *blocks[HEAP_OUTBOX_SLOTS];
 } handover_batch_t;
 
-_Static_assert(sizeof(handover_batch_t) <= SLAB_REQUEST_MAX, "a batch is a slab block");
+/* A hand-over list's link decoded: the block it names and the tag it
+ * carries (0: a single block). The one place the tags are read. */
+typedef struct handover_entry {
+    block_t *block;
+    uintptr_t tag;
+} handover_entry_t;
+
+static inline handover_entry_t handover_decode(const block_t *link)
+{
+    return (handover_entry_t){(block_t *)((uintptr_t)link & ~HEAP_HANDOVER_TAGS),
+                              (uintptr_t)link & HEAP_HANDOVER_TAGS};
+}
+
+_Static_assert(sizeof(handover_batch_t) <= HEAP_OUTBOX_BATCH_BYTES &&
+                   sizeof(handover_batch_t) > HEAP_OUTBOX_BATCH_BYTES - PA_CACHE_LINE,
+               "a batch fills its slab block");
+_Static_assert(HEAP_OUTBOX_BATCH_BYTES <= SLAB_REQUEST_MAX &&
+                   HEAP_OUTBOX_BATCH_BYTES % PA_GRANULE == 0,
+               "a batch is a slab block");
 _Static_assert(offsetof(handover_batch_t, link) == 0 &&
                offsetof(block_t, next_free) == BLOCK_HEADER_SIZE,
                "a batch's link is its block's next_free");
@@ -208,15 +230,10 @@ void heap_registry_unlock(void);
 void heap_fork_prepare(void);
 void heap_fork_parent(void);
 void heap_fork_child(void);
+/* The registry's part of heap_fork_child (heap.c). */
+void heap_registry_fork_child(void);
 
 extern bool pa_asymmetric_barrier;
-void heap_set_concurrency(bool concurrent);
-
-/* Read by threads that may race with first-use init. */
-static inline bool pa_is_concurrent(void)
-{
-    return __atomic_load_n(&pa_concurrent, __ATOMIC_RELAXED);
-}
 
 /* The owner's half of the pause handshake as the fast paths take it: marks
  * the heap in use and returns its gate. Dekker handshake with

@@ -10,6 +10,8 @@
 #include "pallocator.h"
 #include "segmap.h"
 
+pa_mode_t pa_mode = PA_MODE_NONE;
+
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
@@ -63,7 +65,6 @@ static int init_locked(int enable_concurrency)
         }
         heap_barrier_setup();
     }
-    heap_set_concurrency(wanted == PA_MODE_CONCURRENT);
     __atomic_store_n(&pa_mode, wanted, __ATOMIC_RELEASE);
     pa_log("initialised, concurrency %s", enable_concurrency ? "on" : "off");
     return 0;
@@ -98,7 +99,6 @@ PALLOCATOR_API int allocator_cleanup(void)
         large_release_all();
         segmap_reset();
         pa_single_heap = NULL;
-        heap_set_concurrency(false);
         __atomic_store_n(&pa_mode, PA_MODE_NONE, __ATOMIC_RELEASE);
         pa_log("cleaned up");
     }

@@ -55,6 +55,28 @@
 
 #define PA_PAGE_SIZE ((size_t)4096)
 
+/* The line size the layout of shared fields is padded to. */
+#define PA_CACHE_LINE 64
+
+/* Process-wide mode, set by allocator_init or the first allocation
+ * (init.c) and read by every layer that locks only with concurrency. */
+typedef enum pa_mode { PA_MODE_NONE, PA_MODE_SINGLE, PA_MODE_CONCURRENT } pa_mode_t;
+
+extern pa_mode_t pa_mode;
+
+/* Whether threads run concurrently, each on its own heap (false also
+ * before initialisation). The fast paths do not read it: a thread with a
+ * heap in its slot is in the concurrent mode. Read by threads that may
+ * race with first-use init. */
+static inline bool pa_is_concurrent(void)
+{
+    return __atomic_load_n(&pa_mode, __ATOMIC_RELAXED) == PA_MODE_CONCURRENT;
+}
+
+/* Each layer checks its own structures with a verifier that returns 0, or
+ * -1 after reporting what it found broken through this (verify.c). */
+__attribute__((cold, format(printf, 1, 2))) int verify_fail(const char *fmt, ...);
+
 static inline size_t align_up(size_t n, size_t a)
 {
     return (n + a - 1) & ~(a - 1);

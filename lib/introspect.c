@@ -7,7 +7,6 @@
  * before counting, so the figures say what a user can reuse.
  */
 #include <errno.h>
-#include <stdarg.h>
 
 #include "heap.h"
 #include "large.h"
@@ -54,16 +53,21 @@ static size_t heap_free_usable(const heap_t *h)
     return slab_free_bytes(h) + tlsf_free_usable(&h->arena.tlsf);
 }
 
-/* Live bytes in heaps. With concurrency the fast paths count nothing:
- * what the TLSF heaps see as used plus what the slabs hold. Call with every
+/* The peak a heap reports: exact single-threaded, of the bytes held with
+ * concurrency. */
+static size_t heap_peak(const heap_t *h)
+{
+    return pa_is_concurrent() ? h->held.peak : h->live.peak;
+}
+
+/* Live bytes in heaps, with concurrency, where the fast paths count nothing:
+ * what the arenas see as used plus what the slabs hold. Call with every
  * heap settled (no batch or handed-over block left). */
 static size_t heaps_allocated(void)
 {
-    if (!pa_is_concurrent())
-        return pa_single_heap ? pa_single_heap->allocated : 0;
     size_t used = 0;
     for (heap_t *h = heap_registry_first(); h; h = h->next_all)
-        used += h->used + slab_live_bytes(h);
+        used += heap_arena_used(h) + slab_live_bytes(h);
     return used;
 }
 
@@ -72,22 +76,24 @@ PALLOCATOR_API int allocator_stats(size_t *allocated, size_t *freed, size_t *pea
     size_t sum_allocated, sum_freed = 0, sum_peak = 0;
     heap_pause_all();
     settle_all();
-    sum_allocated = heaps_allocated();
+    /* Single-threaded, the one heap's exact count covers large blocks. */
+    bool concurrent = pa_is_concurrent();
+    sum_allocated = concurrent ? heaps_allocated()
+                               : pa_single_heap ? pa_single_heap->live.allocated : 0;
     for (heap_t *h = heap_registry_first(); h; h = h->next_all) {
         sum_freed += heap_free_usable(h);
-        sum_peak += h->peak;
+        sum_peak += heap_peak(h);
     }
     large_lock();
     large_stats_t large = large_stats();
     large_unlock();
     heap_resume_all();
     if (allocated)
-        *allocated = sum_allocated + large.allocated;
+        *allocated = concurrent ? sum_allocated + large.allocated : sum_allocated;
     if (freed)
         *freed = sum_freed;
-    /* Single-threaded, the one heap's peak already covers large blocks. */
     if (peak)
-        *peak = pa_is_concurrent() ? sum_peak + large.peak : sum_peak;
+        *peak = concurrent ? sum_peak + large.peak : sum_peak;
     return 0;
 }
 
@@ -105,29 +111,18 @@ static const char *mode_name(void)
     }
 }
 
-static const block_t *entry_block(const block_t *entry)
-{
-    return (const block_t *)((uintptr_t)entry & ~HEAP_HANDOVER_TAGS);
-}
-
-static bool entry_is_return(const block_t *entry)
-{
-    return ((uintptr_t)entry & HEAP_HANDOVER_RETURN_TAG) != 0;
-}
-
-static bool entry_is_batch(const block_t *entry)
-{
-    return ((uintptr_t)entry & HEAP_HANDOVER_BATCH_TAG) != 0;
-}
-
-/* Blocks in a hand-over list, counting those inside batches. */
-static size_t list_length(const block_t *entry)
+/* Blocks in a hand-over list, counting those inside batches; a used batch
+ * on its way home counts none. */
+static size_t list_length(const block_t *link)
 {
     size_t n = 0;
-    for (; entry; entry = entry_block(entry)->next_free)
-        n += entry_is_batch(entry)
-                 ? ((const handover_batch_t *)block_payload(entry_block(entry)))->count
-                 : !entry_is_return(entry);
+    for (handover_entry_t e; link; link = e.block->next_free) {
+        e = handover_decode(link);
+        if (e.tag & HEAP_HANDOVER_BATCH_TAG)
+            n += ((const handover_batch_t *)block_payload(e.block))->count;
+        else
+            n += !(e.tag & HEAP_HANDOVER_RETURN_TAG);
+    }
     return n;
 }
 
@@ -173,6 +168,7 @@ static void dump_free_lists(const tlsf_t *t)
 static void dump_slab(const segment_t *s, const slab_t *sl)
 {
     static const char *const states[] = {"free", "current", "partial", "full"};
+    _Static_assert(sizeof states / sizeof states[0] == SLAB_STATES, "a name per slab state");
     fprintf(stderr, "    slab %p: %u-byte blocks, %s, %u used, %u carved of %u\n",
             (const void *)sl->start, sl->block_size, states[sl->state], sl->used, sl->bump,
             sl->capacity);
@@ -199,13 +195,12 @@ static void dump_heap(const heap_t *h)
     size_t outbox = h->outbox ? ((const handover_batch_t *)block_payload(h->outbox))->count : 0;
     fprintf(stderr, "  heap %u (%s): used %zu, peak %zu, free %zu, hand-over list %zu, "
             "outbox %zu\n", h->id, h->state == HEAP_OWNED ? "owned" : "abandoned",
-            h->used, h->peak, heap_free_usable(h), handover_length(h), outbox);
+            heap_arena_used(h), heap_peak(h), heap_free_usable(h), handover_length(h), outbox);
     if (!pa_is_concurrent())
-        fprintf(stderr, "   allocated %zu, large blocks %zu\n", h->allocated,
-                h->large_allocated);
+        fprintf(stderr, "   allocated %zu (large blocks included)\n", h->live.allocated);
     dump_slabs(h);
     const arena_t *a = &h->arena;
-    fprintf(stderr, "   TLSF arena: %zu segment%s, %zu free bytes in %zu block%s\n",
+    fprintf(stderr, "   arena (TLSF): %zu segment%s, %zu free bytes in %zu block%s\n",
             a->segment_count, a->segment_count == 1 ? "" : "s", tlsf_free_usable(&a->tlsf),
             a->tlsf.free_blocks, a->tlsf.free_blocks == 1 ? "" : "s");
     for (const segment_t *s = a->segments; s; s = s->next)
@@ -239,142 +234,14 @@ PALLOCATOR_API void allocator_dump(void)
 
 /* ---- verify ---------------------------------------------------------- */
 
-static pa_cold __attribute__((format(printf, 1, 2))) int verify_fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("pallocator: verify: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    return -1;
-}
-
-typedef struct verify_tally {
-    size_t used_usable, free_bytes, free_blocks, live_marks, unmarked_used;
-} verify_tally_t;
-
-static size_t live_population(const segment_t *s)
-{
-    size_t n = 0;
-    /* A mark is 0 or 1, so a word's population counts its marks. */
-    for (size_t i = 0; i < SEGMENT_GRANULES / 8; i++)
-        n += (size_t)__builtin_popcountll(__atomic_load_n(&s->live.word[i], __ATOMIC_RELAXED));
-    return n;
-}
-
-static bool block_in_area(const segment_t *s, const block_t *b)
-{
-    const char *lo = (const char *)segment_first_block(s);
-    const char *hi = (const char *)s + PA_SEGMENT_SIZE - BLOCK_HEADER_SIZE;
-    return (const char *)b >= lo && (const char *)b <= hi &&
-           ((uintptr_t)b & (PA_GRANULE - 1)) == 0;
-}
-
-static int verify_block(const heap_t *h, const segment_t *s, const block_t *b,
-                        const block_t *prev, verify_tally_t *tally)
-{
-    size_t size = block_size(b);
-    if (size < BLOCK_MIN_SIZE || size % PA_GRANULE)
-        return verify_fail("heap %u block %p has bad size %zu", h->id, (const void *)b, size);
-    const block_t *next = block_next(b);
-    if (!block_in_area(s, next))
-        return verify_fail("heap %u block %p runs past its segment", h->id, (const void *)b);
-    if (block_prev_is_free(b) != (prev && block_is_free(prev)))
-        return verify_fail("heap %u block %p: predecessor flag disagrees", h->id, (const void *)b);
-    if (block_is_free(b)) {
-        if (prev && block_is_free(prev))
-            return verify_fail("heap %u blocks %p and %p: two free neighbours not merged",
-                               h->id, (const void *)prev, (const void *)b);
-        if (next->prev_phys != b)
-            return verify_fail("heap %u block %p: boundary tag of successor is wrong",
-                               h->id, (const void *)b);
-        if (segment_live_test(s, block_payload(b)))
-            return verify_fail("heap %u free block %p is marked live", h->id, (const void *)b);
-        tally->free_bytes += size;
-        tally->free_blocks++;
-        return 0;
-    }
-    /* A used block without its live mark: another thread is freeing it
-     * right now, between claiming the bit and handing it over. */
-    if (segment_live_test(s, block_payload(b)))
-        tally->live_marks++;
-    else
-        tally->unmarked_used++;
-    tally->used_usable += block_usable(b);
-    return 0;
-}
-
-static int verify_segment(const heap_t *h, const segment_t *s, verify_tally_t *tally)
-{
-    if (__atomic_load_n(&s->owner, __ATOMIC_RELAXED) != h)
-        return verify_fail("segment %p is listed by heap %u but owned by another",
-                           (const void *)s, h->id);
-    if (segmap_lookup(s) != (uintptr_t)h)
-        return verify_fail("segment %p is missing from the segment map", (const void *)s);
-    size_t live_before = tally->live_marks;
-    const block_t *prev = NULL;
-    const block_t *b = segment_first_block(s);
-    while (!block_is_sentinel(b)) {
-        if (verify_block(h, s, b, prev, tally))
-            return -1;
-        prev = b;
-        b = block_next(b);
-    }
-    if ((const char *)b != (const char *)s + PA_SEGMENT_SIZE - BLOCK_HEADER_SIZE)
-        return verify_fail("segment %p: block chain ends at %p, not at its sentinel",
-                           (const void *)s, (const void *)b);
-    if (block_prev_is_free(b) != (prev && block_is_free(prev)))
-        return verify_fail("segment %p: sentinel predecessor flag disagrees", (const void *)s);
-    /* Other threads may claim live marks (freeing blocks) while the heap is
-     * paused, never set them: with concurrency, fewer marks than counted
-     * live blocks is a free in progress, more is an error. */
-    size_t marks = live_population(s), counted = tally->live_marks - live_before;
-    if (marks > counted || (marks < counted && !pa_is_concurrent()))
-        return verify_fail("segment %p: %zu live marks for %zu live blocks", (const void *)s,
-                           marks, counted);
-    return 0;
-}
-
-static int verify_free_lists(const heap_t *h, const arena_t *a)
-{
-    const tlsf_t *t = &a->tlsf;
-    size_t listed = 0;
-    for (unsigned fl = 0; fl < TLSF_FL_COUNT; fl++) {
-        if (((t->fl_bitmap >> fl) & 1) != (t->sl_bitmap[fl] != 0))
-            return verify_fail("heap %u first-level bit %u disagrees with its row", h->id, fl);
-        for (unsigned sl = 0; sl < TLSF_SL_COUNT; sl++) {
-            const block_t *b = t->lists[fl][sl];
-            if (((t->sl_bitmap[fl] >> sl) & 1) != (b != NULL))
-                return verify_fail("heap %u bitmap bit %u/%u disagrees with its list", h->id, fl, sl);
-            for (const block_t *prev = NULL; b; prev = b, b = b->next_free) {
-                if (++listed > t->free_blocks)
-                    return verify_fail("heap %u free lists hold more blocks than counted", h->id);
-                const segment_t *s = segment_of(b);
-                if (!block_in_area(s, b) || __atomic_load_n(&s->owner, __ATOMIC_RELAXED) != h ||
-                    s->arena != a)
-                    return verify_fail("heap %u list %u/%u holds foreign block %p", h->id, fl, sl, (const void *)b);
-                if (!block_is_free(b))
-                    return verify_fail("heap %u list %u/%u holds used block %p", h->id, fl, sl, (const void *)b);
-                tlsf_bin_t bin = tlsf_bin_of(block_size(b));
-                if (bin.fl != fl || bin.sl != sl)
-                    return verify_fail("heap %u block %p of size %zu is in list %u/%u, belongs in %u/%u",
-                                       h->id, (const void *)b, block_size(b), fl, sl, bin.fl, bin.sl);
-                if (b->prev_free != prev)
-                    return verify_fail("heap %u list %u/%u: back link of %p is wrong", h->id, fl, sl, (const void *)b);
-            }
-        }
-    }
-    if (listed != t->free_blocks)
-        return verify_fail("heap %u: %zu blocks listed, %zu counted free", h->id, listed, t->free_blocks);
-    return 0;
-}
-
 /* A block handed over to h: in h's segments, used, its live mark claimed. */
 static int verify_handed_block(const heap_t *h, const block_t *b)
 {
     const segment_t *s = segment_of(b);
-    if (!block_in_area(s, b) || __atomic_load_n(&s->owner, __ATOMIC_RELAXED) != h)
+    const char *area = (const char *)segment_first_block(s);
+    bool in_area = (const char *)b >= area && (const char *)b < (const char *)s + PA_SEGMENT_SIZE &&
+                   ((uintptr_t)b & (PA_GRANULE - 1)) == 0;
+    if (!in_area || __atomic_load_n(&s->owner, __ATOMIC_RELAXED) != h)
         return verify_fail("heap %u hand-over list holds foreign block %p", h->id, (const void *)b);
     bool in_use = segment_has_slabs(s) ? slab_holds_block(slab_of(s, block_payload(b)),
                                                           block_payload(b))
@@ -405,178 +272,54 @@ static int verify_batch(const heap_t *h, const block_t *batch_block)
     return 0;
 }
 
-static int verify_handover_list(const heap_t *h, const block_t *entry)
+static int verify_handover_list(const heap_t *h, const block_t *link)
 {
-    for (; entry; entry = entry_block(entry)->next_free)
-        if (entry_is_batch(entry) ? verify_batch(h, entry_block(entry))
-                                  : verify_handed_block(h, entry_block(entry)))
+    for (handover_entry_t e; link; link = e.block->next_free) {
+        e = handover_decode(link);
+        if ((e.tag & HEAP_HANDOVER_BATCH_TAG) ? verify_batch(h, e.block)
+                                              : verify_handed_block(h, e.block))
             return -1;
-    return 0;
-}
-
-typedef struct slab_tally {
-    size_t free, partial, assigned, live_bytes;
-} slab_tally_t;
-
-/* A slab with a class: its counts, its free list and its state. */
-static int verify_slab(const heap_t *h, const segment_t *s, const slab_t *sl, slab_tally_t *tally)
-{
-    unsigned c = sl->cls;
-    if (c >= SLAB_CLASSES || sl->block_size != slab_class_size[c] ||
-        sl->capacity != SLAB_SIZE / sl->block_size || sl->bump > sl->capacity ||
-        sl->used > sl->bump || sl->start != (const char *)s + (size_t)(sl - s->slabs) * SLAB_SIZE)
-        return verify_fail("heap %u slab %p has a broken record", h->id, (const void *)sl->start);
-    size_t listed = 0;
-    for (const void *p = sl->free; p; p = *(void *const *)p)
-        if (++listed > sl->bump || !slab_holds_block(sl, p) || segment_live_test(s, p))
-            return verify_fail("heap %u slab %p: bad free list at %p", h->id,
-                               (const void *)sl->start, p);
-    if (sl->used + listed != sl->bump)
-        return verify_fail("heap %u slab %p: %u used and %zu free of %u carved", h->id,
-                           (const void *)sl->start, sl->used, listed, sl->bump);
-    bool current = h->slabs.current[c] == sl;
-    if (current != (sl->state == SLAB_CURRENT) ||
-        (sl->state == SLAB_FULL && (listed || sl->bump != sl->capacity)) ||
-        (sl->state == SLAB_PARTIAL && (!listed || !sl->used)))
-        return verify_fail("heap %u slab %p is in the wrong state", h->id, (const void *)sl->start);
-    tally->partial += sl->state == SLAB_PARTIAL;
-    tally->assigned++;
-    tally->live_bytes += (size_t)sl->used * sl->block_size;
-    return 0;
-}
-
-static int verify_slab_segment(const heap_t *h, const segment_t *s, slab_tally_t *tally)
-{
-    if (__atomic_load_n(&s->owner, __ATOMIC_RELAXED) != h || !segment_has_slabs(s))
-        return verify_fail("slab segment %p is listed by heap %u but not its own", (const void *)s,
-                           h->id);
-    if (segmap_lookup(s) != ((uintptr_t)h | SEGMAP_SLABS))
-        return verify_fail("segment %p is missing from the segment map", (const void *)s);
-    size_t in_use = 0, used = 0;
-    for (size_t k = SEGMENT_HEADER_SLABS; k < SEGMENT_SLABS; k++) {
-        const slab_t *sl = &s->slabs[k];
-        if (sl->state == SLAB_FREE) {
-            tally->free++;
-            continue;
-        }
-        if (verify_slab(h, s, sl, tally))
-            return -1;
-        in_use++;
-        used += sl->used;
     }
-    if (in_use != s->slabs_in_use)
-        return verify_fail("slab segment %p: %zu slabs in use, counts %zu", (const void *)s,
-                           in_use, s->slabs_in_use);
-    /* Blocks being freed by other threads are counted used but not live. */
-    size_t marks = live_population(s);
-    if (marks > used || (marks < used && !pa_is_concurrent()))
-        return verify_fail("slab segment %p: %zu live marks for %zu blocks in use", (const void *)s,
-                           marks, used);
     return 0;
 }
 
-static size_t slab_list_length(const slab_t *sl, unsigned state, unsigned cls)
-{
-    size_t n = 0;
-    for (; sl; sl = sl->next, n++)
-        if (sl->state != state || (state != SLAB_FREE && sl->cls != cls))
-            return SIZE_MAX;
-    return n;
-}
-
-static int verify_slabs(const heap_t *h, size_t *segments, size_t *live_bytes)
-{
-    const slab_set_t *set = &h->slabs;
-    slab_tally_t tally = {0};
-    size_t count = 0;
-    for (const segment_t *s = set->segments; s; s = s->next, count++)
-        if (verify_slab_segment(h, s, &tally))
-            return -1;
-    if (count != set->segment_count)
-        return verify_fail("heap %u lists %zu slab segments, counts %zu", h->id, count,
-                           set->segment_count);
-    size_t partial = 0;
-    for (unsigned c = 0; c < SLAB_CLASSES; c++) {
-        size_t n = slab_list_length(set->partial[c], SLAB_PARTIAL, c);
-        const slab_t *cur = set->current[c];
-        if (n == SIZE_MAX || (cur != &slab_none && cur->cls != c))
-            return verify_fail("heap %u: slab lists of class %u are broken", h->id, c);
-        partial += n;
-    }
-    if (partial != tally.partial || tally.assigned != set->assigned ||
-        slab_list_length(set->free, SLAB_FREE, 0) != tally.free)
-        return verify_fail("heap %u: slab lists disagree with the slabs", h->id);
-    *segments += count;
-    *live_bytes = tally.live_bytes;
-    return 0;
-}
-
-static int verify_heap(heap_t *h, size_t *segments)
+/* One heap, settled: its hand-over lists before taking them back, then
+ * each layer's own verifier, then the heap's statistics against what the
+ * layers hold. */
+static int verify_heap_layers(heap_t *h, size_t *segments)
 {
     if (verify_handover_list(h, h->pending) ||
         verify_handover_list(h, __atomic_load_n(&h->handover, __ATOMIC_ACQUIRE)))
         return -1;
     heap_drain_handover(h);
-    verify_tally_t tally = {0};
-    const arena_t *a = &h->arena;
-    size_t count = 0;
-    for (const segment_t *s = a->segments; s; s = s->next, count++) {
-        if (s->arena != a)
-            return verify_fail("heap %u segment %p is listed in the wrong arena", h->id,
-                               (const void *)s);
-        if (verify_segment(h, s, &tally))
-            return -1;
-    }
-    if (count != a->segment_count)
-        return verify_fail("heap %u arena lists %zu segments, counts %zu", h->id, count,
-                           a->segment_count);
-    *segments += count;
-    if (verify_free_lists(h, a))
-        return -1;
-    if (tally.free_bytes != a->tlsf.free_bytes || tally.free_blocks != a->tlsf.free_blocks)
-        return verify_fail("heap %u arena: free blocks hold %zu bytes in %zu, statistics say "
-                           "%zu in %zu", h->id, tally.free_bytes, tally.free_blocks,
-                           a->tlsf.free_bytes, a->tlsf.free_blocks);
-    if (tally.unmarked_used != 0 && !pa_is_concurrent())
-        return verify_fail("heap %u: %zu used blocks are not marked live", h->id,
-                           tally.unmarked_used);
-    if (tally.used_usable != h->used)
-        return verify_fail("heap %u: used blocks hold %zu bytes, statistics say %zu", h->id,
-                           tally.used_usable, h->used);
+    arena_usage_t usage;
     size_t slab_bytes = 0;
-    if (verify_slabs(h, segments, &slab_bytes))
+    if (arena_verify(h, &h->arena, &usage) || slab_set_verify(&h->slabs, &slab_bytes))
         return -1;
-    if (pa_is_concurrent()) {
-        size_t held = h->used + h->slabs.assigned * SLAB_SIZE;
-        return h->peak < held ? verify_fail("heap %u: peak %zu below %zu held", h->id, h->peak,
-                                            held)
-                              : 0;
-    }
-    if (h->allocated != h->used + slab_bytes)
-        return verify_fail("heap %u: %zu bytes allocated, %zu used in blocks and %zu in slabs",
-                           h->id, h->allocated, h->used, slab_bytes);
-    if (h->peak < h->allocated + h->large_allocated)
-        return verify_fail("heap %u: peak %zu below allocated %zu", h->id, h->peak,
-                           h->allocated + h->large_allocated);
+    *segments += h->arena.segment_count + h->slabs.segment_count;
+    if (usage.unmarked_used != 0 && !pa_is_concurrent())
+        return verify_fail("%zu used blocks are not marked live", usage.unmarked_used);
+    if (usage.used_usable != heap_arena_used(h))
+        return verify_fail("used blocks hold %zu bytes, statistics say %zu", usage.used_usable,
+                           heap_arena_used(h));
+    if (h->held.peak < h->held.allocated)
+        return verify_fail("peak %zu below %zu held", h->held.peak, h->held.allocated);
+    if (pa_is_concurrent())
+        return 0;
+    /* At rest in the single-threaded mode: no large block comes or goes. */
+    size_t large = large_stats().allocated;
+    if (h->live.allocated != heap_arena_used(h) + slab_bytes + large)
+        return verify_fail("%zu bytes allocated, %zu used in blocks, %zu in slabs and %zu in "
+                           "large blocks", h->live.allocated, heap_arena_used(h), slab_bytes,
+                           large);
+    if (h->live.peak < h->live.allocated)
+        return verify_fail("peak %zu below allocated %zu", h->live.peak, h->live.allocated);
     return 0;
 }
 
-static int verify_large(size_t *slots)
+static int verify_heap(heap_t *h, size_t *segments)
 {
-    large_stats_t totals = large_stats();
-    size_t count = 0, usable = 0;
-    for (const large_t *l = large_first(); l; l = l->next) {
-        const char *payload = (const char *)l + LARGE_PAYLOAD_OFFSET;
-        if (segmap_lookup(payload) != ((uintptr_t)l | SEGMAP_LARGE))
-            return verify_fail("large block %p is missing from the segment map", (const void *)payload);
-        count++;
-        usable += l->usable;
-        *slots += (l->map_size + PA_SEGMENT_SIZE - 1) / PA_SEGMENT_SIZE;
-    }
-    if (count != totals.count || usable != totals.allocated)
-        return verify_fail("large blocks: %zu holding %zu bytes, statistics say %zu holding %zu",
-                           count, usable, totals.count, totals.allocated);
-    return 0;
+    return verify_heap_layers(h, segments) ? verify_fail("in heap %u", h->id) : 0;
 }
 
 PALLOCATOR_API int allocator_verify(void)
@@ -592,7 +335,7 @@ PALLOCATOR_API int allocator_verify(void)
      * while holding their lock. */
     large_lock();
     if (rc == 0)
-        rc = verify_large(&slots);
+        rc = large_verify(&slots);
     segment_pool_lock();
     slots += segment_pool_count();
     size_t mapped = segmap_count();

@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <pthread.h>
 
-#include "heap.h"
 #include "os.h"
 #include "segmap.h"
 
@@ -39,7 +38,7 @@ static void *large_payload(large_t *l)
     return (char *)l + LARGE_PAYLOAD_OFFSET;
 }
 
-void *large_alloc(size_t size)
+void *large_alloc(size_t size, pa_stats_t *charge)
 {
     if (size > PA_MAX_REQUEST) {
         errno = ENOMEM;
@@ -70,11 +69,8 @@ void *large_alloc(size_t size)
     large_totals.mapped += map_size;
     if (large_totals.allocated > large_totals.peak)
         large_totals.peak = large_totals.allocated;
-    if (!pa_is_concurrent() && pa_single_heap) {
-        heap_t *h = pa_single_heap;
-        h->large_allocated += l->usable;
-        heap_account_alloc(h, 0);
-    }
+    if (charge)
+        stats_add(charge, l->usable);
     large_unlock();
     return large_payload(l);
 }
@@ -89,7 +85,7 @@ static large_t *large_find(const void *p)
     return large_payload(l) == p ? l : NULL;
 }
 
-int large_free(void *p)
+int large_free(void *p, pa_stats_t *charge)
 {
     large_lock();
     large_t *l = large_find(p);
@@ -107,8 +103,8 @@ int large_free(void *p)
         l->next->prev = l->prev;
     large_totals.count--;
     large_totals.allocated -= l->usable;
-    if (!pa_is_concurrent() && pa_single_heap)
-        pa_single_heap->large_allocated -= l->usable;
+    if (charge)
+        stats_sub(charge, l->usable);
     large_totals.mapped -= l->map_size;
     large_unlock();
     os_unmap(l, l->map_size);
@@ -143,4 +139,22 @@ void large_release_all(void)
         os_unmap(l, l->map_size);
     }
     large_totals = (large_stats_t){0};
+}
+
+int large_verify(size_t *slots)
+{
+    size_t count = 0, usable = 0;
+    for (const large_t *l = large_list; l; l = l->next) {
+        const char *payload = (const char *)l + LARGE_PAYLOAD_OFFSET;
+        if (segmap_lookup(payload) != ((uintptr_t)l | SEGMAP_LARGE))
+            return verify_fail("large block %p is missing from the segment map",
+                               (const void *)payload);
+        count++;
+        usable += l->usable;
+        *slots += (l->map_size + PA_SEGMENT_SIZE - 1) / PA_SEGMENT_SIZE;
+    }
+    if (count != large_totals.count || usable != large_totals.allocated)
+        return verify_fail("large blocks: %zu holding %zu bytes, statistics say %zu holding %zu",
+                           count, usable, large_totals.count, large_totals.allocated);
+    return 0;
 }

@@ -112,3 +112,32 @@ size_t segment_pool_count(void)
 {
     return pool_size;
 }
+
+/* ---- verification ----------------------------------------------------- */
+
+static size_t segment_live_population(const segment_t *s)
+{
+    size_t n = 0;
+    /* A mark is 0 or 1, so a word's population counts its marks. */
+    for (size_t i = 0; i < SEGMENT_GRANULES / 8; i++)
+        n += (size_t)__builtin_popcountll(__atomic_load_n(&s->live.word[i], __ATOMIC_RELAXED));
+    return n;
+}
+
+int segment_verify(const segment_t *s, const struct heap *owner, size_t live_blocks)
+{
+    if (__atomic_load_n(&s->owner, __ATOMIC_RELAXED) != owner)
+        return verify_fail("segment %p is listed by heap %p but owned by another",
+                           (const void *)s, (const void *)owner);
+    uintptr_t entry = (uintptr_t)owner | (segment_has_slabs(s) ? SEGMAP_SLABS : 0);
+    if (segmap_lookup(s) != entry)
+        return verify_fail("segment %p is missing from the segment map", (const void *)s);
+    /* Other threads may claim live marks (freeing blocks) while the owner
+     * looks, never set them: with concurrency, fewer marks than live blocks
+     * is a free in progress, more is an error. */
+    size_t marks = segment_live_population(s);
+    if (marks > live_blocks || (marks < live_blocks && !pa_is_concurrent()))
+        return verify_fail("segment %p: %zu live marks for %zu live blocks", (const void *)s,
+                           marks, live_blocks);
+    return 0;
+}

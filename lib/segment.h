@@ -3,7 +3,7 @@
  * aligned to their size, a header (owner, list links, live map) followed
  * by the block area. Also the large blocks that get a mapping of their own.
  *
- * A segment serves either a TLSF arena (arena set) or slabs (arena NULL):
+ * A segment serves either an arena (arena set) or slabs (arena NULL):
  * SLAB_SIZE pieces of one block size each, whose records lie in the header
  * (slab.h); the first pieces hold the header itself (SEGMENT_HEADER_SLABS).
  *
@@ -39,7 +39,7 @@ typedef struct slab {
     uint32_t block_size;
     uint8_t cls;
     uint8_t state;
-} __attribute__((aligned(64))) slab_t; /* one cache line each: a free touches one */
+} __attribute__((aligned(PA_CACHE_LINE))) slab_t; /* one cache line each: a free touches one */
 
 typedef struct segment {
     struct heap *owner;          /* NULL while the segment rests in the pool */
@@ -156,5 +156,9 @@ void segment_pool_unlock(void);
 void segment_pool_reinit_lock(void);
 /* Unmaps one segment outright; only while nothing else runs. */
 void segment_unmap(segment_t *s);
+/* Checks that s is owner's, in the segment map as such, and holds as many
+ * live marks as live_blocks (fewer with concurrency: frees in progress).
+ * 0, or -1 after verify_fail. */
+int segment_verify(const segment_t *s, const struct heap *owner, size_t live_blocks);
 
 #endif /* PA_SEGMENT_H */

@@ -5,8 +5,6 @@
  */
 #include "slab.h"
 
-#include "heap.h"
-
 const uint16_t slab_class_size[SLAB_CLASSES] = {16,  32,  48,  64,  80,  96,  112,
                                                128, 160, 192, 224, 256, 320, 384,
                                                448, 512, 640, 768, 896, 1024,
@@ -28,7 +26,7 @@ void slab_tables_init(void)
     }
 }
 
-void slab_set_init(slab_set_t *set)
+void slab_set_init(slab_set_t *set, struct heap *owner, pa_stats_t *held)
 {
     for (unsigned c = 0; c < SLAB_CLASSES; c++) {
         set->current[c] = &slab_none;
@@ -37,6 +35,8 @@ void slab_set_init(slab_set_t *set)
     set->free = NULL;
     set->segments = set->spare = NULL;
     set->segment_count = set->assigned = 0;
+    set->owner = owner;
+    set->held = held;
 }
 
 /* ---- lists ------------------------------------------------------------ */
@@ -70,9 +70,9 @@ static slab_t *slab_list_pop(slab_t **head)
 
 /* ---- segments --------------------------------------------------------- */
 
-static bool slab_grow(struct heap *h, slab_set_t *set)
+static bool slab_grow(slab_set_t *set)
 {
-    segment_t *s = segment_acquire(h, NULL);
+    segment_t *s = segment_acquire(set->owner, NULL);
     if (!s)
         return false;
     s->slabs_in_use = 0;
@@ -84,6 +84,7 @@ static bool slab_grow(struct heap *h, slab_set_t *set)
         sl->state = SLAB_FREE;
         slab_list_push(&set->free, sl);
     }
+    pa_assert(slab_set_verify(set, NULL) == 0);
     return true;
 }
 
@@ -95,6 +96,7 @@ static void slab_retire_segment(slab_set_t *set, segment_t *s)
         set->spare = NULL;
     segment_list_remove(&set->segments, &set->segment_count, s);
     segment_retire(s);
+    pa_assert(slab_set_verify(set, NULL) == 0);
 }
 
 /* Keeps one wholly free segment mapped, so a heap whose use swings around
@@ -109,9 +111,9 @@ static void slab_segment_emptied(slab_set_t *set, segment_t *s)
 
 /* ---- slabs ------------------------------------------------------------ */
 
-static slab_t *slab_assign(struct heap *h, slab_set_t *set, unsigned c)
+static slab_t *slab_assign(slab_set_t *set, unsigned c)
 {
-    if (!set->free && !slab_grow(h, set))
+    if (!set->free && !slab_grow(set))
         return NULL;
     slab_t *sl = slab_list_pop(&set->free);
     segment_of(sl)->slabs_in_use++;
@@ -121,7 +123,7 @@ static slab_t *slab_assign(struct heap *h, slab_set_t *set, unsigned c)
     sl->capacity = (uint32_t)(SLAB_SIZE / sl->block_size);
     sl->free = NULL;
     sl->used = sl->bump = 0;
-    heap_used_grow(h, 0); /* the peak counts whole slabs */
+    stats_add(set->held, SLAB_SIZE); /* the peak counts whole slabs */
     return sl;
 }
 
@@ -131,6 +133,7 @@ static void slab_release(slab_set_t *set, slab_t *sl)
     sl->state = SLAB_FREE;
     slab_list_push(&set->free, sl);
     set->assigned--;
+    stats_sub(set->held, SLAB_SIZE);
     segment_t *s = segment_of(sl);
     if (--s->slabs_in_use == 0)
         slab_segment_emptied(set, s);
@@ -158,14 +161,14 @@ static bool slab_carve(slab_t *sl)
     return true;
 }
 
-void *slab_take_slow(struct heap *h, slab_set_t *set, unsigned c)
+void *slab_take_slow(slab_set_t *set, unsigned c)
 {
     slab_t *old = set->current[c];
     if (old != &slab_none && slab_carve(old))
         return slab_pop(old);
     slab_t *sl = slab_list_pop(&set->partial[c]);
     if (!sl)
-        sl = slab_assign(h, set, c);
+        sl = slab_assign(set, c);
     if (!sl)
         return NULL;
     if (old != &slab_none)
@@ -215,5 +218,99 @@ void slab_release_all(slab_set_t *set)
         segment_unmap(s);
         s = next;
     }
-    slab_set_init(set);
+    slab_set_init(set, set->owner, set->held);
+}
+
+/* ---- verification ----------------------------------------------------- */
+
+typedef struct slab_tally {
+    size_t free, partial, assigned, live_bytes;
+} slab_tally_t;
+
+/* A slab with a class: its counts, its free list and its state. */
+static int slab_verify(const slab_set_t *set, const segment_t *s, const slab_t *sl,
+                       slab_tally_t *tally)
+{
+    unsigned c = sl->cls;
+    if (c >= SLAB_CLASSES || sl->block_size != slab_class_size[c] ||
+        sl->capacity != SLAB_SIZE / sl->block_size || sl->bump > sl->capacity ||
+        sl->used > sl->bump || sl->start != (const char *)s + (size_t)(sl - s->slabs) * SLAB_SIZE)
+        return verify_fail("slab %p has a broken record", (const void *)sl->start);
+    size_t listed = 0;
+    for (const void *p = sl->free; p; p = *(void *const *)p)
+        if (++listed > sl->bump || !slab_holds_block(sl, p) || segment_live_test(s, p))
+            return verify_fail("slab %p: bad free list at %p", (const void *)sl->start, p);
+    if (sl->used + listed != sl->bump)
+        return verify_fail("slab %p: %u used and %zu free of %u carved",
+                           (const void *)sl->start, sl->used, listed, sl->bump);
+    bool current = set->current[c] == sl;
+    if (current != (sl->state == SLAB_CURRENT) ||
+        (sl->state == SLAB_FULL && (listed || sl->bump != sl->capacity)) ||
+        (sl->state == SLAB_PARTIAL && (!listed || !sl->used)))
+        return verify_fail("slab %p is in the wrong state", (const void *)sl->start);
+    tally->partial += sl->state == SLAB_PARTIAL;
+    tally->assigned++;
+    tally->live_bytes += (size_t)sl->used * sl->block_size;
+    return 0;
+}
+
+static int slab_verify_segment(const slab_set_t *set, const segment_t *s, slab_tally_t *tally)
+{
+    if (!segment_has_slabs(s))
+        return verify_fail("segment %p in a slab set has no slabs", (const void *)s);
+    size_t in_use = 0, used = 0;
+    for (size_t k = SEGMENT_HEADER_SLABS; k < SEGMENT_SLABS; k++) {
+        const slab_t *sl = &s->slabs[k];
+        if (sl->state == SLAB_FREE) {
+            tally->free++;
+            continue;
+        }
+        if (slab_verify(set, s, sl, tally))
+            return -1;
+        in_use++;
+        used += sl->used;
+    }
+    if (in_use != s->slabs_in_use)
+        return verify_fail("slab segment %p: %zu slabs in use, counts %zu", (const void *)s,
+                           in_use, s->slabs_in_use);
+    /* Blocks being freed by other threads are counted used but not live. */
+    return segment_verify(s, set->owner, used);
+}
+
+static size_t slab_list_length(const slab_t *sl, unsigned state, unsigned cls)
+{
+    size_t n = 0;
+    for (; sl; sl = sl->next, n++)
+        if (sl->state != state || (state != SLAB_FREE && sl->cls != cls))
+            return SIZE_MAX;
+    return n;
+}
+
+int slab_set_verify(const slab_set_t *set, size_t *live_bytes)
+{
+    slab_tally_t tally = {0};
+    size_t count = 0;
+    for (const segment_t *s = set->segments; s; s = s->next, count++)
+        if (slab_verify_segment(set, s, &tally))
+            return -1;
+    if (count != set->segment_count)
+        return verify_fail("slab set %p lists %zu segments, counts %zu", (const void *)set,
+                           count, set->segment_count);
+    size_t partial = 0;
+    for (unsigned c = 0; c < SLAB_CLASSES; c++) {
+        size_t n = slab_list_length(set->partial[c], SLAB_PARTIAL, c);
+        const slab_t *cur = set->current[c];
+        if (n == SIZE_MAX || (cur != &slab_none && cur->cls != c))
+            return verify_fail("slab set %p: lists of class %u are broken", (const void *)set, c);
+        partial += n;
+    }
+    if (partial != tally.partial || tally.assigned != set->assigned ||
+        slab_list_length(set->free, SLAB_FREE, 0) != tally.free)
+        return verify_fail("slab set %p: lists disagree with the slabs", (const void *)set);
+    if (set->held->allocated < set->assigned * SLAB_SIZE)
+        return verify_fail("slab set %p: %zu slabs with a class, %zu bytes charged",
+                           (const void *)set, set->assigned, set->held->allocated);
+    if (live_bytes)
+        *live_bytes = tally.live_bytes;
+    return 0;
 }

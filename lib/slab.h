@@ -1,7 +1,7 @@
 /*
  * slab.h - slabs: SLAB_SIZE pieces of a heap's slab segments, each cut into
  * blocks of one size class with no header, for requests of up to
- * SLAB_REQUEST_MAX bytes (8 KiB). Beside the TLSF arena of the same heap.
+ * SLAB_REQUEST_MAX bytes (8 KiB). Beside the arena (TLSF) of the same heap.
  *
  * A heap allocates from one current slab per class, always from the slab's
  * free list; when that runs dry, the next few blocks of the slab's untouched
@@ -21,6 +21,7 @@
 #define PA_SLAB_H
 
 #include "segment.h"
+#include "stats.h"
 
 struct heap;
 
@@ -29,7 +30,7 @@ struct heap;
 #define SLAB_CARVE_BYTES ((size_t)4096)
 #define SLAB_CARVE_MIN_BLOCKS 4
 
-enum slab_state { SLAB_FREE, SLAB_CURRENT, SLAB_PARTIAL, SLAB_FULL };
+enum slab_state { SLAB_FREE, SLAB_CURRENT, SLAB_PARTIAL, SLAB_FULL, SLAB_STATES };
 
 typedef struct slab_set {
     slab_t *current[SLAB_CLASSES];
@@ -39,6 +40,8 @@ typedef struct slab_set {
     segment_t *spare;            /* a wholly free segment kept mapped */
     size_t segment_count;
     size_t assigned;             /* slabs with a class */
+    struct heap *owner;          /* for segment_acquire only: the segments' owner */
+    pa_stats_t *held;            /* charged SLAB_SIZE per slab with a class */
 } slab_set_t;
 
 /* The class of a request by its granule count, and each class's block size. */
@@ -49,16 +52,23 @@ extern slab_t slab_none;
 
 /* Fills slab_request_class (once, at initialisation). */
 void slab_tables_init(void);
-void slab_set_init(slab_set_t *set);
+/* An empty set whose segments name owner and whose slabs are charged to
+ * held. */
+void slab_set_init(slab_set_t *set, struct heap *owner, pa_stats_t *held);
 /* The rare halves of slab_take and slab_give (slab.c): carving, a new
  * current slab, and moving a slab between lists. */
-void *slab_take_slow(struct heap *h, slab_set_t *set, unsigned c);
+void *slab_take_slow(slab_set_t *set, unsigned c);
 void slab_give_slow(slab_set_t *set, slab_t *sl);
 /* Gives back every slab without live blocks and every wholly free segment
  * (a heap whose thread exits). */
 void slab_shrink(slab_set_t *set);
 /* Unmaps every segment of the set; only while nothing else runs. */
 void slab_release_all(slab_set_t *set);
+/* Checks every slab's record, free list and state, the set's lists and
+ * counts, and each segment (segment_verify); the bytes of live blocks go
+ * to *live_bytes (NULL: not wanted). Called by the set's owner, or with
+ * it paused. 0, or -1 after verify_fail. */
+int slab_set_verify(const slab_set_t *set, size_t *live_bytes);
 
 static inline unsigned slab_class_of(size_t n)
 {
@@ -87,11 +97,11 @@ static inline void *slab_pop(slab_t *sl)
     return p;
 }
 
-/* A block of class c for h (the caller owns h); NULL when out of memory. */
-static inline void *slab_take(struct heap *h, slab_set_t *set, unsigned c)
+/* A block of class c (the caller owns the set); NULL when out of memory. */
+static inline void *slab_take(slab_set_t *set, unsigned c)
 {
     void *p = slab_pop(set->current[c]);
-    return pa_likely(p != NULL) ? p : slab_take_slow(h, set, c);
+    return pa_likely(p != NULL) ? p : slab_take_slow(set, c);
 }
 
 /* Puts block p (its live mark claimed) back in slab sl; true when the slab

@@ -1,5 +1,5 @@
 /*
- * tlsf.c - the TLSF heap: bounded-time search over segregated free lists.
+ * tlsf.c - TLSF, the arena's allocator: bounded-time search over segregated free lists.
  *
  * A size maps to a first-level bin by its highest set bit and to one of
  * TLSF_SL_COUNT linear second-level bins inside that power of two; sizes
@@ -56,7 +56,9 @@ static block_t *tlsf_find(const tlsf_t *t, tlsf_bin_t bin)
 {
     uint32_t sl_map = t->sl_bitmap[bin.fl] & (~0u << bin.sl);
     if (!sl_map) {
-        uint32_t fl_map = bin.fl + 1 < 32 ? t->fl_bitmap & (~0u << (bin.fl + 1)) : 0;
+        /* A shift by the bitmap's width would be undefined. */
+        uint32_t fl_map =
+            bin.fl + 1 < TLSF_BITMAP_BITS ? t->fl_bitmap & (~0u << (bin.fl + 1)) : 0;
         if (!fl_map)
             return NULL;
         bin.fl = bit_lowest(fl_map);
@@ -125,4 +127,87 @@ block_t *tlsf_add_area(tlsf_t *t, void *start, size_t size)
 {
     block_t *b = block_make_area(start, size);
     return tlsf_give(t, b);
+}
+
+/* ---- verification ----------------------------------------------------- */
+
+int tlsf_verify(const tlsf_t *t, tlsf_owns_fn owns, const void *ctx)
+{
+    size_t listed = 0;
+    for (unsigned fl = 0; fl < TLSF_FL_COUNT; fl++) {
+        if (((t->fl_bitmap >> fl) & 1) != (t->sl_bitmap[fl] != 0))
+            return verify_fail("TLSF %p: first-level bit %u disagrees with its row",
+                               (const void *)t, fl);
+        for (unsigned sl = 0; sl < TLSF_SL_COUNT; sl++) {
+            const block_t *b = t->lists[fl][sl];
+            if (((t->sl_bitmap[fl] >> sl) & 1) != (b != NULL))
+                return verify_fail("TLSF %p: bitmap bit %u/%u disagrees with its list",
+                                   (const void *)t, fl, sl);
+            for (const block_t *prev = NULL; b; prev = b, b = b->next_free) {
+                if (++listed > t->free_blocks)
+                    return verify_fail("TLSF %p: free lists hold more blocks than counted",
+                                       (const void *)t);
+                if (owns && !owns(b, ctx))
+                    return verify_fail("TLSF %p: list %u/%u holds foreign block %p",
+                                       (const void *)t, fl, sl, (const void *)b);
+                if (!block_is_free(b))
+                    return verify_fail("TLSF %p: list %u/%u holds used block %p",
+                                       (const void *)t, fl, sl, (const void *)b);
+                tlsf_bin_t bin = tlsf_bin_of(block_size(b));
+                if (bin.fl != fl || bin.sl != sl)
+                    return verify_fail("TLSF %p: block %p of size %zu is in list %u/%u, "
+                                       "belongs in %u/%u", (const void *)t, (const void *)b,
+                                       block_size(b), fl, sl, bin.fl, bin.sl);
+                if (b->prev_free != prev)
+                    return verify_fail("TLSF %p: list %u/%u: back link of %p is wrong",
+                                       (const void *)t, fl, sl, (const void *)b);
+            }
+        }
+    }
+    if (listed != t->free_blocks)
+        return verify_fail("TLSF %p: %zu blocks listed, %zu counted free", (const void *)t,
+                           listed, t->free_blocks);
+    return 0;
+}
+
+static bool tlsf_block_in(const block_t *b, const block_t *first, const block_t *sentinel)
+{
+    return b >= first && b <= sentinel && ((uintptr_t)b & (PA_GRANULE - 1)) == 0;
+}
+
+int tlsf_verify_area(const block_t *first, const block_t *sentinel, tlsf_visit_fn visit,
+                     void *ctx, tlsf_area_tally_t *tally)
+{
+    const block_t *prev = NULL;
+    const block_t *b = first;
+    while (!block_is_sentinel(b)) {
+        size_t size = block_size(b);
+        if (size < BLOCK_MIN_SIZE || size % PA_GRANULE)
+            return verify_fail("block %p has bad size %zu", (const void *)b, size);
+        const block_t *next = block_next(b);
+        if (!tlsf_block_in(next, first, sentinel))
+            return verify_fail("block %p runs past its area", (const void *)b);
+        if (block_prev_is_free(b) != (prev && block_is_free(prev)))
+            return verify_fail("block %p: predecessor flag disagrees", (const void *)b);
+        if (block_is_free(b)) {
+            if (prev && block_is_free(prev))
+                return verify_fail("blocks %p and %p: two free neighbours not merged",
+                                   (const void *)prev, (const void *)b);
+            if (next->prev_phys != b)
+                return verify_fail("block %p: boundary tag of successor is wrong",
+                                   (const void *)b);
+            tally->free_bytes += size;
+            tally->free_blocks++;
+        }
+        if (visit && visit(b, ctx))
+            return -1;
+        prev = b;
+        b = next;
+    }
+    if (b != sentinel)
+        return verify_fail("area %p: block chain ends at %p, not at its sentinel",
+                           (const void *)first, (const void *)b);
+    if (block_prev_is_free(b) != (prev && block_is_free(prev)))
+        return verify_fail("area %p: sentinel predecessor flag disagrees", (const void *)first);
+    return 0;
 }

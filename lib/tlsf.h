@@ -1,5 +1,5 @@
 /*
- * tlsf.h - one TLSF heap's control structure: first- and second-level
+ * tlsf.h - one TLSF control structure: first- and second-level
  * bitmaps over segregated free lists. It knows blocks only; which memory the
  * blocks live in is the caller's business, so a heap is a self-contained
  * object with no globals.
@@ -16,12 +16,16 @@
 #define TLSF_FL_SHIFT (TLSF_SL_SHIFT + PA_GRANULE_SHIFT)
 #define TLSF_FL_COUNT (PA_SEGMENT_SHIFT - TLSF_FL_SHIFT + 2)
 
-_Static_assert(TLSF_FL_COUNT <= 32, "first-level bitmap fits a word");
-_Static_assert(TLSF_SL_COUNT <= 32, "second-level bitmaps fit a word");
+/* One bit per list (second level) or per row of lists (first level). */
+typedef uint32_t tlsf_bitmap_t;
+#define TLSF_BITMAP_BITS (8 * sizeof(tlsf_bitmap_t))
+
+_Static_assert(TLSF_FL_COUNT <= TLSF_BITMAP_BITS, "first-level bitmap fits a word");
+_Static_assert(TLSF_SL_COUNT <= TLSF_BITMAP_BITS, "second-level bitmaps fit a word");
 
 typedef struct tlsf {
-    uint32_t fl_bitmap;
-    uint32_t sl_bitmap[TLSF_FL_COUNT];
+    tlsf_bitmap_t fl_bitmap;
+    tlsf_bitmap_t sl_bitmap[TLSF_FL_COUNT];
     block_t *lists[TLSF_FL_COUNT][TLSF_SL_COUNT];
     size_t free_bytes;  /* sum of free block sizes, headers included */
     size_t free_blocks;
@@ -88,5 +92,21 @@ bool tlsf_resize(tlsf_t *t, block_t *b, size_t size);
 block_t *tlsf_add_area(tlsf_t *t, void *start, size_t size);
 /* Removes a free block from its list (to hand its area back). */
 void tlsf_remove(tlsf_t *t, block_t *b);
+
+/* Checks t's bitmaps, free lists and counts; owns (NULL: skipped) tells
+ * whether a listed block lies where t's blocks may. 0, or -1 after
+ * verify_fail. */
+typedef bool (*tlsf_owns_fn)(const block_t *b, const void *ctx);
+int tlsf_verify(const tlsf_t *t, tlsf_owns_fn owns, const void *ctx);
+/* Walks the physical chain of the area from first to its sentinel: sizes,
+ * flags, merged neighbours and boundary tags; adds the free blocks to
+ * tally and calls visit (NULL: none) on every block, whose nonzero return
+ * ends the walk with -1. */
+typedef struct tlsf_area_tally {
+    size_t free_bytes, free_blocks;
+} tlsf_area_tally_t;
+typedef int (*tlsf_visit_fn)(const block_t *b, void *ctx);
+int tlsf_verify_area(const block_t *first, const block_t *sentinel, tlsf_visit_fn visit,
+                     void *ctx, tlsf_area_tally_t *tally);
 
 #endif /* PA_TLSF_H */

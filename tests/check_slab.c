@@ -1,8 +1,10 @@
 /*
  * check_slab.c - slabs: the size classes, blocks packed without headers, a
  * slab's way from current to full to partial to free, segments going back
- * to the pool, and frees that must be refused. Runs the allocator in
- * single-threaded mode and looks at its one heap's slabs.
+ * to the pool, and frees that must be refused. The first tests drive a
+ * slab set on its own, as the heap does, with no allocator behind it; the
+ * others run the allocator in single-threaded mode and look at its one
+ * heap's slabs.
  */
 #include <check.h>
 #include <errno.h>
@@ -11,7 +13,100 @@
 #include <pallocator.h>
 
 #include "heap.h"
+#include "segmap.h"
 #include "testutil.h"
+
+/* ---- a slab set on its own ------------------------------------------- */
+
+/* Stands for the heap a set's segments name: the slab layer only passes
+ * it on to the segment map. */
+static char bare_owner;
+static slab_set_t bare;
+static pa_stats_t bare_held;
+
+static void bare_setup(void)
+{
+    slab_tables_init();
+    bare_held = (pa_stats_t){0};
+    slab_set_init(&bare, (struct heap *)&bare_owner, &bare_held);
+}
+
+static void bare_teardown(void)
+{
+    slab_release_all(&bare);
+    segment_pool_release_all();
+}
+
+static void bare_give(void *p)
+{
+    slab_give(&bare, slab_of(segment_of(p), p), p);
+}
+
+START_TEST(test_bare_set_takes_and_gives)
+{
+    const unsigned c = slab_class_of(64);
+    const size_t per_slab = SLAB_SIZE / 64, n = per_slab * 2 + 5;
+    char **p = calloc(n, sizeof *p);
+    ck_assert_ptr_nonnull(p);
+    for (size_t i = 0; i < n; i++) {
+        p[i] = slab_take(&bare, c);
+        ck_assert_ptr_nonnull(p[i]);
+        segment_t *s = segment_of(p[i]);
+        ck_assert(segment_has_slabs(s));
+        ck_assert_uint_eq(segmap_lookup(p[i]), (uintptr_t)&bare_owner | SEGMAP_SLABS);
+        ck_assert(slab_holds_block(slab_of(s, p[i]), p[i]));
+        test_fill(p[i], 64);
+    }
+    /* Three slabs with a class, each charged whole to the set's stats. */
+    ck_assert_uint_eq(bare.assigned, 3);
+    ck_assert_uint_eq(bare_held.allocated, 3 * SLAB_SIZE);
+    ck_assert_uint_eq(bare_held.peak, 3 * SLAB_SIZE);
+    slab_t *first = slab_of(segment_of(p[0]), p[0]);
+    ck_assert_uint_eq(first->state, SLAB_FULL);
+    ck_assert_uint_eq(bare.current[c]->state, SLAB_CURRENT);
+
+    bare_give(p[3]);
+    ck_assert_uint_eq(first->state, SLAB_PARTIAL);
+    ck_assert_ptr_eq(bare.partial[c], first);
+    for (size_t i = 0; i < per_slab; i++) {
+        ck_assert(test_check_fill(p[i], 64) || i == 3);
+        if (i != 3)
+            bare_give(p[i]);
+    }
+    /* Emptied, the slab loses its class and its charge; the peak stays. */
+    ck_assert_uint_eq(first->state, SLAB_FREE);
+    ck_assert_ptr_null(bare.partial[c]);
+    ck_assert_uint_eq(bare.assigned, 2);
+    ck_assert_uint_eq(bare_held.allocated, 2 * SLAB_SIZE);
+    ck_assert_uint_eq(bare_held.peak, 3 * SLAB_SIZE);
+
+    for (size_t i = per_slab; i < n; i++)
+        bare_give(p[i]);
+    /* The current slab keeps its class until the set shrinks. */
+    slab_shrink(&bare);
+    ck_assert_uint_eq(bare.assigned, 0);
+    ck_assert_uint_eq(bare_held.allocated, 0);
+    ck_assert_uint_eq(bare.segment_count, 0);
+    ck_assert_uint_ge(segment_pool_count(), 1);
+    free(p);
+}
+END_TEST
+
+START_TEST(test_bare_set_classes_share_segments)
+{
+    void *a = slab_take(&bare, slab_class_of(16));
+    void *b = slab_take(&bare, slab_class_of(SLAB_REQUEST_MAX));
+    ck_assert(a && b);
+    ck_assert_ptr_eq(segment_of(a), segment_of(b));
+    ck_assert_ptr_ne(slab_of(segment_of(a), a), slab_of(segment_of(b), b));
+    ck_assert_uint_eq(bare.segment_count, 1);
+    ck_assert_uint_eq(bare_held.allocated, 2 * SLAB_SIZE);
+    bare_give(a);
+    bare_give(b);
+}
+END_TEST
+
+/* ---- slabs in the allocator ------------------------------------------ */
 
 static size_t allocated_now(void)
 {
@@ -174,6 +269,11 @@ END_TEST
 static Suite *slab_suite(void)
 {
     Suite *s = suite_create("slab");
+    TCase *bare_tc = tcase_create("bare");
+    tcase_add_checked_fixture(bare_tc, bare_setup, bare_teardown);
+    tcase_add_test(bare_tc, test_bare_set_takes_and_gives);
+    tcase_add_test(bare_tc, test_bare_set_classes_share_segments);
+    suite_add_tcase(s, bare_tc);
     TCase *tc = tcase_create("slab");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_slab_classes_fit_tightly);

@@ -1,0 +1,156 @@
+/*
+ * pause.c - the pause handshake that lets introspection, fork() and
+ * heap_share see heaps at rest: the owner's slow half, the pauser's
+ * membarrier (or fences), pausing and resuming every heap, and the heap
+ * side of the fork handlers.
+ */
+#include "heap.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+#ifdef HAVE_LINUX_MEMBARRIER_H
+#include <linux/membarrier.h>
+#endif
+
+bool pa_asymmetric_barrier;
+
+static pthread_mutex_t pause_lock = PTHREAD_MUTEX_INITIALIZER;
+
+#if defined(__SANITIZE_THREAD__)
+#define PA_UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define PA_UNDER_TSAN 1
+#endif
+#endif
+
+static __attribute__((unused)) long membarrier_call(int cmd)
+{
+#if defined(HAVE_LINUX_MEMBARRIER_H) && defined(__NR_membarrier)
+    return syscall(__NR_membarrier, cmd, 0, 0);
+#else
+    (void)cmd;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+void heap_barrier_setup(void)
+{
+    pa_asymmetric_barrier = false;
+#if defined(HAVE_LINUX_MEMBARRIER_H) && !defined(PA_UNDER_TSAN)
+    if (membarrier_call(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0)
+        pa_asymmetric_barrier = true;
+#endif
+}
+
+/* The pauser's half of the handshake: with membarrier, forces a full
+ * barrier on every running thread, whose own side was only a compiler
+ * barrier. Without it, both sides use sequentially consistent accesses. */
+static void heap_barrier_heavy(void)
+{
+#if defined(HAVE_LINUX_MEMBARRIER_H) && !defined(PA_UNDER_TSAN)
+    if (pa_asymmetric_barrier && membarrier_call(MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0)
+        __atomic_thread_fence(__ATOMIC_SEQ_CST); /* registered, so never expected */
+#endif
+}
+
+void heap_enter_slow(heap_t *h)
+{
+    for (;;) {
+        __atomic_store_n(&h->in_call, 0, __ATOMIC_RELEASE);
+        while (__atomic_load_n(&h->gate, __ATOMIC_ACQUIRE) & HEAP_GATE_PAUSE)
+            sched_yield();
+        __atomic_store_n(&h->in_call, 1, __ATOMIC_SEQ_CST);
+        if (!(__atomic_load_n(&h->gate, __ATOMIC_SEQ_CST) & HEAP_GATE_PAUSE))
+            return;
+    }
+}
+
+/* The pauser's wait, once the pause is requested and the barrier issued:
+ * the owner is out of its call, and stays out until the request drops. */
+static void heap_wait_at_rest(heap_t *h)
+{
+    while (__atomic_load_n(&h->in_call, __ATOMIC_SEQ_CST))
+        sched_yield();
+}
+
+/* Brings every heap to rest and keeps it there, with the registry locked,
+ * until heap_resume_all. Single-threaded mode needs neither. */
+void heap_pause_all(void)
+{
+    pthread_mutex_lock(&pause_lock);
+    heap_registry_lock();
+    if (!pa_is_concurrent())
+        return;
+    for (heap_t *h = heap_registry_first(); h; h = h->next_all)
+        __atomic_fetch_or(&h->gate, HEAP_GATE_PAUSE, __ATOMIC_SEQ_CST);
+    heap_barrier_heavy();
+    for (heap_t *h = heap_registry_first(); h; h = h->next_all)
+        heap_wait_at_rest(h);
+}
+
+void heap_share(heap_t *h)
+{
+    pthread_mutex_lock(&pause_lock);
+    if (!__atomic_load_n(&h->shared, __ATOMIC_ACQUIRE)) {
+        __atomic_fetch_or(&h->gate, HEAP_GATE_PAUSE, __ATOMIC_SEQ_CST);
+        heap_barrier_heavy();
+        heap_wait_at_rest(h);
+        __atomic_store_n(&h->shared, 1, __ATOMIC_RELEASE);
+        __atomic_fetch_or(&h->gate, HEAP_GATE_SHARED, __ATOMIC_SEQ_CST);
+        __atomic_fetch_and(&h->gate, ~HEAP_GATE_PAUSE, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&pause_lock);
+}
+
+void heap_resume_all(void)
+{
+    if (pa_is_concurrent())
+        for (heap_t *h = heap_registry_first(); h; h = h->next_all)
+            __atomic_fetch_and(&h->gate, ~HEAP_GATE_PAUSE, __ATOMIC_RELEASE);
+    heap_registry_unlock();
+    pthread_mutex_unlock(&pause_lock);
+}
+
+/* ---- fork ------------------------------------------------------------ */
+
+void heap_fork_prepare(void)
+{
+    heap_pause_all();
+    segment_pool_lock();
+}
+
+void heap_fork_parent(void)
+{
+    segment_pool_unlock();
+    heap_resume_all();
+}
+
+/* Only the forking thread lives on in the child: every other heap loses
+ * its owner and waits for adoption (heap_registry_fork_child). */
+void heap_fork_child(void)
+{
+    segment_pool_reinit_lock();
+    pthread_mutex_init(&pause_lock, NULL);
+    for (heap_t *h = heap_registry_first(); h; h = h->next_all)
+        heap_outbox_flush(h);
+    for (heap_t *h = heap_registry_first(); h; h = h->next_all) {
+        h->gate &= ~HEAP_GATE_PAUSE;
+        h->in_call = 0;
+    }
+    heap_registry_fork_child();
+    if (pa_is_concurrent()) {
+        heap_barrier_setup();
+        /* The child's barrier may differ from the parent's. */
+        for (heap_t *h = heap_registry_first(); h; h = h->next_all)
+            h->gate = (h->gate & ~HEAP_GATE_FENCED) |
+                      (pa_asymmetric_barrier ? 0 : HEAP_GATE_FENCED);
+    }
+}
