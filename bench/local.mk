@@ -22,7 +22,9 @@ BENCH_BINARIES = \
 	bench/scratch-pa bench/scratch-sys \
 	bench/latency-pa bench/latency-sys \
 	bench/memory-pa bench/memory-sys \
-	bench/realloc-pa bench/realloc-sys
+	bench/realloc-pa bench/realloc-sys \
+	bench/sizes-pa bench/sizes-sys \
+	bench/large-pa bench/large-sys
 
 EXTRA_PROGRAMS += $(BENCH_BINARIES)
 CLEANFILES += $(BENCH_BINARIES) \
@@ -79,9 +81,24 @@ bench_realloc_pa_LDADD = $(BENCH_PA_LIBS)
 bench_realloc_sys_SOURCES = bench/realloc.c bench/bench_alloc.h
 bench_realloc_sys_CPPFLAGS = $(AM_CPPFLAGS)
 
+bench_sizes_pa_SOURCES = bench/sizes.c bench/bench_alloc.h
+bench_sizes_pa_CPPFLAGS = $(BENCH_PA_DEFS)
+bench_sizes_pa_LDFLAGS = $(BENCH_PA_LINK)
+bench_sizes_pa_LDADD = $(BENCH_PA_LIBS)
+bench_sizes_sys_SOURCES = bench/sizes.c bench/bench_alloc.h
+bench_sizes_sys_CPPFLAGS = $(AM_CPPFLAGS)
+
+bench_large_pa_SOURCES = bench/large.c bench/bench_alloc.h
+bench_large_pa_CPPFLAGS = $(BENCH_PA_DEFS)
+bench_large_pa_LDFLAGS = $(BENCH_PA_LINK)
+bench_large_pa_LDADD = $(BENCH_PA_LIBS)
+bench_large_sys_SOURCES = bench/large.c bench/bench_alloc.h
+bench_large_sys_CPPFLAGS = $(AM_CPPFLAGS)
+
 EXTRA_DIST += bench/run bench/README.md bench/bench_alloc.h \
 	bench/churn.c bench/larson.c bench/prodcons.c bench/scratch.c \
-	bench/latency.c bench/memory.c bench/realloc.c
+	bench/latency.c bench/memory.c bench/realloc.c bench/sizes.c \
+	bench/large.c bench/scale bench/instr-per-pair
 
 # The runner is Python 3 without extra modules.
 BENCH_PY = python3
