@@ -30,7 +30,7 @@ EXTRA_PROGRAMS += $(BENCH_BINARIES)
 CLEANFILES += $(BENCH_BINARIES) \
 	bench/results/results.md bench/results/raw.csv bench/results/raw.log \
 	bench/results/plots.gp bench/results/*.dat bench/results/*.png \
-	bench/results/*.svg
+	bench/results/*.svg bench/results/cachegrind.out.*
 
 bench_churn_pa_SOURCES = bench/churn.c bench/bench_alloc.h
 bench_churn_pa_CPPFLAGS = $(BENCH_PA_DEFS)
@@ -112,4 +112,8 @@ bench: $(BENCH_BINARIES)
 bench-quick: $(BENCH_BINARIES)
 	$(BENCH_RUN) --quick $(BENCH_ARGS)
 
-PHONY_TARGETS += bench bench-quick
+# Instructions per malloc/free pair on churn (valgrind; see bench/README.md).
+bench-instr: bench/churn-pa bench/churn-sys
+	$(BENCH_PY) $(srcdir)/bench/instr-per-pair --bindir bench --out bench/results
+
+PHONY_TARGETS += bench bench-quick bench-instr
