@@ -272,6 +272,7 @@ struct ba_opts {
 	double scale;       /* --scale: multiplies the amount of work */
 	long size;          /* --size: the workload's size knob (0 = default) */
 	int quick;          /* --quick: a much shorter run */
+	const char *which;  /* --case: which variant of the workload (or NULL) */
 };
 
 static inline void ba_usage(const struct ba_opts *o, const char *size_help,
@@ -279,12 +280,14 @@ static inline void ba_usage(const struct ba_opts *o, const char *size_help,
 {
 	fprintf(to,
 	        "usage: %s [--threads N] [--seed S] [--scale F] [--size N] [--quick]\n"
+	        "          [--case NAME]\n"
 	        "  --threads N  worker threads (default 1); the total work is split\n"
 	        "               between them\n"
 	        "  --seed S     random seed (default 1)\n"
 	        "  --scale F    multiply the amount of work by F (default 1)\n"
 	        "  --size N     %s\n"
-	        "  --quick      about a tenth of the default work\n",
+	        "  --quick      about a tenth of the default work\n"
+	        "  --case NAME  the variant to run, for workloads that have several\n",
 	        o->name, size_help);
 }
 
@@ -297,6 +300,7 @@ static inline void ba_parse(struct ba_opts *o, const char *name,
 		{"scale", required_argument, NULL, 'S'},
 		{"size", required_argument, NULL, 'z'},
 		{"quick", no_argument, NULL, 'q'},
+		{"case", required_argument, NULL, 'c'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -309,7 +313,8 @@ static inline void ba_parse(struct ba_opts *o, const char *name,
 	o->scale = 1.0;
 	o->size = 0;
 	o->quick = 0;
-	while ((c = getopt_long(argc, argv, "t:s:S:z:qh", longopts, NULL)) != -1) {
+	o->which = NULL;
+	while ((c = getopt_long(argc, argv, "t:s:S:z:qc:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 't':
 			o->threads = (int)strtol(optarg, &end, 10);
@@ -333,6 +338,9 @@ static inline void ba_parse(struct ba_opts *o, const char *name,
 			break;
 		case 'q':
 			o->quick = 1;
+			break;
+		case 'c':
+			o->which = optarg;
 			break;
 		case 'h':
 			ba_usage(o, size_help, stdout);
@@ -429,6 +437,8 @@ static inline void ba_result_begin(const struct ba_opts *o)
 	printf("RESULT bench=%s variant=%s threads=%d seed=%" PRIu64
 	       " scale=%g quick=%d",
 	       o->name, BA_VARIANT, o->threads, o->seed, o->scale, o->quick);
+	if (o->which != NULL)
+		printf(" case=%s", o->which);
 }
 
 static inline void ba_kv_u(const char *key, uint64_t v)

@@ -22,13 +22,15 @@ BENCH_BINARIES = \
 	bench/scratch-pa bench/scratch-sys \
 	bench/latency-pa bench/latency-sys \
 	bench/memory-pa bench/memory-sys \
-	bench/realloc-pa bench/realloc-sys
+	bench/realloc-pa bench/realloc-sys \
+	bench/sizes-pa bench/sizes-sys \
+	bench/large-pa bench/large-sys
 
 EXTRA_PROGRAMS += $(BENCH_BINARIES)
 CLEANFILES += $(BENCH_BINARIES) \
 	bench/results/results.md bench/results/raw.csv bench/results/raw.log \
 	bench/results/plots.gp bench/results/*.dat bench/results/*.png \
-	bench/results/*.svg
+	bench/results/*.svg bench/results/cachegrind.out.*
 
 bench_churn_pa_SOURCES = bench/churn.c bench/bench_alloc.h
 bench_churn_pa_CPPFLAGS = $(BENCH_PA_DEFS)
@@ -79,9 +81,24 @@ bench_realloc_pa_LDADD = $(BENCH_PA_LIBS)
 bench_realloc_sys_SOURCES = bench/realloc.c bench/bench_alloc.h
 bench_realloc_sys_CPPFLAGS = $(AM_CPPFLAGS)
 
+bench_sizes_pa_SOURCES = bench/sizes.c bench/bench_alloc.h
+bench_sizes_pa_CPPFLAGS = $(BENCH_PA_DEFS)
+bench_sizes_pa_LDFLAGS = $(BENCH_PA_LINK)
+bench_sizes_pa_LDADD = $(BENCH_PA_LIBS)
+bench_sizes_sys_SOURCES = bench/sizes.c bench/bench_alloc.h
+bench_sizes_sys_CPPFLAGS = $(AM_CPPFLAGS)
+
+bench_large_pa_SOURCES = bench/large.c bench/bench_alloc.h
+bench_large_pa_CPPFLAGS = $(BENCH_PA_DEFS)
+bench_large_pa_LDFLAGS = $(BENCH_PA_LINK)
+bench_large_pa_LDADD = $(BENCH_PA_LIBS)
+bench_large_sys_SOURCES = bench/large.c bench/bench_alloc.h
+bench_large_sys_CPPFLAGS = $(AM_CPPFLAGS)
+
 EXTRA_DIST += bench/run bench/README.md bench/bench_alloc.h \
 	bench/churn.c bench/larson.c bench/prodcons.c bench/scratch.c \
-	bench/latency.c bench/memory.c bench/realloc.c
+	bench/latency.c bench/memory.c bench/realloc.c bench/sizes.c \
+	bench/large.c bench/scale bench/instr-per-pair
 
 # The runner is Python 3 without extra modules.
 BENCH_PY = python3
@@ -95,4 +112,8 @@ bench: $(BENCH_BINARIES)
 bench-quick: $(BENCH_BINARIES)
 	$(BENCH_RUN) --quick $(BENCH_ARGS)
 
-PHONY_TARGETS += bench bench-quick
+# Instructions per malloc/free pair on churn (valgrind; see bench/README.md).
+bench-instr: bench/churn-pa bench/churn-sys
+	$(BENCH_PY) $(srcdir)/bench/instr-per-pair --bindir bench --out bench/results
+
+PHONY_TARGETS += bench bench-quick bench-instr
