@@ -190,6 +190,8 @@ static Suite *tlsf_suite(void)
     TCase *tc = tcase_create("mapping");
     tcase_add_test(tc, test_bins_are_monotonic);
     tcase_add_test(tc, test_request_rounding);
+    /* A quarter of a million sizes each: seconds on a loaded or sanitized run. */
+    tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);
     tc = tcase_create("heap");
     tcase_add_checked_fixture(tc, area_setup, area_teardown);
