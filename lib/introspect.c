@@ -30,29 +30,6 @@ static size_t tlsf_free_usable(const tlsf_t *t)
     return t->free_bytes - t->free_blocks * BLOCK_HEADER_SIZE;
 }
 
-/* Bytes of live blocks in h's slabs, and bytes of its slab segments free
- * for blocks: unused room in slabs with a class, and free slabs. Call with
- * h settled (then a block handed out and not taken back is live). */
-static size_t slab_live_bytes(const heap_t *h)
-{
-    size_t n = 0;
-    for (const segment_t *s = h->slabs.segments; s; s = s->next)
-        for (size_t k = SEGMENT_HEADER_SLABS; k < SEGMENT_SLABS; k++)
-            if (s->slabs[k].state != SLAB_FREE)
-                n += (size_t)s->slabs[k].used * s->slabs[k].block_size;
-    return n;
-}
-
-static size_t slab_free_bytes(const heap_t *h)
-{
-    return h->slabs.segment_count * SEGMENT_BLOCK_SLABS * SLAB_SIZE - slab_live_bytes(h);
-}
-
-static size_t heap_free_usable(const heap_t *h)
-{
-    return slab_free_bytes(h) + tlsf_free_usable(&h->arena.tlsf);
-}
-
 /* The peak a heap reports: exact single-threaded, of the bytes held with
  * concurrency. */
 static size_t heap_peak(const heap_t *h)
@@ -60,40 +37,86 @@ static size_t heap_peak(const heap_t *h)
     return pa_is_concurrent() ? h->held.peak : h->live.peak;
 }
 
-/* Live bytes in heaps, with concurrency, where the fast paths count nothing:
- * what the arenas see as used plus what the slabs hold. Call with every
- * heap settled (no batch or handed-over block left). */
-static size_t heaps_allocated(void)
+/* ---- figures --------------------------------------------------------- */
+
+/* What one heap holds, read with it settled (then a slab block handed out
+ * and not taken back is live). */
+typedef struct heap_figures {
+    size_t slab_blocks, slab_bytes; /* live slab blocks and their bytes */
+    size_t arena_bytes;             /* usable bytes of the used arena blocks */
+    /* Bytes the heap can hand out again without asking the OS: the unused
+     * room of its slab segments (in slabs with a class, and free slabs)
+     * and the usable bytes of its free arena blocks. A tier that keeps
+     * free blocks of its own adds them here. */
+    size_t freed;
+    size_t peak;
+} heap_figures_t;
+
+static heap_figures_t heap_figures(const heap_t *h)
 {
-    size_t used = 0;
-    for (heap_t *h = heap_registry_first(); h; h = h->next_all)
-        used += heap_arena_used(h) + slab_live_bytes(h);
-    return used;
+    heap_figures_t f = {.arena_bytes = heap_arena_used(h), .peak = heap_peak(h)};
+    for (const segment_t *s = h->slabs.segments; s; s = s->next)
+        for (size_t k = SEGMENT_HEADER_SLABS; k < SEGMENT_SLABS; k++)
+            if (s->slabs[k].state != SLAB_FREE) {
+                f.slab_blocks += s->slabs[k].used;
+                f.slab_bytes += (size_t)s->slabs[k].used * s->slabs[k].block_size;
+            }
+    size_t slab_room = h->slabs.segment_count * SEGMENT_BLOCK_SLABS * SLAB_SIZE;
+    f.freed = slab_room - f.slab_bytes + tlsf_free_usable(&h->arena.tlsf);
+    return f;
+}
+
+/* The figures allocator_stats reports, and the parts allocator_dump shows
+ * beside them. The one place they are computed, so the two calls agree. */
+typedef struct totals {
+    size_t allocated, freed, peak;
+    size_t slab_blocks, slab_bytes, arena_bytes; /* summed over the heaps */
+    large_stats_t large;
+} totals_t;
+
+/* Sums every heap's figures and the large blocks' (large, read under
+ * large_lock). Call with every heap paused and settled. */
+static totals_t totals_compute(large_stats_t large)
+{
+    totals_t t = {.large = large};
+    size_t heap_peaks = 0;
+    for (const heap_t *h = heap_registry_first(); h; h = h->next_all) {
+        heap_figures_t f = heap_figures(h);
+        t.slab_blocks += f.slab_blocks;
+        t.slab_bytes += f.slab_bytes;
+        t.arena_bytes += f.arena_bytes;
+        t.freed += f.freed;
+        heap_peaks += f.peak;
+    }
+    if (pa_is_concurrent()) {
+        /* The fast paths count nothing: what the arenas see as used plus
+         * what the slabs hold, and the heaps' peaks of what they held. */
+        t.allocated = t.arena_bytes + t.slab_bytes + large.allocated;
+        t.peak = heap_peaks + large.peak;
+    } else {
+        /* The one heap's exact count covers large blocks. */
+        t.allocated = pa_single_heap ? pa_single_heap->live.allocated : 0;
+        t.peak = heap_peaks;
+    }
+    return t;
 }
 
 PALLOCATOR_API int allocator_stats(size_t *allocated, size_t *freed, size_t *peak)
 {
-    size_t sum_allocated, sum_freed = 0, sum_peak = 0;
     heap_pause_all();
     settle_all();
-    /* Single-threaded, the one heap's exact count covers large blocks. */
-    bool concurrent = pa_is_concurrent();
-    sum_allocated = concurrent ? heaps_allocated()
-                               : pa_single_heap ? pa_single_heap->live.allocated : 0;
-    for (heap_t *h = heap_registry_first(); h; h = h->next_all) {
-        sum_freed += heap_free_usable(h);
-        sum_peak += heap_peak(h);
-    }
+    /* Large blocks come and go without pausing any heap. */
     large_lock();
     large_stats_t large = large_stats();
     large_unlock();
+    totals_t t = totals_compute(large);
     heap_resume_all();
     if (allocated)
-        *allocated = concurrent ? sum_allocated + large.allocated : sum_allocated;
+        *allocated = t.allocated;
     if (freed)
-        *freed = sum_freed;
+        *freed = t.freed;
     if (peak)
-        *peak = concurrent ? sum_peak + large.peak : sum_peak;
+        *peak = t.peak;
     return 0;
 }
 
@@ -109,6 +132,11 @@ static const char *mode_name(void)
     default:
         return "not initialised";
     }
+}
+
+static const char *plural(size_t n)
+{
+    return n == 1 ? "" : "s";
 }
 
 /* Blocks in a hand-over list, counting those inside batches; a used batch
@@ -131,104 +159,167 @@ static size_t handover_length(const heap_t *h)
     return list_length(h->pending) + list_length(__atomic_load_n(&h->handover, __ATOMIC_ACQUIRE));
 }
 
-static void dump_segment(const segment_t *s)
+static const char *arena_block_state(const segment_t *s, const block_t *b)
 {
-    fprintf(stderr, "    segment %p (area %p, %zu bytes)\n", (const void *)s,
+    if (block_is_free(b))
+        return "free";
+    return segment_live_test(s, block_payload(b)) ? "used" : "waiting";
+}
+
+/* Used blocks in the arena segments of h: the count the summary shows
+ * beside the bytes the heap's statistics give. */
+static size_t arena_used_blocks(const heap_t *h)
+{
+    size_t n = 0;
+    for (const segment_t *s = h->arena.segments; s; s = s->next)
+        for (const block_t *b = segment_first_block(s); !block_is_sentinel(b); b = block_next(b))
+            n += !block_is_free(b);
+    return n;
+}
+
+/* A run of neighbouring arena blocks in one state. */
+typedef struct block_run {
+    const block_t *first;
+    const char *state;
+    size_t blocks, bytes;
+} block_run_t;
+
+static void dump_run(const block_run_t *r)
+{
+    fprintf(stderr, "        %p: %zu %s block%s, %zu bytes (%zu usable)\n",
+            (const void *)r->first, r->blocks, r->state, plural(r->blocks), r->bytes,
+            r->bytes - r->blocks * BLOCK_HEADER_SIZE);
+}
+
+/* The segment's block chain as runs: one line per run, not per block. */
+static void dump_arena_segment(const segment_t *s)
+{
+    fprintf(stderr, "      segment %p (area %p, %zu bytes)\n", (const void *)s,
             (const void *)segment_first_block(s), (size_t)SEGMENT_AREA_SIZE);
-    for (const block_t *b = segment_first_block(s); !block_is_sentinel(b);
-         b = block_next(b)) {
-        const char *state = block_is_free(b) ? "free"
-                            : segment_live_test(s, block_payload(b)) ? "used"
-                                                                     : "waiting";
-        fprintf(stderr, "      block %p size %8zu %s\n", (const void *)b,
-                block_size(b), state);
+    block_run_t run = {0};
+    for (const block_t *b = segment_first_block(s); !block_is_sentinel(b); b = block_next(b)) {
+        const char *state = arena_block_state(s, b);
+        if (run.blocks && run.state != state) {
+            dump_run(&run);
+            run.blocks = 0;
+        }
+        if (!run.blocks)
+            run = (block_run_t){b, state, 0, 0};
+        run.blocks++;
+        run.bytes += block_size(b);
     }
+    if (run.blocks)
+        dump_run(&run);
 }
 
 static void dump_free_lists(const tlsf_t *t)
 {
-    fprintf(stderr, "    first-level bitmap %08x\n", t->fl_bitmap);
+    fprintf(stderr, "      first-level bitmap %08x\n", t->fl_bitmap);
     for (unsigned fl = 0; fl < TLSF_FL_COUNT; fl++) {
         if (!t->sl_bitmap[fl])
             continue;
-        fprintf(stderr, "    fl %2u second-level bitmap %08x\n", fl, t->sl_bitmap[fl]);
+        fprintf(stderr, "      fl %2u second-level bitmap %08x\n", fl, t->sl_bitmap[fl]);
         for (unsigned sl = 0; sl < TLSF_SL_COUNT; sl++) {
             size_t n = 0;
             for (const block_t *b = t->lists[fl][sl]; b; b = b->next_free)
                 n++;
             if (n)
-                fprintf(stderr, "      bin %2u/%2u: %zu free block%s\n", fl, sl, n,
-                        n == 1 ? "" : "s");
+                fprintf(stderr, "        bin %2u/%2u: %zu free block%s\n", fl, sl, n,
+                        plural(n));
         }
     }
 }
 
-/* Each carved block of a slab: live, or free (in the slab's free list, or
- * on its way back from another thread). */
-static void dump_slab(const segment_t *s, const slab_t *sl)
+static void dump_slab(const slab_t *sl)
 {
     static const char *const states[] = {"free", "current", "partial", "full"};
     _Static_assert(sizeof states / sizeof states[0] == SLAB_STATES, "a name per slab state");
-    fprintf(stderr, "    slab %p: %u-byte blocks, %s, %u used, %u carved of %u\n",
+    fprintf(stderr, "      slab %p: %u-byte blocks, %s, %u used, %u carved of %u\n",
             (const void *)sl->start, sl->block_size, states[sl->state], sl->used, sl->bump,
             sl->capacity);
-    for (uint32_t i = 0; i < sl->bump; i++) {
-        const char *p = sl->start + (size_t)i * sl->block_size;
-        fprintf(stderr, "      block %p size %8u %s\n", (const void *)p, sl->block_size,
-                segment_live_test(s, p) ? "used" : "free");
-    }
 }
 
 static void dump_slabs(const heap_t *h)
 {
-    fprintf(stderr, "   slabs: %zu segment%s, %zu of %zu slabs with a size class\n",
-            h->slabs.segment_count, h->slabs.segment_count == 1 ? "" : "s", h->slabs.assigned,
-            h->slabs.segment_count * SEGMENT_BLOCK_SLABS);
+    size_t count = h->slabs.segment_count;
+    fprintf(stderr, "    slabs: %zu segment%s, %zu of %zu slabs with a size class\n", count,
+            plural(count), h->slabs.assigned, count * SEGMENT_BLOCK_SLABS);
     for (const segment_t *s = h->slabs.segments; s; s = s->next)
         for (size_t k = SEGMENT_HEADER_SLABS; k < SEGMENT_SLABS; k++)
             if (s->slabs[k].state != SLAB_FREE)
-                dump_slab(s, &s->slabs[k]);
+                dump_slab(&s->slabs[k]);
+}
+
+static void dump_arena(const arena_t *a)
+{
+    fprintf(stderr, "    arena (TLSF): %zu segment%s, %zu free bytes in %zu block%s\n",
+            a->segment_count, plural(a->segment_count), tlsf_free_usable(&a->tlsf),
+            a->tlsf.free_blocks, plural(a->tlsf.free_blocks));
+    for (const segment_t *s = a->segments; s; s = s->next)
+        dump_arena_segment(s);
+    dump_free_lists(&a->tlsf);
 }
 
 static void dump_heap(const heap_t *h)
 {
+    heap_figures_t f = heap_figures(h);
     size_t outbox = h->outbox ? ((const handover_batch_t *)block_payload(h->outbox))->count : 0;
-    fprintf(stderr, "  heap %u (%s): used %zu, peak %zu, free %zu, hand-over list %zu, "
-            "outbox %zu\n", h->id, h->state == HEAP_OWNED ? "owned" : "abandoned",
-            heap_arena_used(h), heap_peak(h), heap_free_usable(h), handover_length(h), outbox);
-    if (!pa_is_concurrent())
-        fprintf(stderr, "   allocated %zu (large blocks included)\n", h->live.allocated);
+    fprintf(stderr, "  heap %u (%s): allocated %zu (arena %zu, slab %zu), free %zu, peak %zu, "
+            "hand-over list %zu, outbox %zu\n", h->id,
+            h->state == HEAP_OWNED ? "owned" : "waiting for adoption",
+            f.arena_bytes + f.slab_bytes, f.arena_bytes, f.slab_bytes, f.freed, f.peak,
+            handover_length(h), outbox);
     dump_slabs(h);
-    const arena_t *a = &h->arena;
-    fprintf(stderr, "   arena (TLSF): %zu segment%s, %zu free bytes in %zu block%s\n",
-            a->segment_count, a->segment_count == 1 ? "" : "s", tlsf_free_usable(&a->tlsf),
-            a->tlsf.free_blocks, a->tlsf.free_blocks == 1 ? "" : "s");
-    for (const segment_t *s = a->segments; s; s = s->next)
-        dump_segment(s);
-    dump_free_lists(&a->tlsf);
+    dump_arena(&h->arena);
+}
+
+/* The summary: allocator_stats' figures, then what they are made of. */
+static void dump_summary(const totals_t *t)
+{
+    size_t owned = 0, abandoned = 0, slab_segments = 0, arena_segments = 0, arena_blocks = 0;
+    for (const heap_t *h = heap_registry_first(); h; h = h->next_all) {
+        owned += h->state == HEAP_OWNED;
+        abandoned += h->state != HEAP_OWNED;
+        slab_segments += h->slabs.segment_count;
+        arena_segments += h->arena.segment_count;
+        arena_blocks += arena_used_blocks(h);
+    }
+    segment_pool_lock();
+    size_t pooled = segment_pool_count();
+    segment_pool_unlock();
+    fprintf(stderr, "  allocated %zu, freed %zu, peak %zu\n", t->allocated, t->freed, t->peak);
+    fprintf(stderr, "  heaps: %zu owned, %zu waiting for adoption\n", owned, abandoned);
+    fprintf(stderr, "  segments: %zu slab, %zu arena (TLSF), %zu pooled; %zu segment map "
+            "slots in use\n", slab_segments, arena_segments, pooled, segmap_count());
+    fprintf(stderr, "  live blocks: %zu slab (%zu bytes), %zu arena (%zu bytes), %zu large "
+            "(%zu bytes)\n", t->slab_blocks, t->slab_bytes, arena_blocks, t->arena_bytes,
+            t->large.count, t->large.allocated);
+}
+
+static void dump_large(const large_stats_t *large)
+{
+    fprintf(stderr, "  large blocks: %zu, %zu bytes usable, %zu mapped, peak %zu\n",
+            large->count, large->allocated, large->mapped, large->peak);
+    for (const large_t *l = large_first(); l; l = l->next)
+        fprintf(stderr, "    large %p usable %zu mapped %zu\n",
+                (const void *)((const char *)l + LARGE_PAYLOAD_OFFSET), l->usable,
+                l->map_size);
 }
 
 PALLOCATOR_API void allocator_dump(void)
 {
     heap_pause_all();
+    settle_all();
+    /* Held to the end, so the large blocks listed are those summed. */
+    large_lock();
+    totals_t t = totals_compute(large_stats());
     fprintf(stderr, "pallocator: %s, segment size %zu, large threshold %zu\n",
             mode_name(), (size_t)PA_SEGMENT_SIZE, (size_t)PA_LARGE_THRESHOLD);
+    dump_summary(&t);
     for (const heap_t *h = heap_registry_first(); h; h = h->next_all)
         dump_heap(h);
-    large_lock();
-    large_stats_t large = large_stats();
-    fprintf(stderr, "  large blocks: %zu, %zu bytes usable, %zu mapped, peak %zu\n",
-            large.count, large.allocated, large.mapped, large.peak);
-    for (const large_t *l = large_first(); l; l = l->next)
-        fprintf(stderr, "    large %p usable %zu mapped %zu\n",
-                (const void *)((const char *)l + LARGE_PAYLOAD_OFFSET), l->usable,
-                l->map_size);
+    dump_large(&t.large);
     large_unlock();
-    segment_pool_lock();
-    fprintf(stderr, "  pooled segments (pages returned to the OS): %zu\n",
-            segment_pool_count());
-    segment_pool_unlock();
-    fprintf(stderr, "  segment map slots in use: %zu\n", segmap_count());
     heap_resume_all();
 }
 

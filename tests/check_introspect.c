@@ -1,66 +1,12 @@
 /*
- * check_introspect.c - allocator_stats(), allocator_verify() over long
- * random sequences and allocator_dump().
+ * check_introspect.c - allocator_stats() and allocator_verify() over long
+ * random sequences (allocator_dump() is in check_dump.c).
  *
  * Single-threaded, through <pallocator.h> only; the helpers and the
  * fixture are in api_helpers.h.
  */
 #include "api_helpers.h"
 #include "check_main.h"
-
-/* ------------------------------------------------------------------ */
-/* Helpers                                                              */
-/* ------------------------------------------------------------------ */
-
-/* Runs allocator_dump() with stderr sent to a temporary file; returns the
- * output (NUL-terminated, malloc'd) and its length. */
-static char *capture_dump(size_t *len_out)
-{
-    char path[] = "/tmp/pa_check_introspect_dumpXXXXXX";
-    int fd = mkstemp(path);
-    int saved;
-    off_t len;
-    char *text;
-    ck_assert_msg(fd >= 0, "mkstemp failed");
-    unlink(path);
-    fflush(stderr);
-    saved = dup(STDERR_FILENO);
-    ck_assert(saved >= 0);
-    ck_assert(dup2(fd, STDERR_FILENO) == STDERR_FILENO);
-    allocator_dump();
-    fflush(stderr);
-    dup2(saved, STDERR_FILENO);
-    close(saved);
-    len = lseek(fd, 0, SEEK_END);
-    ck_assert(len >= 0);
-    text = malloc((size_t)len + 1);
-    ck_assert_ptr_nonnull(text);
-    ck_assert(pread(fd, text, (size_t)len, 0) == (ssize_t)len);
-    text[len] = '\0';
-    close(fd);
-    *len_out = (size_t)len;
-    return text;
-}
-
-static int contains_nocase(const char *hay, const char *needle)
-{
-    size_t n = strlen(needle);
-    for (; *hay; hay++) {
-        size_t i;
-        for (i = 0; i < n; i++) {
-            char a = hay[i], b = needle[i];
-            if (a >= 'A' && a <= 'Z')
-                a = (char)(a - 'A' + 'a');
-            if (b >= 'A' && b <= 'Z')
-                b = (char)(b - 'A' + 'a');
-            if (a != b)
-                break;
-        }
-        if (i == n)
-            return 1;
-    }
-    return 0;
-}
 
 /* ------------------------------------------------------------------ */
 /* Statistics                                                           */
@@ -244,54 +190,6 @@ START_TEST(test_verify_random_ops)
 END_TEST
 
 /* ------------------------------------------------------------------ */
-/* dump                                                                 */
-/* ------------------------------------------------------------------ */
-
-START_TEST(test_dump)
-{
-    enum { N = 200 };
-    void *blocks[N];
-    void *a, *b, *big;
-    size_t len0, len1, len2;
-    char *out;
-    struct pa_stats before;
-
-    /* Uninitialised: must not crash. */
-    out = capture_dump(&len0);
-    free(out);
-
-    ck_assert_int_eq(allocator_init(_i), 0);
-    a = myalloc(40);
-    b = myalloc(3000);
-    big = myalloc(2 * MiB);
-    ck_assert(a && b && big);
-    ck_assert_int_eq(myfree(a), 0);
-    before = get_stats();
-    out = capture_dump(&len1);
-    ck_assert_msg(len1 > 0, "allocator_dump printed nothing");
-    ck_assert_msg(contains_nocase(out, "heap"), "dump does not mention a heap:\n%.2000s", out);
-    free(out);
-    ck_assert(stats_equal(before, get_stats()));
-    ck_assert_int_eq(allocator_verify(), 0);
-
-    /* Every block is listed: 200 more live blocks make it longer. */
-    for (int i = 0; i < N; i++) {
-        blocks[i] = myalloc(24 + (size_t)i);
-        ck_assert_ptr_nonnull(blocks[i]);
-    }
-    out = capture_dump(&len2);
-    free(out);
-    ck_assert_msg(len2 >= len1 + N * 8, "dump grew from %zu to %zu bytes for %d more blocks",
-                  len1, len2, N);
-    for (int i = 0; i < N; i++)
-        ck_assert_int_eq(myfree(blocks[i]), 0);
-    ck_assert_int_eq(myfree(b), 0);
-    ck_assert_int_eq(myfree(big), 0);
-    ck_assert_int_eq(allocator_verify(), 0);
-}
-END_TEST
-
-/* ------------------------------------------------------------------ */
 
 static Suite *introspect_suite(void)
 {
@@ -304,7 +202,6 @@ static Suite *introspect_suite(void)
     tcase_add_test(tc, test_peak_exact_with_large_blocks);
     tcase_add_loop_test(tc, test_stats, 0, 2);
     tcase_add_loop_test(tc, test_verify_random_ops, 0, 2);
-    tcase_add_loop_test(tc, test_dump, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -473,7 +473,7 @@ END_TEST
 /*
  * Until another thread frees one of its blocks, a heap's owner updates the
  * live marks without atomic operations; the first such free brings the owner
- * to rest before it claims a bit, and from then on the owner's updates are
+ * to rest before it claims a live byte, and from then on the owner's updates are
  * atomic too. Each round starts a fresh allocator, so the owner's heap is
  * private again, and races that first remote free and a few more against
  * the owner. In even rounds the owner keeps freeing and allocating blocks

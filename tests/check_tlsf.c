@@ -1,7 +1,8 @@
 /*
- * check_tlsf.c - the TLSF heap on its own, over a plain area: bin mapping
- * and rounding, bounded search finding what was freed, coalescing, resizing
- * and free-byte accounting, with seeded random sequences and fill patterns.
+ * check_tlsf.c - the TLSF control of a heap's arena, on its own over a
+ * plain area: bin mapping and rounding, bounded search finding what was
+ * freed, coalescing, resizing and free-byte accounting, with seeded random
+ * sequences and fill patterns.
  */
 #include <check.h>
 #include <stdlib.h>
