@@ -4,8 +4,9 @@
  * libpallocator is a thread-parallel allocator: each thread allocates from
  * its own heap over segments the library maps itself, from slabs of one
  * size class for requests of up to 8 KiB and from an arena (a TLSF heap)
- * above that up to 1 MiB; larger requests get a mapping of their own. myalloc and myfree
- * do an amount of work that does not grow with the number of blocks
+ * above that up to 1 MiB; larger requests get a mapping of their own.
+ * myalloc and myfree do an amount of work that does not grow with the
+ * number of blocks
  * (mycalloc and myrealloc add clearing or copying the block), but may make
  * a system call: mmap when a heap grows or for a request over 1 MiB,
  * madvise when a free empties a segment, munmap for a large block. With
