@@ -44,10 +44,12 @@ static size_t heap_peak(const heap_t *h)
 typedef struct heap_figures {
     size_t slab_blocks, slab_bytes; /* live slab blocks and their bytes */
     size_t arena_bytes;             /* usable bytes of the used arena blocks */
-    /* Bytes the heap can hand out again without asking the OS: the unused
-     * room of its slab segments (in slabs with a class, and free slabs)
-     * and the usable bytes of its free arena blocks. A tier that keeps
-     * free blocks of its own adds them here. */
+    /* Bytes the heap can hand out again without asking the OS: the blocks
+     * not handed out of its slabs with live blocks, its empty slabs (which
+     * go back to the free ones, at the latest when the thread exits), and
+     * the usable bytes of its free arena blocks. The end of a slab with
+     * live blocks too short for a block of its class is none of them. A
+     * tier that keeps free blocks of its own adds them here. */
     size_t freed;
     size_t peak;
 } heap_figures_t;
@@ -56,13 +58,17 @@ static heap_figures_t heap_figures(const heap_t *h)
 {
     heap_figures_t f = {.arena_bytes = heap_arena_used(h), .peak = heap_peak(h)};
     for (const segment_t *s = h->slabs.segments; s; s = s->next)
-        for (size_t k = SEGMENT_HEADER_SLABS; k < SEGMENT_SLABS; k++)
-            if (s->slabs[k].state != SLAB_FREE) {
-                f.slab_blocks += s->slabs[k].used;
-                f.slab_bytes += (size_t)s->slabs[k].used * s->slabs[k].block_size;
+        for (size_t k = SEGMENT_HEADER_SLABS; k < SEGMENT_SLABS; k++) {
+            const slab_t *sl = &s->slabs[k];
+            if (sl->state == SLAB_FREE || sl->used == 0) {
+                f.freed += SLAB_SIZE;
+                continue;
             }
-    size_t slab_room = h->slabs.segment_count * SEGMENT_BLOCK_SLABS * SLAB_SIZE;
-    f.freed = slab_room - f.slab_bytes + tlsf_free_usable(&h->arena.tlsf);
+            f.slab_blocks += sl->used;
+            f.slab_bytes += (size_t)sl->used * sl->block_size;
+            f.freed += (size_t)(sl->capacity - sl->used) * sl->block_size;
+        }
+    f.freed += tlsf_free_usable(&h->arena.tlsf);
     return f;
 }
 
