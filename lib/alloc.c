@@ -46,9 +46,10 @@ static pa_noinline void *fail(int error)
 /* Large blocks need an initialised allocator but no heap of the caller's. */
 static pa_noinline void *alloc_large(size_t size)
 {
+    /* allocator_init's EAGAIN (no thread key left) is ENOMEM here. */
     if (__atomic_load_n(&pa_mode, __ATOMIC_ACQUIRE) == PA_MODE_NONE &&
         allocator_init(1) != 0)
-        return NULL;
+        return fail(ENOMEM);
     /* The single-threaded heap's exact count covers large blocks too. */
     heap_t *single = pa_single_heap;
     return large_alloc(size, single ? &single->live : NULL);
