@@ -126,7 +126,9 @@ static pa_noinline void *alloc_attach(size_t size)
     heap_t *h = pa_heap_slow();
     if (!h)
         return fail(ENOMEM);
-    return alloc_from_heap(h, size, pa_is_concurrent());
+    void *p = alloc_from_heap(h, size, pa_is_concurrent());
+    heap_attach_end(h);
+    return p;
 }
 
 /* A request of up to SLAB_REQUEST_MAX bytes from h, the caller's heap. In
@@ -245,8 +247,9 @@ static pa_noinline int free_remote(segment_t *s, heap_t *owner, void *p, heap_t 
     if (!segment_live_clear(s, p, /*atomic=*/true))
         return free_invalid();
     block_t *b = block_from_payload(p);
-    if (!h)
-        h = heap_attach_thread(); /* a thread that only frees batches too */
+    /* A thread that only frees batches too, until its exit hook has run. */
+    if (!h && !pa_thread.exited)
+        h = heap_attach_thread();
     if (!h) {
         heap_handover_push(owner, b);
         return 0;

@@ -7,6 +7,7 @@
  */
 #include "heap.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -241,6 +242,14 @@ static void heap_abandon(heap_t *h)
     pa_log("heap %u abandoned", h->id);
 }
 
+void heap_release_late(heap_t *h)
+{
+    int saved = errno;
+    heap_abandon(h);
+    pa_thread.heap = NULL;
+    errno = saved;
+}
+
 static void heap_thread_exit(void *value)
 {
     heap_t *h = value;
@@ -277,7 +286,16 @@ heap_t *heap_attach_thread(void)
     if (!h)
         return NULL;
     pa_thread.heap = h;
-    pthread_setspecific(thread_exit_key, h);
+    /* Not armed past the hook: the next round of destructors, if glibc
+     * runs one (PTHREAD_DESTRUCTOR_ITERATIONS at most), would abandon the
+     * heap a second time; heap_attach_end abandons it instead. A thread
+     * whose first heap comes in a destructor arms it for the next round. */
+    if (!pa_thread.exited && pthread_setspecific(thread_exit_key, h) != 0) {
+        heap_registry_lock();
+        h->thread = NULL;
+        heap_registry_unlock();
+        pa_thread.exited = true; /* no hook: heap_release_late abandons h */
+    }
     return h;
 }
 

@@ -90,9 +90,11 @@ extern heap_t *pa_single_heap;
  * fast paths test nothing else. One thread-local object. */
 typedef struct pa_thread {
     heap_t *heap;
-    /* Past the thread's exit hook: a heap a later destructor attaches is
-     * not recorded in heap_t.thread, since nothing would forget the slot
-     * once the thread is gone. */
+    /* Past the thread's exit hook, or the hook could not be armed: a heap
+     * attached now is not recorded in heap_t.thread, since nothing would
+     * forget the slot once the thread is gone, and the call that attached
+     * it abandons it again at its end (heap_attach_end), whatever order
+     * the thread's destructors run in. */
     bool exited;
 } pa_thread_t;
 
@@ -210,6 +212,14 @@ _Static_assert(offsetof(handover_batch_t, link) == 0 &&
 heap_t *pa_heap_slow(void);
 /* The calling thread's heap in concurrent mode, attached on first use. */
 heap_t *heap_attach_thread(void);
+void heap_release_late(heap_t *h);
+/* Ends a call that attached h (the caller's heap, the call's operation on
+ * it over). */
+static inline void heap_attach_end(heap_t *h)
+{
+    if (pa_unlikely(pa_thread.exited) && h == pa_thread.heap)
+        heap_release_late(h);
+}
 heap_t *heap_create(void);
 void heap_release_all(void);
 
