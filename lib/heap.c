@@ -192,12 +192,12 @@ static void heap_shrink_fully(heap_t *h)
 
 void heap_registry_lock(void)
 {
-    pthread_mutex_lock(&registry_lock);
+    pa_mutex_lock(&registry_lock);
 }
 
 void heap_registry_unlock(void)
 {
-    pthread_mutex_unlock(&registry_lock);
+    pa_mutex_unlock(&registry_lock);
 }
 
 heap_t *heap_registry_first(void)

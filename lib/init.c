@@ -14,23 +14,32 @@ pa_mode_t pa_mode = PA_MODE_NONE;
 
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+__thread bool pa_fork_holder __attribute__((tls_model("initial-exec")));
+/* Whether fork_prepare took the large-block lock, which exists only with
+ * concurrency: a fork handler may initialise the allocator meanwhile. */
+static bool fork_large_locked;
 
 static void fork_prepare(void)
 {
     pthread_mutex_lock(&init_lock);
     heap_fork_prepare();
+    fork_large_locked = pa_is_concurrent();
     large_lock();
+    pa_fork_holder = true;
 }
 
 static void fork_parent(void)
 {
-    large_unlock();
+    pa_fork_holder = false;
+    if (fork_large_locked)
+        large_unlock();
     heap_fork_parent();
     pthread_mutex_unlock(&init_lock);
 }
 
 static void fork_child(void)
 {
+    pa_fork_holder = false;
     large_reinit_lock();
     heap_fork_child();
     pthread_mutex_init(&init_lock, NULL);
@@ -39,6 +48,15 @@ static void fork_child(void)
 static void register_fork_handlers(void)
 {
     pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+/* Registered at load rather than at first use: prepare handlers run in
+ * the reverse order of registration, so the program's handlers registered
+ * later run before every heap is paused, and their parent and child halves
+ * after the heaps resume. */
+__attribute__((constructor)) static void register_fork_handlers_at_load(void)
+{
+    pthread_once(&atfork_once, register_fork_handlers);
 }
 
 static int init_locked(int enable_concurrency)
@@ -73,9 +91,9 @@ static int init_locked(int enable_concurrency)
 PALLOCATOR_API int allocator_init(int enable_concurrency)
 {
     pthread_once(&atfork_once, register_fork_handlers);
-    pthread_mutex_lock(&init_lock);
+    pa_mutex_lock(&init_lock);
     int rc = init_locked(enable_concurrency);
-    pthread_mutex_unlock(&init_lock);
+    pa_mutex_unlock(&init_lock);
     return rc;
 }
 
@@ -92,7 +110,7 @@ heap_t *pa_heap_slow(void)
 
 PALLOCATOR_API int allocator_cleanup(void)
 {
-    pthread_mutex_lock(&init_lock);
+    pa_mutex_lock(&init_lock);
     if (pa_mode != PA_MODE_NONE) {
         heap_release_all();
         segment_pool_release_all();
@@ -102,6 +120,6 @@ PALLOCATOR_API int allocator_cleanup(void)
         __atomic_store_n(&pa_mode, PA_MODE_NONE, __ATOMIC_RELEASE);
         pa_log("cleaned up");
     }
-    pthread_mutex_unlock(&init_lock);
+    pa_mutex_unlock(&init_lock);
     return 0;
 }

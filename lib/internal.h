@@ -6,6 +6,7 @@
 #ifndef PA_INTERNAL_H
 #define PA_INTERNAL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -37,6 +38,25 @@
 #define pa_assert(cond) ((void)0)
 #define pa_log(...) ((void)0)
 #endif
+
+/* Set in the thread that calls fork() while it holds every lock of the
+ * library, from the library's prepare handler to its parent or child
+ * handler (init.c). Fork handlers the program registered before the
+ * library run in between and may allocate: that thread passes the locks it
+ * holds, and works on heaps that are paused for every other thread. */
+extern __thread bool pa_fork_holder __attribute__((tls_model("initial-exec")));
+
+static inline void pa_mutex_lock(pthread_mutex_t *m)
+{
+    if (!pa_fork_holder)
+        pthread_mutex_lock(m);
+}
+
+static inline void pa_mutex_unlock(pthread_mutex_t *m)
+{
+    if (!pa_fork_holder)
+        pthread_mutex_unlock(m);
+}
 
 /* Every block starts on a granule; the live map has one byte per granule. */
 #define PA_GRANULE_SHIFT 4

@@ -19,13 +19,13 @@ static large_stats_t large_totals;
 void large_lock(void)
 {
     if (pa_is_concurrent())
-        pthread_mutex_lock(&large_mutex);
+        pa_mutex_lock(&large_mutex);
 }
 
 void large_unlock(void)
 {
     if (pa_is_concurrent())
-        pthread_mutex_unlock(&large_mutex);
+        pa_mutex_unlock(&large_mutex);
 }
 
 void large_reinit_lock(void)

@@ -63,6 +63,8 @@ static void heap_barrier_heavy(void)
 
 void heap_enter_slow(heap_t *h)
 {
+    if (pa_fork_holder)
+        return; /* every other thread waits for the fork */
     for (;;) {
         __atomic_store_n(&h->in_call, 0, __ATOMIC_RELEASE);
         while (__atomic_load_n(&h->gate, __ATOMIC_ACQUIRE) & HEAP_GATE_PAUSE)
@@ -85,7 +87,9 @@ static void heap_wait_at_rest(heap_t *h)
  * until heap_resume_all. Single-threaded mode needs neither. */
 void heap_pause_all(void)
 {
-    pthread_mutex_lock(&pause_lock);
+    if (pa_fork_holder)
+        return; /* paused for fork() already: introspection in a fork handler */
+    pa_mutex_lock(&pause_lock);
     heap_registry_lock();
     if (!pa_is_concurrent())
         return;
@@ -98,25 +102,29 @@ void heap_pause_all(void)
 
 void heap_share(heap_t *h)
 {
-    pthread_mutex_lock(&pause_lock);
+    pa_mutex_lock(&pause_lock);
     if (!__atomic_load_n(&h->shared, __ATOMIC_ACQUIRE)) {
-        __atomic_fetch_or(&h->gate, HEAP_GATE_PAUSE, __ATOMIC_SEQ_CST);
+        /* Already paused only for fork(), by this thread: it stays so. */
+        unsigned before = __atomic_fetch_or(&h->gate, HEAP_GATE_PAUSE, __ATOMIC_SEQ_CST);
         heap_barrier_heavy();
         heap_wait_at_rest(h);
         __atomic_store_n(&h->shared, 1, __ATOMIC_RELEASE);
         __atomic_fetch_or(&h->gate, HEAP_GATE_SHARED, __ATOMIC_SEQ_CST);
-        __atomic_fetch_and(&h->gate, ~HEAP_GATE_PAUSE, __ATOMIC_RELEASE);
+        if (!(before & HEAP_GATE_PAUSE))
+            __atomic_fetch_and(&h->gate, ~HEAP_GATE_PAUSE, __ATOMIC_RELEASE);
     }
-    pthread_mutex_unlock(&pause_lock);
+    pa_mutex_unlock(&pause_lock);
 }
 
 void heap_resume_all(void)
 {
+    if (pa_fork_holder)
+        return;
     if (pa_is_concurrent())
         for (heap_t *h = heap_registry_first(); h; h = h->next_all)
             __atomic_fetch_and(&h->gate, ~HEAP_GATE_PAUSE, __ATOMIC_RELEASE);
     heap_registry_unlock();
-    pthread_mutex_unlock(&pause_lock);
+    pa_mutex_unlock(&pause_lock);
 }
 
 /* ---- fork ------------------------------------------------------------ */

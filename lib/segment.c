@@ -23,12 +23,12 @@ static size_t pool_size;
 
 void segment_pool_lock(void)
 {
-    pthread_mutex_lock(&pool_lock);
+    pa_mutex_lock(&pool_lock);
 }
 
 void segment_pool_unlock(void)
 {
-    pthread_mutex_unlock(&pool_lock);
+    pa_mutex_unlock(&pool_lock);
 }
 
 void segment_pool_reinit_lock(void)
