@@ -72,6 +72,18 @@ tests_fuzz_ops_LDADD = libpallocator_core.la
 
 TESTS += tests/fuzz_ops $(UNIT_CHECKS) tests/test_exports.sh
 endif
+# Life-cycle hardening and fault injection (issue 13).
+if PA_TESTS
+check_PROGRAMS += tests/check_lifecycle_hardening tests/check_faults
+tests_check_lifecycle_hardening_SOURCES = tests/check_lifecycle_hardening.c tests/testutil.h
+tests_check_lifecycle_hardening_CFLAGS = $(TEST_CFLAGS)
+tests_check_lifecycle_hardening_LDADD = $(TEST_LIBS)
+tests_check_faults_SOURCES = tests/check_faults.c tests/testutil.h
+tests_check_faults_CFLAGS = $(TEST_CFLAGS)
+tests_check_faults_LDADD = $(TEST_LIBS) -ldl
+TESTS += tests/check_lifecycle_hardening tests/check_faults
+PA_CHECK_SUITES += tests/check_lifecycle_hardening tests/check_faults
+endif
 EXTRA_DIST += tests/test_exports.sh
 
 # A program that defines its own myalloc/myfree, linked against the shared
