@@ -328,7 +328,6 @@ void heap_release_all(void)
  * blocks still valid. */
 void heap_registry_fork_child(void)
 {
-    pthread_mutex_init(&registry_lock, NULL);
     registry_abandoned = NULL;
     for (heap_t *h = registry_all; h; h = h->next_all) {
         if (h == pa_thread.heap)

@@ -19,30 +19,40 @@ __thread bool pa_fork_holder __attribute__((tls_model("initial-exec")));
  * concurrency: a fork handler may initialise the allocator meanwhile. */
 static bool fork_large_locked;
 
+/* The locks in the order every path takes them: pause and registry
+ * (heap_fork_prepare), large blocks, segment pool. */
 static void fork_prepare(void)
 {
     pthread_mutex_lock(&init_lock);
     heap_fork_prepare();
     fork_large_locked = pa_is_concurrent();
     large_lock();
+    segment_pool_lock();
     pa_fork_holder = true;
+}
+
+static void fork_unlock_pool_and_large(void)
+{
+    pa_fork_holder = false;
+    segment_pool_unlock();
+    if (fork_large_locked)
+        large_unlock();
 }
 
 static void fork_parent(void)
 {
-    pa_fork_holder = false;
-    if (fork_large_locked)
-        large_unlock();
+    fork_unlock_pool_and_large();
     heap_fork_parent();
     pthread_mutex_unlock(&init_lock);
 }
 
+/* The forking thread lives on in the child and holds the locks: it
+ * releases them as in the parent. */
 static void fork_child(void)
 {
-    pa_fork_holder = false;
-    large_reinit_lock();
+    fork_unlock_pool_and_large();
     heap_fork_child();
-    pthread_mutex_init(&init_lock, NULL);
+    pthread_mutex_unlock(&init_lock);
 }
 
 static void register_fork_handlers(void)

@@ -28,11 +28,6 @@ void large_unlock(void)
         pa_mutex_unlock(&large_mutex);
 }
 
-void large_reinit_lock(void)
-{
-    pthread_mutex_init(&large_mutex, NULL);
-}
-
 static void *large_payload(large_t *l)
 {
     return (char *)l + LARGE_PAYLOAD_OFFSET;

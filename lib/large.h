@@ -19,7 +19,6 @@ size_t large_usable(void *p);
 void large_release_all(void);
 void large_lock(void);
 void large_unlock(void);
-void large_reinit_lock(void);
 
 /* Accounting, read under large_lock (or at rest). */
 typedef struct large_stats {

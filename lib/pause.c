@@ -132,21 +132,19 @@ void heap_resume_all(void)
 void heap_fork_prepare(void)
 {
     heap_pause_all();
-    segment_pool_lock();
 }
 
 void heap_fork_parent(void)
 {
-    segment_pool_unlock();
     heap_resume_all();
 }
 
 /* Only the forking thread lives on in the child: every other heap loses
- * its owner and waits for adoption (heap_registry_fork_child). */
+ * its owner and waits for adoption (heap_registry_fork_child). That thread
+ * holds the locks, and releases them as in the parent (which also tells
+ * ThreadSanitizer they are free). */
 void heap_fork_child(void)
 {
-    segment_pool_reinit_lock();
-    pthread_mutex_init(&pause_lock, NULL);
     for (heap_t *h = heap_registry_first(); h; h = h->next_all)
         heap_outbox_flush(h);
     for (heap_t *h = heap_registry_first(); h; h = h->next_all) {
@@ -161,4 +159,5 @@ void heap_fork_child(void)
             h->gate = (h->gate & ~HEAP_GATE_FENCED) |
                       (pa_asymmetric_barrier ? 0 : HEAP_GATE_FENCED);
     }
+    heap_resume_all();
 }

@@ -31,11 +31,6 @@ void segment_pool_unlock(void)
     pa_mutex_unlock(&pool_lock);
 }
 
-void segment_pool_reinit_lock(void)
-{
-    pthread_mutex_init(&pool_lock, NULL);
-}
-
 static segment_t *segment_pool_pop(void)
 {
     segment_pool_lock();

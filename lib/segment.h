@@ -153,7 +153,6 @@ void segment_pool_release_all(void);
 size_t segment_pool_count(void);
 void segment_pool_lock(void);
 void segment_pool_unlock(void);
-void segment_pool_reinit_lock(void);
 /* Unmaps one segment outright; only while nothing else runs. */
 void segment_unmap(segment_t *s);
 /* Checks that s is owner's, in the segment map as such, and holds as many
