@@ -75,9 +75,9 @@ extern "C" {
  * first: the allocation calls below name it as their deallocator. */
 PALLOCATOR_API int myfree(void *ptr);
 
-/* Allocation: NULL with errno set on failure (ENOMEM; EAGAIN when a first
- * call of the process, over 1 MiB, cannot initialise the allocator: see
- * allocator_init(3)). */
+/* Allocation: NULL with errno = ENOMEM on failure, also when the first
+ * call of the process cannot initialise the allocator (allocator_init(3)
+ * reports that cause as EAGAIN). */
 PALLOCATOR_API void *myalloc(size_t size) PALLOCATOR_MALLOC_LIKE PALLOCATOR_ALLOC_SIZE(1) PALLOCATOR_DEALLOC_MYFREE;
 PALLOCATOR_API void *mycalloc(size_t count, size_t size) PALLOCATOR_MALLOC_LIKE PALLOCATOR_ALLOC_SIZE2(1, 2) PALLOCATOR_DEALLOC_MYFREE;
 /* Not malloc-like: it may return ptr itself. */
