@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "numa.h"
 #include "os.h"
 
 heap_t *pa_single_heap;
@@ -106,6 +107,8 @@ void heap_init(heap_t *h, unsigned id)
     slab_set_init(&h->slabs, h, &h->held);
     tlsf_init(&h->arena.tlsf);
     h->id = id;
+    h->numa_node = -1;
+    h->slabs.numa_node = &h->numa_node;
     h->state = HEAP_OWNED;
     h->poll_countdown = HEAP_POLL_INTERVAL;
     h->gate = pa_asymmetric_barrier ? 0 : HEAP_GATE_FENCED;
@@ -113,7 +116,7 @@ void heap_init(heap_t *h, unsigned id)
 
 static pa_noinline block_t *heap_grow(heap_t *h, arena_t *a, size_t block_size)
 {
-    segment_t *s = segment_acquire(h, a);
+    segment_t *s = segment_acquire(h, a, numa_node_refresh(&h->numa_node));
     if (!s)
         return NULL;
     segment_list_push(&a->segments, &a->segment_count, s);
@@ -269,22 +272,46 @@ bool heap_exit_hook_setup(void)
     return thread_exit_key_created;
 }
 
-heap_t *heap_attach_thread(void)
+/* How many abandoned heaps adoption looks at for one of the caller's node
+ * before it takes the most recent: the lock is held while it looks. */
+#define HEAP_ADOPT_SCAN 4
+
+/* Takes an abandoned heap off the list, one of node if one of the first
+ * few is (node -1: the most recent). Caller holds registry_lock. */
+static heap_t *heap_adopt_locked(int node)
 {
-    heap_registry_lock();
-    heap_t *h = registry_abandoned;
+    heap_t **link = &registry_abandoned;
+    heap_t **scan = &registry_abandoned;
+    for (unsigned i = 0; node >= 0 && *scan && i < HEAP_ADOPT_SCAN; i++) {
+        if ((*scan)->numa_node == node) {
+            link = scan;
+            break;
+        }
+        scan = &(*scan)->next_abandoned;
+    }
+    heap_t *h = *link;
     if (h) {
-        registry_abandoned = h->next_abandoned;
+        *link = h->next_abandoned;
         h->next_abandoned = NULL;
         h->state = HEAP_OWNED;
-    } else {
-        h = heap_create_locked();
     }
+    return h;
+}
+
+heap_t *heap_attach_thread(void)
+{
+    int node = numa_current_node();
+    heap_registry_lock();
+    heap_t *h = heap_adopt_locked(node);
+    if (!h)
+        h = heap_create_locked();
     if (h)
         h->thread = pa_thread.exited ? NULL : &pa_thread;
     heap_registry_unlock();
     if (!h)
         return NULL;
+    if (node >= 0)
+        h->numa_node = node;
     pa_thread.heap = h;
     /* Not armed past the hook: the next round of destructors, if glibc
      * runs one (PTHREAD_DESTRUCTOR_ITERATIONS at most), would abandon the

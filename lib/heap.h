@@ -50,6 +50,7 @@ typedef struct heap {
     unsigned gate;
     heap_state_t state;
     unsigned id;
+    int numa_node;               /* where its segments go: the owner's node, or -1 (numa.h) */
     /* The owning thread's slot (NULL: abandoned, or none to clear), which
      * allocator_cleanup empties. Under registry_lock. */
     struct pa_thread *thread;

@@ -7,6 +7,7 @@
 
 #include "heap.h"
 #include "large.h"
+#include "numa.h"
 #include "pallocator.h"
 #include "segmap.h"
 
@@ -73,6 +74,7 @@ static int init_locked(int enable_concurrency)
 {
     pa_mode_t wanted = enable_concurrency ? PA_MODE_CONCURRENT : PA_MODE_SINGLE;
     slab_tables_init();
+    numa_init();
     if (pa_mode != PA_MODE_NONE) {
         if (pa_mode == wanted)
             return 0;

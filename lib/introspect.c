@@ -10,6 +10,7 @@
 
 #include "heap.h"
 #include "large.h"
+#include "numa.h"
 #include "pallocator.h"
 #include "segmap.h"
 
@@ -271,10 +272,10 @@ static void dump_heap(const heap_t *h)
     heap_figures_t f = heap_figures(h);
     size_t outbox = h->outbox ? ((const handover_batch_t *)block_payload(h->outbox))->count : 0;
     fprintf(stderr, "  heap %u (%s): allocated %zu (arena %zu, slab %zu), free %zu, peak %zu, "
-            "hand-over list %zu, outbox %zu\n", h->id,
+            "hand-over list %zu, outbox %zu, node %d\n", h->id,
             h->state == HEAP_OWNED ? "owned" : "waiting for adoption",
             f.arena_bytes + f.slab_bytes, f.arena_bytes, f.slab_bytes, f.freed, f.peak,
-            handover_length(h), outbox);
+            handover_length(h), outbox, h->numa_node);
     dump_slabs(h);
     dump_arena(&h->arena);
 }
@@ -312,6 +313,29 @@ static void dump_large(const large_stats_t *large)
                 l->map_size);
 }
 
+/* Where the pages of every segment and large block are, by asking the
+ * kernel about each page: only here, and only with a NUMA mode on. */
+static void dump_numa(void)
+{
+    numa_mode_t mode = numa_mode();
+    fprintf(stderr, "  numa: %s, %d node%s\n", numa_mode_name(mode), numa_node_count(),
+            plural((size_t)numa_node_count()));
+    if (mode == NUMA_OFF)
+        return;
+    size_t pages[NUMA_MAX_NODES] = {0};
+    for (const heap_t *h = heap_registry_first(); h; h = h->next_all) {
+        for (const segment_t *s = h->slabs.segments; s; s = s->next)
+            numa_count_pages(s, PA_SEGMENT_SIZE, pages);
+        for (const segment_t *s = h->arena.segments; s; s = s->next)
+            numa_count_pages(s, PA_SEGMENT_SIZE, pages);
+    }
+    for (const large_t *l = large_first(); l; l = l->next)
+        numa_count_pages(l, l->map_size, pages);
+    for (int n = 0; n < NUMA_MAX_NODES; n++)
+        if (pages[n])
+            fprintf(stderr, "    node %d: %zu resident page%s\n", n, pages[n], plural(pages[n]));
+}
+
 PALLOCATOR_API void allocator_dump(void)
 {
     heap_pause_all();
@@ -322,6 +346,7 @@ PALLOCATOR_API void allocator_dump(void)
     fprintf(stderr, "pallocator: %s, segment size %zu, large threshold %zu\n",
             mode_name(), (size_t)PA_SEGMENT_SIZE, (size_t)PA_LARGE_THRESHOLD);
     dump_summary(&t);
+    dump_numa();
     for (const heap_t *h = heap_registry_first(); h; h = h->next_all)
         dump_heap(h);
     dump_large(&t.large);

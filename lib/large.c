@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <pthread.h>
 
+#include "numa.h"
 #include "os.h"
 #include "segmap.h"
 
@@ -45,6 +46,7 @@ void *large_alloc(size_t size, pa_stats_t *charge)
         errno = ENOMEM;
         return NULL;
     }
+    os_bind_node(l, map_size, numa_current_node()); /* before its header is written */
     l->map_size = map_size;
     l->usable = map_size - LARGE_PAYLOAD_OFFSET;
     large_lock();

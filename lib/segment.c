@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "numa.h"
 #include "os.h"
 #include "segmap.h"
 
@@ -55,13 +56,14 @@ static segment_t *segment_map_new(void)
     return s;
 }
 
-segment_t *segment_acquire(struct heap *owner, struct arena *arena)
+segment_t *segment_acquire(struct heap *owner, struct arena *arena, int node)
 {
     segment_t *s = segment_pool_pop();
     if (!s)
         s = segment_map_new();
     if (!s)
         return NULL;
+    os_bind_node(s, PA_SEGMENT_SIZE, node);
     s->next = s->prev = NULL;
     s->arena = arena;
     __atomic_store_n(&s->owner, owner, __ATOMIC_RELEASE);

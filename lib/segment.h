@@ -144,8 +144,9 @@ static inline bool segment_live_clear(segment_t *s, const void *p, bool atomic)
     return old != 0;
 }
 
-/* A segment for a heap: from the pool or freshly mapped and registered. */
-segment_t *segment_acquire(struct heap *owner, struct arena *arena);
+/* A segment for a heap: from the pool or freshly mapped and registered,
+ * its untouched pages bound to node (numa.h; -1: left to first touch). */
+segment_t *segment_acquire(struct heap *owner, struct arena *arena, int node);
 /* Returns the segment's pages to the OS and parks its address range. */
 void segment_retire(segment_t *s);
 /* Unmaps every pooled segment; only while nothing else runs. */

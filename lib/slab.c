@@ -5,6 +5,8 @@
  */
 #include "slab.h"
 
+#include "numa.h"
+
 const uint16_t slab_class_size[SLAB_CLASSES] = {16,  32,  48,  64,  80,  96,  112,
                                                128, 160, 192, 224, 256, 320, 384,
                                                448, 512, 640, 768, 896, 1024,
@@ -37,6 +39,7 @@ void slab_set_init(slab_set_t *set, struct heap *owner, pa_stats_t *held)
     set->segment_count = set->assigned = 0;
     set->owner = owner;
     set->held = held;
+    set->numa_node = NULL;
 }
 
 /* ---- lists ------------------------------------------------------------ */
@@ -72,7 +75,7 @@ static slab_t *slab_list_pop(slab_t **head)
 
 static bool slab_grow(slab_set_t *set)
 {
-    segment_t *s = segment_acquire(set->owner, NULL);
+    segment_t *s = segment_acquire(set->owner, NULL, numa_node_refresh(set->numa_node));
     if (!s)
         return false;
     s->slabs_in_use = 0;

@@ -42,6 +42,7 @@ typedef struct slab_set {
     size_t assigned;             /* slabs with a class */
     struct heap *owner;          /* for segment_acquire only: the segments' owner */
     pa_stats_t *held;            /* charged SLAB_SIZE per slab with a class */
+    int *numa_node;              /* the owner's node, refreshed as it grows (numa.h) */
 } slab_set_t;
 
 /* The class of a request by its granule count, and each class's block size. */

@@ -145,7 +145,7 @@ END_TEST
 
 START_TEST(test_segment_live_marks)
 {
-    segment_t *s = segment_acquire(fake_owner, NULL);
+    segment_t *s = segment_acquire(fake_owner, NULL, -1);
     ck_assert_ptr_nonnull(s);
     ck_assert_uint_eq((uintptr_t)s % PA_SEGMENT_SIZE, 0);
     ck_assert_ptr_eq(s->owner, fake_owner);
@@ -170,7 +170,7 @@ END_TEST
 
 START_TEST(test_segment_retire_and_reuse)
 {
-    segment_t *s = segment_acquire(fake_owner, fake_arena);
+    segment_t *s = segment_acquire(fake_owner, fake_arena, -1);
     ck_assert_ptr_nonnull(s);
     char *p = (char *)segment_first_block(s) + BLOCK_HEADER_SIZE;
     ck_assert_uint_eq(segmap_lookup(p), (uintptr_t)fake_owner); /* no slabs */
@@ -184,7 +184,7 @@ START_TEST(test_segment_retire_and_reuse)
     ck_assert_uint_eq(segmap_lookup(p), SEGMAP_POOLED);
     ck_assert_int_eq(p[100], 0); /* pages went back to the OS */
     ck_assert_uint_eq(segment_pool_count(), 1);
-    segment_t *again = segment_acquire(fake_owner, fake_arena);
+    segment_t *again = segment_acquire(fake_owner, fake_arena, -1);
     ck_assert_ptr_eq(again, s);
     ck_assert_uint_eq(segment_pool_count(), 0);
     segment_retire(again);
