@@ -33,7 +33,7 @@
 static numa_mode_t mode_in_force;
 static bool mode_chosen;
 static int16_t cpu_node[NUMA_MAX_CPUS];    /* -1: named by no cpulist */
-static uint64_t nodes_present;             /* bit n: node n exists */
+static uint64_t nodes_present = 1;         /* bit n: node n exists (node 0 until read) */
 static bool topology_loaded;
 
 numa_mode_t numa_mode(void)
