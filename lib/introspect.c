@@ -318,10 +318,12 @@ static void dump_large(const large_stats_t *large)
 static void dump_numa(void)
 {
     numa_mode_t mode = numa_mode();
+    if (mode == NUMA_OFF) {
+        fprintf(stderr, "  numa: off\n");
+        return;
+    }
     fprintf(stderr, "  numa: %s, %d node%s\n", numa_mode_name(mode), numa_node_count(),
             plural((size_t)numa_node_count()));
-    if (mode == NUMA_OFF)
-        return;
     size_t pages[NUMA_MAX_NODES] = {0};
     for (const heap_t *h = heap_registry_first(); h; h = h->next_all) {
         for (const segment_t *s = h->slabs.segments; s; s = s->next)

@@ -150,23 +150,22 @@ static void nodes_mark(long lo, long hi, void *ctx)
         *mask |= (uint64_t)1 << n;
 }
 
-/* dir + "/" + name + (node >= 0: "node<node>/cpulist") into path, or
+/* Writes the decimal digits of n (not negative) at p; returns their end. */
+static char *digits_put(char *p, int n)
+{
+    if (n >= 10)
+        p = digits_put(p, n / 10);
+    *p++ = (char)('0' + n % 10);
+    return p;
+}
+
+/* dir + "/node<node>/cpulist" (node < 0: dir + "/online") into path, or
  * false when it does not fit. */
 static bool numa_path(char *path, size_t size, const char *dir, int node)
 {
     char tail[32] = "/online";
-    if (node >= 0) {
-        char digits[4];
-        int len = 0;
-        do
-            digits[len++] = (char)('0' + node % 10);
-        while ((node /= 10) > 0);
-        strcpy(tail, "/node");
-        size_t at = strlen(tail);
-        while (len > 0)
-            tail[at++] = digits[--len];
-        strcpy(tail + at, "/cpulist");
-    }
+    if (node >= 0)
+        strcpy(digits_put(stpcpy(tail, "/node"), node), "/cpulist");
     size_t dlen = strlen(dir), tlen = strlen(tail);
     if (dlen + tlen + 1 > size)
         return false;
