@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "annotate.h"
 #include "heap.h"
 #include "large.h"
 #include "pallocator.h"
@@ -65,7 +66,7 @@ static pa_always_inline void *alloc_finish(heap_t *h, block_t *b, size_t size, b
     void *p = block_payload(b);
     segment_live_set(segment_of(b), p);
     if (!concurrent)
-        stats_add(&h->live, size - BLOCK_HEADER_SIZE);
+        stats_add(&h->live, size - BLOCK_HEADER_SIZE - PA_CANARY_SIZE);
     heap_op_end(h, concurrent);
     return p;
 }
@@ -77,7 +78,7 @@ static pa_always_inline void *alloc_slab_finish(heap_t *h, void *p, unsigned cls
     if (pa_likely(p != NULL)) {
         segment_live_set(segment_of(p), p);
         if (!concurrent)
-            stats_add(&h->live, slab_class_size[cls]);
+            stats_add(&h->live, slab_class_size[cls] - PA_CANARY_SIZE);
     }
     heap_op_end(h, concurrent);
     return pa_likely(p != NULL) ? p : fail(ENOMEM);
@@ -174,7 +175,8 @@ static pa_noinline void *alloc_arena(size_t size)
     return alloc_from_heap(h, size, pa_is_concurrent());
 }
 
-PALLOCATOR_API void *myalloc(size_t size)
+/* myalloc, wrapped in the checked builds (the end of this file). */
+static pa_always_inline void *alloc_public(size_t size)
 {
     if (pa_likely(size <= SLAB_REQUEST_MAX)) {
         heap_t *h = pa_thread.heap;
@@ -186,6 +188,13 @@ PALLOCATOR_API void *myalloc(size_t size)
         return alloc_large(size);
     return alloc_arena(size);
 }
+
+#ifndef PA_CHECKED
+PALLOCATOR_API void *myalloc(size_t size)
+{
+    return alloc_public(size);
+}
+#endif
 
 PALLOCATOR_API void *mycalloc(size_t count, size_t size)
 {
@@ -276,7 +285,7 @@ static pa_always_inline int free_slab_finish(heap_t *h, segment_t *s, void *p, b
 {
     slab_t *sl = slab_of(s, p);
     if (!concurrent)
-        stats_sub(&h->live, sl->block_size);
+        stats_sub(&h->live, sl->block_size - PA_CANARY_SIZE);
     if (slab_push(sl, p))
         return free_slab_slow(h, sl, concurrent);
     heap_op_end(h, concurrent);
@@ -287,7 +296,7 @@ static pa_always_inline int free_slab_finish(heap_t *h, segment_t *s, void *p, b
 static pa_noinline int free_arena_block(heap_t *h, block_t *b, bool concurrent)
 {
     if (!concurrent)
-        stats_sub(&h->live, block_usable(b));
+        stats_sub(&h->live, block_counted(b));
     heap_give(h, b);
     heap_op_end(h, concurrent);
     return 0;
@@ -365,7 +374,8 @@ static pa_noinline int free_unattached(void *p)
     return free_other(p, entry, NULL, /*concurrent=*/true);
 }
 
-PALLOCATOR_API int myfree(void *p)
+/* myfree, wrapped in the checked builds. */
+static pa_always_inline int free_public(void *p)
 {
     heap_t *h = pa_thread.heap;
     if (pa_unlikely(h == NULL))
@@ -373,14 +383,22 @@ PALLOCATOR_API int myfree(void *p)
     return free_fast(h, p, segmap_lookup(p), /*concurrent=*/true);
 }
 
-PALLOCATOR_API size_t myalloc_usable_size(void *p)
+#ifndef PA_CHECKED
+PALLOCATOR_API int myfree(void *p)
 {
-    if (!p)
-        return 0;
+    return free_public(p);
+}
+#endif
+
+/* The usable bytes of live block p in all (a canary included); 0 when p is
+ * not a live block. *kind says where p lives. */
+static size_t usable_of_kind(void *p, ptr_kind_t *kind)
+{
     segment_t *s;
     heap_t *owner;
     size_t usable = 0;
-    switch (ptr_classify(p, &s, &owner)) {
+    *kind = p ? ptr_classify(p, &s, &owner) : PTR_INVALID;
+    switch (*kind) {
     case PTR_HEAP:
         if (segment_live_test(s, p))
             usable = heap_usable_shared(s, p);
@@ -391,9 +409,26 @@ PALLOCATOR_API size_t myalloc_usable_size(void *p)
     default:
         break;
     }
-    if (!usable)
-        errno = EINVAL;
     return usable;
+}
+
+static size_t usable_of(void *p)
+{
+    ptr_kind_t kind;
+    return usable_of_kind(p, &kind);
+}
+
+PALLOCATOR_API size_t myalloc_usable_size(void *p)
+{
+    if (!p)
+        return 0;
+    size_t usable = usable_of(p);
+    if (!usable) {
+        errno = EINVAL;
+        return 0;
+    }
+    pa_ann_widen(p, usable - PA_CANARY_SIZE, usable);
+    return usable - PA_CANARY_SIZE;
 }
 
 /* Grows or shrinks a block of the caller's own heap without moving it. */
@@ -408,14 +443,14 @@ static bool realloc_in_place(heap_t *h, segment_t *s, void *p, size_t size)
     bool done = false;
     if (segment_live_test(s, p)) {
         block_t *b = block_from_payload(p);
-        size_t before = block_usable(b);
+        size_t before = block_counted(b);
         done = tlsf_resize(&s->arena->tlsf, b, size_needed);
         if (done) {
             heap_used_shrink(h, before);
-            heap_used_grow(h, block_usable(b));
+            heap_used_grow(h, block_counted(b));
             if (!concurrent) {
                 stats_sub(&h->live, before);
-                stats_add(&h->live, block_usable(b));
+                stats_add(&h->live, block_counted(b));
             }
         }
     }
@@ -423,6 +458,7 @@ static bool realloc_in_place(heap_t *h, segment_t *s, void *p, size_t size)
     return done;
 }
 
+/* Moves p's first old_usable bytes to a new block of size bytes. */
 static void *realloc_move(void *p, size_t old_usable, size_t size)
 {
     void *q = myalloc(size);
@@ -433,33 +469,158 @@ static void *realloc_move(void *p, size_t old_usable, size_t size)
     return q;
 }
 
+/* Whether live block p can take size bytes where it is, resized in place
+ * if need be (*kept); returns its usable size before, 0 when p is not a
+ * live block. */
+static size_t realloc_try_in_place(void *p, size_t size, bool *kept)
+{
+    segment_t *s;
+    heap_t *owner;
+    *kept = false;
+    switch (ptr_classify(p, &s, &owner)) {
+    case PTR_HEAP: {
+        if (!segment_live_test(s, p))
+            return 0;
+        size_t usable = heap_usable_shared(s, p);
+        /* A slab block keeps its place while the request fits it. */
+        *kept = segment_has_slabs(s) ? size <= usable && size > 0
+                                     : owner == heap_of_caller() &&
+                                           realloc_in_place(owner, s, p, size);
+        return usable;
+    }
+    case PTR_LARGE: {
+        size_t usable = large_usable(p);
+        /* Keep the mapping while the block stays large and fits. */
+        *kept = usable && size <= usable && size > PA_LARGE_THRESHOLD;
+        return usable;
+    }
+    default:
+        return 0;
+    }
+}
+
+#ifndef PA_CHECKED
 PALLOCATOR_API void *myrealloc(void *p, size_t size)
 {
     if (!p)
         return myalloc(size);
-    segment_t *s;
-    heap_t *owner;
-    switch (ptr_classify(p, &s, &owner)) {
-    case PTR_HEAP: {
-        if (!segment_live_test(s, p))
-            return fail(EINVAL);
-        size_t usable = heap_usable_shared(s, p);
-        /* A slab block keeps its place while the request fits it. */
-        if (segment_has_slabs(s) ? size <= usable && size > 0
-                                 : owner == heap_of_caller() && realloc_in_place(owner, s, p, size))
-            return p;
-        return realloc_move(p, usable, size);
-    }
-    case PTR_LARGE: {
-        size_t usable = large_usable(p);
-        if (!usable)
-            return fail(EINVAL);
-        /* Keep the mapping while the block stays large and fits. */
-        if (size <= usable && size > PA_LARGE_THRESHOLD)
-            return p;
-        return realloc_move(p, usable, size);
-    }
-    default:
+    bool kept;
+    size_t usable = realloc_try_in_place(p, size, &kept);
+    if (!usable)
         return fail(EINVAL);
-    }
+    return kept ? p : realloc_move(p, usable, size);
 }
+#endif
+
+/* ---- the checked builds: memory checkers and canaries ---------------- */
+
+#ifdef PA_CHECKED
+/* Hardened: a block whose canary (or, for a TLSF block, whose header) is
+ * overwritten is kept out of use for good. It is never freed, so neither
+ * it nor its neighbours go through a free list or a merge again, and the
+ * call fails with EINVAL. */
+static pa_cold int canary_broken(const char *call, const void *p)
+{
+    fprintf(stderr, "pallocator: %s: block %p: canary overwritten; the block is kept "
+            "out of use\n", call, p);
+    errno = EINVAL;
+    return -1;
+}
+
+/* Whether block p (of kind), of usable bytes by its header, and its
+ * canary are intact: a heap block lies within its segment, which a header
+ * an overflow wrote over need not say. */
+static bool block_intact(const void *p, size_t usable, ptr_kind_t kind)
+{
+    if (!PA_GUARDED)
+        return true;
+    if (kind == PTR_HEAP &&
+        (usable <= PA_CANARY_SIZE || segment_of(p) != segment_of((const char *)p + usable - 1)))
+        return false;
+    return pa_canary_ok(p, usable);
+}
+
+/* The usable size of block p, just handed out for a request of want
+ * bytes, found the way the request went. */
+static size_t usable_of_new(void *p, size_t want)
+{
+    if (want <= SLAB_REQUEST_MAX)
+        return slab_class_size[slab_class_of(want)];
+    if (want <= PA_LARGE_THRESHOLD)
+        return block_usable(block_from_payload(p));
+    return large_usable(p);
+}
+
+/* Block p (NULL: none) just handed out for a request of size bytes (want
+ * with the canary): its canary set, its bytes past the request closed to
+ * memory checkers. */
+static void *hand_out(void *p, size_t size, size_t want)
+{
+    if (p) {
+        size_t usable = usable_of_new(p, want);
+        pa_canary_set(p, usable);
+        pa_ann_alloc(p, size, usable, size + PA_CANARY_SIZE > PA_LARGE_THRESHOLD);
+    }
+    return p;
+}
+
+PALLOCATOR_API void *myalloc(size_t size)
+{
+    if (size > PA_MAX_REQUEST)
+        return alloc_public(size); /* fails, and says why */
+    /* Hardened: every block keeps a granule of its own beside its canary. */
+    size_t want = (PA_GUARDED && size < PA_GRANULE ? PA_GRANULE : size) + PA_CANARY_SIZE;
+    return hand_out(alloc_public(want), size, want);
+}
+
+PALLOCATOR_API int myfree(void *p)
+{
+    ptr_kind_t kind;
+    size_t usable = usable_of_kind(p, &kind);
+    if (!usable)
+        return free_public(p); /* NULL or not a live block: the usual answer */
+    if (!block_intact(p, usable, kind))
+        return canary_broken("myfree", p);
+    /* Told before the block can be handed out again by another thread. */
+    size_t req = pa_ann_requested(p, usable - PA_CANARY_SIZE);
+    pa_ann_free(p, usable);
+    int rc = free_public(p);
+    if (rc != 0)
+        pa_ann_alloc(p, req, usable, false); /* not freed after all */
+    return rc;
+}
+
+PALLOCATOR_API void *myrealloc(void *p, size_t size)
+{
+    if (!p)
+        return myalloc(size);
+    ptr_kind_t kind;
+    size_t usable = usable_of_kind(p, &kind);
+    if (!usable)
+        return fail(EINVAL);
+    if (!block_intact(p, usable, kind)) {
+        canary_broken("myrealloc", p);
+        return NULL;
+    }
+    if (size > PA_MAX_REQUEST)
+        return fail(ENOMEM);
+    size_t old = pa_ann_requested(p, usable - PA_CANARY_SIZE);
+    /* Shrinking in place may turn the block's tail into free memory,
+     * which must be closed before the allocator writes it. */
+    if (size < old)
+        pa_ann_resize(p, old, size, usable);
+    bool kept = false;
+    if (size > 0 && !(usable = realloc_try_in_place(p, size + PA_CANARY_SIZE, &kept)))
+        return fail(EINVAL);
+    if (kept) {
+        usable = usable_of(p); /* as resized */
+        pa_canary_set(p, usable);
+        pa_ann_resize(p, size < old ? size : old, size, usable);
+        return p;
+    }
+    void *q = realloc_move(p, old, size);
+    if (!q && size < old)
+        pa_ann_resize(p, size, old, usable);
+    return q;
+}
+#endif /* PA_CHECKED */

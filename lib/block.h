@@ -11,6 +11,7 @@
 #ifndef PA_BLOCK_H
 #define PA_BLOCK_H
 
+#include "annotate.h"
 #include "internal.h"
 
 typedef struct block {
@@ -84,6 +85,13 @@ static inline size_t block_usable(const block_t *b)
     return block_size(b) - BLOCK_HEADER_SIZE;
 }
 
+/* What statistics count of used block b: the bytes its program may use
+ * (a hardened build's canary excluded). */
+static inline size_t block_counted(const block_t *b)
+{
+    return block_usable(b) - PA_CANARY_SIZE;
+}
+
 static inline block_t *block_next(const block_t *b)
 {
     return (block_t *)((char *)b + block_size(b));
@@ -111,6 +119,7 @@ static inline block_t *block_split(block_t *b, size_t size)
 {
     pa_assert(block_size(b) >= size + BLOCK_MIN_SIZE);
     block_t *rest = (block_t *)((char *)b + size);
+    pa_mem_open(rest, BLOCK_HEADER_SIZE); /* it lay in b's payload */
     block_store(rest, block_size(b) - size); /* used, predecessor used */
     block_set_size(b, size);
     return rest;

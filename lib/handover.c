@@ -13,7 +13,7 @@ static void heap_handover_push_entry(heap_t *h, block_t *b, uintptr_t tag)
 {
     block_t *head = __atomic_load_n(&h->handover, __ATOMIC_RELAXED);
     do {
-        b->next_free = head;
+        PA_LINK_STORE(b->next_free, head);
     } while (!__atomic_compare_exchange_n(&h->handover, &head,
                                           (block_t *)((uintptr_t)b | tag), /*weak=*/true,
                                           __ATOMIC_RELEASE, __ATOMIC_RELAXED));
@@ -50,6 +50,7 @@ void heap_outbox_add(heap_t *h, heap_t *owner, block_t *b, size_t size)
             heap_handover_push(owner, b);
             return;
         }
+        pa_mem_open(p, sizeof(handover_batch_t));
         block_t *nb = block_from_payload(p);
         batch_of(nb)->count = 0;
         h->outbox = nb;
@@ -87,6 +88,7 @@ static size_t heap_take_back_batch(heap_t *h, block_t *batch_block)
         heap_take_back_block(h, batch->blocks[i], batch->sizes[i]);
     }
     heap_t *maker = __atomic_load_n(&segment_of(batch_block)->owner, __ATOMIC_ACQUIRE);
+    pa_mem_close(batch, sizeof(*batch)); /* free memory again, as it goes home */
     heap_handover_push_entry(maker, batch_block, HEAP_HANDOVER_RETURN_TAG);
     return n;
 }
@@ -102,7 +104,7 @@ static void heap_take_back(heap_t *h, size_t limit)
                 return;
         }
         handover_entry_t entry = handover_decode(h->pending);
-        h->pending = entry.block->next_free;
+        h->pending = PA_LINK_LOAD(entry.block->next_free);
         if (entry.tag & HEAP_HANDOVER_BATCH_TAG) {
             n += heap_take_back_batch(h, entry.block);
         } else {

@@ -42,11 +42,13 @@ static int arena_visit_block(const block_t *b, void *ctx)
         return live ? verify_fail("free block %p is marked live", (const void *)b) : 0;
     /* A used block without its live mark: another thread is freeing it
      * right now, between claiming the mark and handing it over. */
+    if (live && !pa_canary_ok(block_payload(b), block_usable(b)))
+        return verify_fail("block %p: canary overwritten", block_payload(b));
     if (live)
         tally->live_marks++;
     else
         tally->usage.unmarked_used++;
-    tally->usage.used_usable += block_usable(b);
+    tally->usage.used_usable += block_counted(b);
     return 0;
 }
 
@@ -120,7 +122,13 @@ static pa_noinline block_t *heap_grow(heap_t *h, arena_t *a, size_t block_size)
     if (!s)
         return NULL;
     segment_list_push(&a->segments, &a->segment_count, s);
-    tlsf_add_area(&a->tlsf, segment_first_block(s), SEGMENT_AREA_SIZE);
+    /* The pages may have served slabs, whose free blocks were closed to
+     * memory checkers: open the area to lay it out, then close the free
+     * payload. */
+    block_t *first = segment_first_block(s);
+    pa_mem_open(first, SEGMENT_AREA_SIZE);
+    tlsf_add_area(&a->tlsf, first, SEGMENT_AREA_SIZE);
+    pa_mem_close(block_payload(first), block_usable(first));
     pa_assert(arena_verify(h, a, NULL) == 0);
     return tlsf_take(&a->tlsf, block_size);
 }
@@ -134,7 +142,7 @@ block_t *heap_take(heap_t *h, size_t n)
     if (pa_unlikely(!b))
         b = heap_grow(h, &h->arena, block_size);
     if (pa_likely(b != NULL))
-        heap_used_grow(h, block_usable(b));
+        heap_used_grow(h, block_counted(b));
     return b;
 }
 
@@ -168,7 +176,7 @@ void heap_give(heap_t *h, block_t *b)
 {
     segment_t *s = segment_of(b);
     pa_assert(s->owner == h);
-    heap_used_shrink(h, block_usable(b));
+    heap_used_shrink(h, block_counted(b));
     arena_t *a = s->arena;
     block_t *merged = tlsf_give(&a->tlsf, b);
     if (pa_unlikely(segment_area_is_whole(s, merged))) {

@@ -66,8 +66,8 @@ static heap_figures_t heap_figures(const heap_t *h)
                 continue;
             }
             f.slab_blocks += sl->used;
-            f.slab_bytes += (size_t)sl->used * sl->block_size;
-            f.freed += (size_t)(sl->capacity - sl->used) * sl->block_size;
+            f.slab_bytes += (size_t)sl->used * (sl->block_size - PA_CANARY_SIZE);
+            f.freed += (size_t)(sl->capacity - sl->used) * (sl->block_size - PA_CANARY_SIZE);
         }
     f.freed += tlsf_free_usable(&h->arena.tlsf);
     return f;
@@ -151,7 +151,7 @@ static const char *plural(size_t n)
 static size_t list_length(const block_t *link)
 {
     size_t n = 0;
-    for (handover_entry_t e; link; link = e.block->next_free) {
+    for (handover_entry_t e; link; link = PA_LINK_LOAD(e.block->next_free)) {
         e = handover_decode(link);
         if (e.tag & HEAP_HANDOVER_BATCH_TAG)
             n += ((const handover_batch_t *)block_payload(e.block))->count;
@@ -228,7 +228,7 @@ static void dump_free_lists(const tlsf_t *t)
         fprintf(stderr, "      fl %2u second-level bitmap %08x\n", fl, t->sl_bitmap[fl]);
         for (unsigned sl = 0; sl < TLSF_SL_COUNT; sl++) {
             size_t n = 0;
-            for (const block_t *b = t->lists[fl][sl]; b; b = b->next_free)
+            for (const block_t *b = t->lists[fl][sl]; b; b = PA_LINK_LOAD(b->next_free))
                 n++;
             if (n)
                 fprintf(stderr, "        bin %2u/%2u: %zu free block%s\n", fl, sl, n,
@@ -398,7 +398,7 @@ static int verify_batch(const heap_t *h, const block_t *batch_block)
 
 static int verify_handover_list(const heap_t *h, const block_t *link)
 {
-    for (handover_entry_t e; link; link = e.block->next_free) {
+    for (handover_entry_t e; link; link = PA_LINK_LOAD(e.block->next_free)) {
         e = handover_decode(link);
         if ((e.tag & HEAP_HANDOVER_BATCH_TAG) ? verify_batch(h, e.block)
                                               : verify_handed_block(h, e.block))

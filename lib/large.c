@@ -62,12 +62,12 @@ void *large_alloc(size_t size, pa_stats_t *charge)
         large_list->prev = l;
     large_list = l;
     large_totals.count++;
-    large_totals.allocated += l->usable;
+    large_totals.allocated += l->usable - PA_CANARY_SIZE;
     large_totals.mapped += map_size;
     if (large_totals.allocated > large_totals.peak)
         large_totals.peak = large_totals.allocated;
     if (charge)
-        stats_add(charge, l->usable);
+        stats_add(charge, l->usable - PA_CANARY_SIZE);
     large_unlock();
     return large_payload(l);
 }
@@ -99,9 +99,9 @@ int large_free(void *p, pa_stats_t *charge)
     if (l->next)
         l->next->prev = l->prev;
     large_totals.count--;
-    large_totals.allocated -= l->usable;
+    large_totals.allocated -= l->usable - PA_CANARY_SIZE;
     if (charge)
-        stats_sub(charge, l->usable);
+        stats_sub(charge, l->usable - PA_CANARY_SIZE);
     large_totals.mapped -= l->map_size;
     large_unlock();
     os_unmap(l, l->map_size);
@@ -146,8 +146,10 @@ int large_verify(size_t *slots)
         if (segmap_lookup(payload) != ((uintptr_t)l | SEGMAP_LARGE))
             return verify_fail("large block %p is missing from the segment map",
                                (const void *)payload);
+        if (!pa_canary_ok(payload, l->usable))
+            return verify_fail("large block %p: canary overwritten", (const void *)payload);
         count++;
-        usable += l->usable;
+        usable += l->usable - PA_CANARY_SIZE;
         *slots += (l->map_size + PA_SEGMENT_SIZE - 1) / PA_SEGMENT_SIZE;
     }
     if (count != large_totals.count || usable != large_totals.allocated)

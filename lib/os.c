@@ -5,6 +5,8 @@
  */
 #include "os.h"
 
+#include "annotate.h"
+
 #include <errno.h>
 #include <sys/mman.h>
 
@@ -17,6 +19,8 @@ void *os_map(size_t size)
 
 void os_unmap(void *addr, size_t size)
 {
+    if (addr)
+        pa_mem_forget(addr, size);
     if (addr && munmap(addr, size) != 0)
         pa_log("munmap(%p, %zu) failed: errno %d", addr, size, errno);
 }

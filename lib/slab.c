@@ -80,6 +80,8 @@ static bool slab_grow(slab_set_t *set)
         return false;
     s->slabs_in_use = 0;
     segment_list_push(&set->segments, &set->segment_count, s);
+    /* Uncarved and free slab memory is off limits until handed out. */
+    pa_mem_close((char *)s + SEGMENT_HEADER_SLABS * SLAB_SIZE, SEGMENT_BLOCK_SLABS * SLAB_SIZE);
     /* The first slabs hold the header; the others start out free. */
     for (size_t k = SEGMENT_SLABS; k-- > SEGMENT_HEADER_SLABS;) {
         slab_t *sl = &s->slabs[k];
@@ -157,8 +159,8 @@ static bool slab_carve(slab_t *sl)
     char *first = sl->start + (size_t)sl->bump * sl->block_size;
     char *p = first;
     for (uint32_t i = 1; i < n; i++, p += sl->block_size)
-        *(void **)p = p + sl->block_size;
-    *(void **)p = sl->free;
+        PA_LINK_STORE(*(void **)p, p + sl->block_size);
+    PA_LINK_STORE(*(void **)p, sl->free);
     sl->free = first;
     sl->bump += n;
     return true;
@@ -181,6 +183,13 @@ void *slab_take_slow(slab_set_t *set, unsigned c)
     if (!sl->free)
         slab_carve(sl);
     return slab_pop(sl);
+}
+
+void *slab_free_list_broken(slab_t *sl, const void *p)
+{
+    fprintf(stderr, "pallocator: slab %p: free block %p has a broken link; "
+            "the blocks after it stay out of use\n", (void *)sl->start, p);
+    return NULL;
 }
 
 void slab_give_slow(slab_set_t *set, slab_t *sl)
@@ -240,7 +249,15 @@ static int slab_verify(const slab_set_t *set, const segment_t *s, const slab_t *
         sl->used > sl->bump || sl->start != (const char *)s + (size_t)(sl - s->slabs) * SLAB_SIZE)
         return verify_fail("slab %p has a broken record", (const void *)sl->start);
     size_t listed = 0;
-    for (const void *p = sl->free; p; p = *(void *const *)p)
+    /* Canaries first: an overflow that reached a free neighbour's link
+     * is named by the block it came from. */
+    if (PA_GUARDED)
+        for (uint32_t i = 0; i < sl->bump; i++) {
+            const char *p = sl->start + (size_t)i * sl->block_size;
+            if (segment_live_test(s, p) && !pa_canary_ok(p, sl->block_size))
+                return verify_fail("block %p: canary overwritten", (const void *)p);
+        }
+    for (const void *p = sl->free; p; p = PA_LINK_LOAD(*(void *const *)p))
         if (++listed > sl->bump || !slab_holds_block(sl, p) || segment_live_test(s, p))
             return verify_fail("slab %p: bad free list at %p", (const void *)sl->start, p);
     if (sl->used + listed != sl->bump)
@@ -253,7 +270,7 @@ static int slab_verify(const slab_set_t *set, const segment_t *s, const slab_t *
         return verify_fail("slab %p is in the wrong state", (const void *)sl->start);
     tally->partial += sl->state == SLAB_PARTIAL;
     tally->assigned++;
-    tally->live_bytes += (size_t)sl->used * sl->block_size;
+    tally->live_bytes += (size_t)sl->used * (sl->block_size - PA_CANARY_SIZE);
     return 0;
 }
 

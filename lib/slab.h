@@ -60,6 +60,9 @@ void slab_set_init(slab_set_t *set, struct heap *owner, pa_stats_t *held);
  * current slab, and moving a slab between lists. */
 void *slab_take_slow(slab_set_t *set, unsigned c);
 void slab_give_slow(slab_set_t *set, slab_t *sl);
+/* Hardened build: block p's link is broken; reports it and gives up the
+ * rest of sl's free list (those blocks stay out of use). Returns NULL. */
+void *slab_free_list_broken(slab_t *sl, const void *p);
 /* Gives back every slab without live blocks and every wholly free segment
  * (a heap whose thread exits). */
 void slab_shrink(slab_set_t *set);
@@ -92,7 +95,12 @@ static inline void *slab_pop(slab_t *sl)
 {
     void *p = sl->free;
     if (pa_likely(p != NULL)) {
-        sl->free = *(void **)p;
+        void *next = PA_LINK_LOAD(*(void **)p);
+        /* Hardened: a link an overflow has overwritten is never followed. */
+        if (PA_GUARDED && pa_unlikely(next != NULL && (!slab_holds_block(sl, next) ||
+                                                      segment_live_test(segment_of(p), next))))
+            next = slab_free_list_broken(sl, p);
+        sl->free = next;
         sl->used++;
     }
     return p;
@@ -111,7 +119,7 @@ static inline void *slab_take(slab_set_t *set, unsigned c)
 static inline bool slab_push(slab_t *sl, void *p)
 {
     void *next = sl->free;
-    *(void **)p = next;
+    PA_LINK_STORE(*(void **)p, next);
     sl->free = p;
     /* A full slab has an empty free list; so may the current slab, for
      * which the slow half has nothing to do. */

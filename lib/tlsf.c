@@ -22,10 +22,10 @@ static void tlsf_insert(tlsf_t *t, block_t *b)
 {
     tlsf_bin_t bin = tlsf_bin_of(block_size(b));
     block_t *head = t->lists[bin.fl][bin.sl];
-    b->next_free = head;
-    b->prev_free = NULL;
+    PA_LINK_STORE(b->next_free, head);
+    PA_LINK_STORE(b->prev_free, NULL);
     if (head)
-        head->prev_free = b;
+        PA_LINK_STORE(head->prev_free, b);
     t->lists[bin.fl][bin.sl] = b;
     t->fl_bitmap |= 1u << bin.fl;
     t->sl_bitmap[bin.fl] |= 1u << bin.sl;
@@ -36,12 +36,13 @@ static void tlsf_insert(tlsf_t *t, block_t *b)
 void tlsf_remove(tlsf_t *t, block_t *b)
 {
     tlsf_bin_t bin = tlsf_bin_of(block_size(b));
-    if (b->prev_free)
-        b->prev_free->next_free = b->next_free;
+    block_t *next = PA_LINK_LOAD(b->next_free), *prev = PA_LINK_LOAD(b->prev_free);
+    if (prev)
+        PA_LINK_STORE(prev->next_free, next);
     else
-        t->lists[bin.fl][bin.sl] = b->next_free;
-    if (b->next_free)
-        b->next_free->prev_free = b->prev_free;
+        t->lists[bin.fl][bin.sl] = next;
+    if (next)
+        PA_LINK_STORE(next->prev_free, prev);
     if (!t->lists[bin.fl][bin.sl]) {
         t->sl_bitmap[bin.fl] &= ~(1u << bin.sl);
         if (!t->sl_bitmap[bin.fl])
@@ -51,20 +52,47 @@ void tlsf_remove(tlsf_t *t, block_t *b)
     t->free_blocks--;
 }
 
-/* The first non-empty list at or above bin, found with two bit scans. */
-static block_t *tlsf_find(const tlsf_t *t, tlsf_bin_t bin)
+/* The first non-empty list at or above *bin, found with two bit scans;
+ * *bin becomes the list's. */
+static block_t *tlsf_find(const tlsf_t *t, tlsf_bin_t *bin)
 {
-    uint32_t sl_map = t->sl_bitmap[bin.fl] & (~0u << bin.sl);
+    uint32_t sl_map = t->sl_bitmap[bin->fl] & (~0u << bin->sl);
     if (!sl_map) {
         /* A shift by the bitmap's width would be undefined. */
         uint32_t fl_map =
-            bin.fl + 1 < TLSF_BITMAP_BITS ? t->fl_bitmap & (~0u << (bin.fl + 1)) : 0;
+            bin->fl + 1 < TLSF_BITMAP_BITS ? t->fl_bitmap & (~0u << (bin->fl + 1)) : 0;
         if (!fl_map)
             return NULL;
-        bin.fl = bit_lowest(fl_map);
-        sl_map = t->sl_bitmap[bin.fl];
+        bin->fl = bit_lowest(fl_map);
+        sl_map = t->sl_bitmap[bin->fl];
     }
-    return t->lists[bin.fl][bit_lowest(sl_map)];
+    bin->sl = bit_lowest(sl_map);
+    return t->lists[bin->fl][bin->sl];
+}
+
+/* Hardened build: whether free block b's header still says what its list
+ * and its successor say (an overflow of the block before it would have
+ * overwritten it). The size is bounded before the successor is read. */
+static bool tlsf_free_block_sane(const block_t *b)
+{
+    size_t size = block_size(b);
+    if (!block_is_free(b) || size < BLOCK_MIN_SIZE || size % PA_GRANULE ||
+        size >= PA_SEGMENT_SIZE)
+        return false;
+    const block_t *next = block_next(b);
+    return next->prev_phys == b && block_prev_is_free(next);
+}
+
+/* Hardened build: a list whose first block is damaged is given up, its
+ * blocks kept out of use, rather than followed. */
+static pa_cold void tlsf_quarantine_list(tlsf_t *t, tlsf_bin_t bin)
+{
+    fprintf(stderr, "pallocator: free block %p has a broken header; its free list "
+            "%u/%u stays out of use\n", (void *)t->lists[bin.fl][bin.sl], bin.fl, bin.sl);
+    t->lists[bin.fl][bin.sl] = NULL;
+    t->sl_bitmap[bin.fl] &= ~(1u << bin.sl);
+    if (!t->sl_bitmap[bin.fl])
+        t->fl_bitmap &= ~(1u << bin.fl);
 }
 
 /* Gives back the tail of b beyond size, when the tail can be a block. */
@@ -80,26 +108,35 @@ block_t *tlsf_take(tlsf_t *t, size_t size)
 {
     if (size >= (size_t)1 << PA_SEGMENT_SHIFT)
         return NULL;
-    block_t *b = tlsf_find(t, tlsf_bin_of(size));
+    tlsf_bin_t bin = tlsf_bin_of(size);
+    block_t *b = tlsf_find(t, &bin);
+    while (PA_GUARDED && b && pa_unlikely(!tlsf_free_block_sane(b))) {
+        tlsf_quarantine_list(t, bin);
+        bin = tlsf_bin_of(size);
+        b = tlsf_find(t, &bin);
+    }
     if (!b)
         return NULL;
     pa_assert(block_size(b) >= size);
     tlsf_remove(t, b);
     block_mark_used(b);
     tlsf_trim(t, b, size);
+    /* Its payload held free-list links and headers, closed to checkers. */
+    pa_mem_open(block_payload(b), block_usable(b));
     return b;
 }
 
 block_t *tlsf_give(tlsf_t *t, block_t *b)
 {
     pa_assert(!block_is_free(b));
-    if (block_prev_is_free(b)) {
+    /* Hardened: a damaged neighbour is left alone, never merged. */
+    if (block_prev_is_free(b) && (!PA_GUARDED || tlsf_free_block_sane(b->prev_phys))) {
         block_t *prev = b->prev_phys;
         tlsf_remove(t, prev);
         b = block_absorb(prev, b);
     }
     block_t *next = block_next(b);
-    if (block_is_free(next)) {
+    if (block_is_free(next) && (!PA_GUARDED || tlsf_free_block_sane(next))) {
         tlsf_remove(t, next);
         b = block_absorb(b, next);
     }
@@ -113,7 +150,8 @@ bool tlsf_resize(tlsf_t *t, block_t *b, size_t size)
     size_t have = block_size(b);
     if (size > have) {
         block_t *next = block_next(b);
-        if (!block_is_free(next) || have + block_size(next) < size)
+        if (!block_is_free(next) || (PA_GUARDED && !tlsf_free_block_sane(next)) ||
+            have + block_size(next) < size)
             return false;
         tlsf_remove(t, next);
         block_absorb(b, next);
@@ -143,7 +181,7 @@ int tlsf_verify(const tlsf_t *t, tlsf_owns_fn owns, const void *ctx)
             if (((t->sl_bitmap[fl] >> sl) & 1) != (b != NULL))
                 return verify_fail("TLSF %p: bitmap bit %u/%u disagrees with its list",
                                    (const void *)t, fl, sl);
-            for (const block_t *prev = NULL; b; prev = b, b = b->next_free) {
+            for (const block_t *prev = NULL; b; prev = b, b = PA_LINK_LOAD(b->next_free)) {
                 if (++listed > t->free_blocks)
                     return verify_fail("TLSF %p: free lists hold more blocks than counted",
                                        (const void *)t);
@@ -158,7 +196,7 @@ int tlsf_verify(const tlsf_t *t, tlsf_owns_fn owns, const void *ctx)
                     return verify_fail("TLSF %p: block %p of size %zu is in list %u/%u, "
                                        "belongs in %u/%u", (const void *)t, (const void *)b,
                                        block_size(b), fl, sl, bin.fl, bin.sl);
-                if (b->prev_free != prev)
+                if (PA_LINK_LOAD(b->prev_free) != prev)
                     return verify_fail("TLSF %p: list %u/%u: back link of %p is wrong",
                                        (const void *)t, fl, sl, (const void *)b);
             }

@@ -136,6 +136,15 @@ static void teardown(void)
     allocator_cleanup();
 }
 
+/* The usable size of the slab block for a request of n bytes: a hardened
+ * build's blocks keep a granule of their own beside their canary. */
+static size_t slab_usable_for(size_t n)
+{
+    if (PA_CANARY_SIZE && n < PA_GRANULE)
+        n = PA_GRANULE;
+    return slab_class_size[slab_class_of(n + PA_CANARY_SIZE)] - PA_CANARY_SIZE;
+}
+
 START_TEST(test_slab_classes_fit_tightly)
 {
     for (size_t n = 0; n <= SLAB_REQUEST_MAX; n++) {
@@ -145,12 +154,13 @@ START_TEST(test_slab_classes_fit_tightly)
         ck_assert(c == 0 || slab_class_size[c - 1] < n);
         ck_assert_uint_eq(slab_class_size[c] % PA_GRANULE, 0);
     }
-    for (size_t n = 1; n <= SLAB_REQUEST_MAX; n += 7) {
+    /* A hardened build's canary takes the last bytes of each block. */
+    for (size_t n = 1; n <= SLAB_REQUEST_MAX - PA_CANARY_SIZE; n += 7) {
         unsigned char *p = myalloc(n);
         ck_assert_ptr_nonnull(p);
         ck_assert_uint_eq((uintptr_t)p % PA_GRANULE, 0);
         ck_assert(segment_has_slabs(segment_of(p)));
-        ck_assert_uint_eq(myalloc_usable_size(p), slab_class_size[slab_class_of(n)]);
+        ck_assert_uint_eq(myalloc_usable_size(p), slab_usable_for(n));
         ck_assert_int_eq(myfree(p), 0);
     }
 }
@@ -163,16 +173,16 @@ START_TEST(test_slab_blocks_are_packed)
     for (int i = 0; i < N; i++) {
         p[i] = myalloc(40); /* the 48-byte class */
         ck_assert_ptr_nonnull(p[i]);
-        test_fill(p[i], 48);
+        test_fill(p[i], myalloc_usable_size(p[i]));
     }
     for (int i = 1; i < N; i++)
         ck_assert_ptr_eq(p[i], p[i - 1] + 48);
     for (int i = 0; i < N; i++) {
-        ck_assert(test_check_fill(p[i], 48));
+        ck_assert(test_check_fill(p[i], myalloc_usable_size(p[i])));
         ck_assert_int_eq(myfree(p[i]), 0);
     }
     /* The last block freed is the first handed out again. */
-    unsigned char *again = myalloc(48);
+    unsigned char *again = myalloc(48 - PA_CANARY_SIZE);
     ck_assert_ptr_eq(again, p[N - 1]);
     ck_assert_int_eq(myfree(again), 0);
 }
@@ -185,7 +195,7 @@ START_TEST(test_slab_full_partial_free)
     unsigned char **p = calloc(n, sizeof *p);
     ck_assert_ptr_nonnull(p);
     for (size_t i = 0; i < n; i++) {
-        p[i] = myalloc(64);
+        p[i] = myalloc(64 - PA_CANARY_SIZE); /* the 64-byte class */
         ck_assert_ptr_nonnull(p[i]);
     }
     slab_t *first = slab_holding(p[0]);

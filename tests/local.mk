@@ -96,7 +96,31 @@ tests_test_binding_SOURCES = tests/test_binding.c
 tests_test_binding_CFLAGS = $(AM_CFLAGS)
 tests_test_binding_LDADD = libpallocator.la
 TESTS += tests/test_binding
-TESTS_ENVIRONMENT = top_builddir=$(top_builddir) top_srcdir=$(top_srcdir) NM="$(NM)"
+# Memory mistakes the build's checker must report (memcheck in a
+# --enable-valgrind build, ASan, or the hardened build's canaries): one
+# program that makes each, and the script that runs it and reads the report.
+check_PROGRAMS += tests/mistakes
+tests_mistakes_SOURCES = tests/mistakes.c
+tests_mistakes_CFLAGS = $(AM_CFLAGS)
+tests_mistakes_LDADD = libpallocator_core.la
+TESTS += tests/test_mistakes.sh
+EXTRA_DIST += tests/test_mistakes.sh
+if PA_VALGRIND
+PA_TOOL = memcheck
+else
+if PA_ASAN
+PA_TOOL = asan
+else
+if PA_HARDENED
+PA_TOOL = hardened
+else
+PA_TOOL = none
+endif
+endif
+endif
+
+TESTS_ENVIRONMENT = top_builddir=$(top_builddir) top_srcdir=$(top_srcdir) NM="$(NM)" \
+	PA_TOOL=$(PA_TOOL) LIBTOOL="$(LIBTOOL)" VALGRIND="$(VALGRIND)"
 
 # The whole suite under valgrind's memcheck (use a build without sanitizers).
 check-valgrind: $(check_PROGRAMS)
@@ -107,6 +131,15 @@ check-valgrind: $(check_PROGRAMS)
 	    --quiet ./$$t || exit 1; \
 	done
 PHONY_TARGETS += check-valgrind
+
+# In a --enable-valgrind build: memcheck reports each mistake of
+# tests/mistakes as it would for malloc, then the whole suite under it.
+check-memcheck: $(check_PROGRAMS)
+	@test "$(PA_TOOL)" = memcheck || { echo "check-memcheck needs ./configure --enable-valgrind"; exit 1; }
+	top_builddir=$(top_builddir) PA_TOOL=memcheck LIBTOOL="$(LIBTOOL)" VALGRIND="$(VALGRIND)" \
+	  $(SHELL) $(top_srcdir)/tests/test_mistakes.sh
+	$(MAKE) $(AM_MAKEFLAGS) check-valgrind
+PHONY_TARGETS += check-memcheck
 
 # libFuzzer over the public API (needs clang and its runtime, Debian:
 # clang libclang-rt-14-dev): make fuzz [FUZZ_SECONDS=60]
