@@ -50,7 +50,6 @@ void heap_outbox_add(heap_t *h, heap_t *owner, block_t *b, size_t size)
             heap_handover_push(owner, b);
             return;
         }
-        pa_mem_open(p, sizeof(handover_batch_t));
         block_t *nb = block_from_payload(p);
         batch_of(nb)->count = 0;
         h->outbox = nb;
@@ -88,7 +87,6 @@ static size_t heap_take_back_batch(heap_t *h, block_t *batch_block)
         heap_take_back_block(h, batch->blocks[i], batch->sizes[i]);
     }
     heap_t *maker = __atomic_load_n(&segment_of(batch_block)->owner, __ATOMIC_ACQUIRE);
-    pa_mem_close(batch, sizeof(*batch)); /* free memory again, as it goes home */
     heap_handover_push_entry(maker, batch_block, HEAP_HANDOVER_RETURN_TAG);
     return n;
 }

@@ -102,6 +102,7 @@ static inline void *slab_pop(slab_t *sl)
             next = slab_free_list_broken(sl, p);
         sl->free = next;
         sl->used++;
+        pa_mem_open(p, sl->block_size); /* free memory until now */
     }
     return p;
 }
@@ -119,6 +120,7 @@ static inline void *slab_take(slab_set_t *set, unsigned c)
 static inline bool slab_push(slab_t *sl, void *p)
 {
     void *next = sl->free;
+    pa_mem_close(p, sl->block_size); /* free memory from now on */
     PA_LINK_STORE(*(void **)p, next);
     sl->free = p;
     /* A full slab has an empty free list; so may the current slab, for
