@@ -11,6 +11,9 @@
  *   overflow-slab    (hardened) a slab block is written a few bytes past
  *                    its usable size, into its canary
  *   overflow-arena   (hardened) the same with a TLSF block
+ *   overflow-free-neighbour  (hardened) a slab block is written through
+ *                    its canary into the free-list link of the free
+ *                    block after it
  *   none             no mistake: every path of the allocator that touches
  *                    free memory (remote frees in batches, realloc in
  *                    place both ways, large blocks, verify) runs cleanly
@@ -20,6 +23,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,16 +110,22 @@ static int no_mistake(void)
     return allocator_verify() == 0 ? 0 : 11;
 }
 
-/* Writes a few bytes past the usable size of the middle of three blocks of
- * n bytes, then checks what verify and free say and that the neighbours
- * and further allocations work. */
-static int overflow(size_t n)
+/* Writes a few bytes (reach) past the usable size of the middle of three
+ * blocks of n bytes (the last one freed first when after_free), then
+ * checks what verify and free say and that the neighbours and further
+ * allocations work. */
+static int overflow(size_t n, size_t reach, bool after_free)
 {
     char *before = checked_alloc(n), *victim = checked_alloc(n), *after = checked_alloc(n);
     size_t usable = myalloc_usable_size(victim);
     printf("victim %p\n", (void *)victim);
+    if (after_free) {
+        if ((size_t)(after - victim) != usable + 8 || myfree(after) != 0)
+            return 17; /* the neighbour must follow the canary */
+        after = NULL;
+    }
     offset_of_mistake = usable;
-    for (size_t i = 0; i < 4; i++)
+    for (size_t i = 0; i < reach; i++)
         victim[offset_of_mistake + i] = 0x77;
     int verified = allocator_verify();
     errno = 0;
@@ -125,9 +135,9 @@ static int overflow(size_t n)
     if (verified != -1 || freed != -1 || errno != EINVAL)
         return 12;
     /* The neighbours are intact and free normally; the heap keeps working. */
-    if (read_byte(before, n - 1) != 0x5a || read_byte(after, n - 1) != 0x5a)
+    if (read_byte(before, n - 1) != 0x5a || (after && read_byte(after, n - 1) != 0x5a))
         return 13;
-    if (myfree(before) != 0 || myfree(after) != 0)
+    if (myfree(before) != 0 || (after && myfree(after) != 0))
         return 14;
     for (int round = 0; round < 3; round++) {
         void *p[64];
@@ -165,9 +175,11 @@ int main(int argc, char **argv)
         return myfree(p) != 0 || r;
     }
     if (!strcmp(mode, "overflow-slab"))
-        return overflow(40);
+        return overflow(40, 4, false);
     if (!strcmp(mode, "overflow-arena"))
-        return overflow(10000);
+        return overflow(10000, 4, false);
+    if (!strcmp(mode, "overflow-free-neighbour"))
+        return overflow(40, 16, true);
     if (!strcmp(mode, "none"))
         return no_mistake();
     fprintf(stderr, "mistakes: unknown mistake %s\n", mode);

@@ -64,7 +64,7 @@ asan)
     done
     ;;
 hardened)
-    for mode in overflow-slab overflow-arena; do
+    for mode in overflow-slab overflow-arena overflow-free-neighbour; do
         run "$mode"
         victim=$(sed -n 's/^victim //p' "$out")
         if [ "$rc" -ne 0 ]; then
@@ -74,6 +74,9 @@ hardened)
             fail "$mode: verify does not name block $victim"
         elif ! grep -q "^pallocator: myfree: block $victim: canary overwritten" "$out"; then
             fail "$mode: free does not name block $victim"
+        elif [ "$mode" = overflow-free-neighbour ] &&
+            ! grep -q "^pallocator: slab .*: free block .* has a broken link" "$out"; then
+            fail "$mode: the broken link was not reported"
         else
             echo "PASS: $mode reported by verify and free, the heap works on"
         fi
