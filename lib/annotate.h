@@ -72,6 +72,14 @@ static inline void pa_ann_resize(void *p, size_t old, size_t req, size_t usable)
     pa_mem_close((char *)p + req, usable - req);
 }
 
+/* Live block p goes with its memory (allocator_cleanup): memcheck must not
+ * keep it, or a block handed out there later would overlap it. */
+#define PA_ANN_TRACKS_BLOCKS 1
+static inline void pa_ann_discard(const void *p)
+{
+    VALGRIND_FREELIKE_BLOCK(p, 0);
+}
+
 /* The request block p was handed out for: its addressable prefix, found by
  * asking memcheck about single bytes (which reports nothing). */
 static inline size_t pa_ann_requested(const void *p, size_t usable)
@@ -153,6 +161,14 @@ static inline size_t pa_ann_requested(const void *p, size_t usable)
     return usable;
 }
 
+#endif
+
+#ifndef PA_ANN_TRACKS_BLOCKS
+#define PA_ANN_TRACKS_BLOCKS 0
+static inline void pa_ann_discard(const void *p)
+{
+    (void)p;
+}
 #endif
 
 /* The program asked for block p's usable size, visible bytes of usable in

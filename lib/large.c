@@ -132,6 +132,7 @@ void large_release_all(void)
     while (large_list) {
         large_t *l = large_list;
         large_list = l->next;
+        pa_ann_discard((char *)l + LARGE_PAYLOAD_OFFSET);
         segmap_unregister((uintptr_t)l, l->map_size);
         os_unmap(l, l->map_size);
     }

@@ -89,8 +89,19 @@ void segment_retire(segment_t *s)
     pa_log("segment %p retired", (void *)s);
 }
 
+/* A checker that tracks blocks (memcheck) is told the live blocks of a
+ * segment unmapped whole are gone. */
+static void segment_discard_live(const segment_t *s)
+{
+    for (size_t g = 0; g < SEGMENT_GRANULES; g++)
+        if (s->live.mark[g])
+            pa_ann_discard((const char *)s + (g << PA_GRANULE_SHIFT));
+}
+
 void segment_unmap(segment_t *s)
 {
+    if (PA_ANN_TRACKS_BLOCKS)
+        segment_discard_live(s);
     segmap_unregister((uintptr_t)s, PA_SEGMENT_SIZE);
     os_unmap(s, PA_SEGMENT_SIZE);
 }
