@@ -64,6 +64,9 @@ static pa_noinline void *alloc_large(size_t size)
 static pa_always_inline void *alloc_finish(heap_t *h, block_t *b, size_t size, bool concurrent)
 {
     void *p = block_payload(b);
+    /* Hardened: the canary is in place before the block is marked live,
+     * inside the operation, so a verify that pauses the heap sees it. */
+    pa_canary_set(p, size - BLOCK_HEADER_SIZE);
     segment_live_set(segment_of(b), p);
     if (!concurrent)
         stats_add(&h->live, size - BLOCK_HEADER_SIZE - PA_CANARY_SIZE);
@@ -76,6 +79,7 @@ static pa_always_inline void *alloc_slab_finish(heap_t *h, void *p, unsigned cls
                                                 bool concurrent)
 {
     if (pa_likely(p != NULL)) {
+        pa_canary_set(p, slab_class_size[cls]); /* as in alloc_finish */
         segment_live_set(segment_of(p), p);
         if (!concurrent)
             stats_add(&h->live, slab_class_size[cls] - PA_CANARY_SIZE);
@@ -446,6 +450,7 @@ static bool realloc_in_place(heap_t *h, segment_t *s, void *p, size_t size)
         size_t before = block_counted(b);
         done = tlsf_resize(&s->arena->tlsf, b, size_needed);
         if (done) {
+            pa_canary_set(p, block_usable(b)); /* at the new end, inside the operation */
             heap_used_shrink(h, before);
             heap_used_grow(h, block_counted(b));
             if (!concurrent) {
@@ -540,6 +545,7 @@ static bool block_intact(const void *p, size_t usable, ptr_kind_t kind)
     return pa_canary_ok(p, usable);
 }
 
+#ifdef PA_ANNOTATED
 /* The usable size of block p, just handed out for a request of want
  * bytes, found the way the request went. */
 static size_t usable_of_new(void *p, size_t want)
@@ -550,17 +556,19 @@ static size_t usable_of_new(void *p, size_t want)
         return block_usable(block_from_payload(p));
     return large_usable(p);
 }
+#endif
 
 /* Block p (NULL: none) just handed out for a request of size bytes (want
- * with the canary): its canary set, its bytes past the request closed to
- * memory checkers. */
+ * with the canary, which the allocation set): its bytes past the request
+ * closed to memory checkers. */
 static void *hand_out(void *p, size_t size, size_t want)
 {
-    if (p) {
-        size_t usable = usable_of_new(p, want);
-        pa_canary_set(p, usable);
-        pa_ann_alloc(p, size, usable, size + PA_CANARY_SIZE > PA_LARGE_THRESHOLD);
-    }
+#ifdef PA_ANNOTATED
+    if (p)
+        pa_ann_alloc(p, size, usable_of_new(p, want), want > PA_LARGE_THRESHOLD);
+#else
+    (void)size, (void)want;
+#endif
     return p;
 }
 
@@ -613,8 +621,7 @@ PALLOCATOR_API void *myrealloc(void *p, size_t size)
     if (size > 0 && !(usable = realloc_try_in_place(p, size + PA_CANARY_SIZE, &kept)))
         return fail(EINVAL);
     if (kept) {
-        usable = usable_of(p); /* as resized */
-        pa_canary_set(p, usable);
+        usable = usable_of(p); /* as resized, its canary moved with it */
         pa_ann_resize(p, size < old ? size : old, size, usable);
         return p;
     }

@@ -49,6 +49,7 @@ void *large_alloc(size_t size, pa_stats_t *charge)
     os_bind_node(l, map_size, numa_current_node()); /* before its header is written */
     l->map_size = map_size;
     l->usable = map_size - LARGE_PAYLOAD_OFFSET;
+    pa_canary_set(large_payload(l), l->usable); /* before verify can see the block */
     large_lock();
     if (!segmap_register((uintptr_t)l, map_size, (uintptr_t)l | SEGMAP_LARGE)) {
         large_unlock();
