@@ -123,22 +123,28 @@ TESTS_ENVIRONMENT = top_builddir=$(top_builddir) top_srcdir=$(top_srcdir) NM="$(
 	PA_TOOL=$(PA_TOOL) LIBTOOL="$(LIBTOOL)" VALGRIND="$(VALGRIND)"
 
 # The whole suite under valgrind's memcheck (use a build without sanitizers).
+# Leaks of the kinds named fail it.
+VALGRIND_LEAK_ERRORS = definite
 check-valgrind: $(check_PROGRAMS)
 	@for t in $(PA_CHECK_SUITES); do \
 	  echo "valgrind $$t"; \
 	  CK_FORK=no CK_TIMEOUT_MULTIPLIER=20 PA_TEST_SCALE=small $(LIBTOOL) --mode=execute \
-	    $(VALGRIND) --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+	    $(VALGRIND) --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=$(VALGRIND_LEAK_ERRORS) \
 	    --quiet ./$$t || exit 1; \
 	done
 PHONY_TARGETS += check-valgrind
 
 # In a --enable-valgrind build: memcheck reports each mistake of
 # tests/mistakes as it would for malloc, then the whole suite under it.
+# There memcheck sees the suite's blocks, and a child forked from a
+# threaded parent has lost the blocks only its other threads pointed to,
+# as it would with malloc: leaks are reported but fail only the mistakes
+# test.
 check-memcheck: $(check_PROGRAMS)
 	@test "$(PA_TOOL)" = memcheck || { echo "check-memcheck needs ./configure --enable-valgrind"; exit 1; }
 	top_builddir=$(top_builddir) PA_TOOL=memcheck LIBTOOL="$(LIBTOOL)" VALGRIND="$(VALGRIND)" \
 	  $(SHELL) $(top_srcdir)/tests/test_mistakes.sh
-	$(MAKE) $(AM_MAKEFLAGS) check-valgrind
+	$(MAKE) $(AM_MAKEFLAGS) check-valgrind VALGRIND_LEAK_ERRORS=none
 PHONY_TARGETS += check-memcheck
 
 # libFuzzer over the public API (needs clang and its runtime, Debian:
