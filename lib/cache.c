@@ -101,8 +101,7 @@ static int cache_verify_slab_blocks(const heap_t *h)
         size_t bytes = 0;
         for (const void *p = c->slab_bins[k]; p; p = *(void *const *)p) {
             if (!cache_slab_block_ok(h, p, cls))
-                return verify_fail("cache holds %p, not a freed slab block of class %u", p,
-                                   cls);
+                return verify_fail("cache holds %p, not a freed slab block of class %u", p, cls);
             bytes += slab_class_size[cls];
             if (bytes > c->slab_bytes[k]) /* also ends a loop in a list */
                 return verify_fail("cache holds more than its %u bytes of class %u",

@@ -3,8 +3,8 @@
  * largest slab classes): the size classes arena requests round up to,
  * exact refusal of a cached block, statistics that count cached blocks as
  * free, allocator_verify catching a damaged cache, the bounds on what it
- * holds, and its return to the arena and slabs when a thread exits. Looks at the caller's heap (either mode) through the internal
- * headers.
+ * holds, and its return to the arena and slabs when a thread exits.
+ * Looks at the caller's heap (either mode) through the internal headers.
  */
 #include <check.h>
 #include <errno.h>
@@ -47,19 +47,19 @@ START_TEST(test_cache_classes)
         unsigned k = cache_class_of_request(n);
         bool ok = size >= need && size - need < need / 4 + PA_GRANULE &&
                   (size & (((size_t)1 << (bit_highest(size) - TLSF_SL_SHIFT)) - 1)) == 0 &&
-                  cache_takes_class(k) &&
-                  cache_class_of_block(size) == k &&
+                  cache_takes_class(k) && cache_class_of_block(size) == k &&
                   cache_class_of_block(size + PA_GRANULE) == k &&
                   (n == SLAB_REQUEST_MAX + 1 || cache_class_of_request(n - 1) <= k);
         if (!ok)
             bad = n;
     }
-    ck_assert_msg(bad == 0, "request %zu: block size %zu, class %u", bad,
-                  cache_block_size_for(bad), cache_class_of_request(bad));
+    ck_assert_msg(bad == 0, "request %zu: block size %zu, class %u", bad, cache_block_size_for(bad),
+                  cache_class_of_request(bad));
     /* Blocks shrunk in place below every class are not taken. */
     ck_assert(!cache_takes_class(cache_class_of_block(128)));
     ck_assert(!cache_takes_class(cache_class_of_block(SLAB_REQUEST_MAX)));
-    ck_assert(!cache_takes_class(cache_class_of_block(cache_block_size_for(SLAB_REQUEST_MAX + 1) - PA_GRANULE)));
+    ck_assert(!cache_takes_class(
+        cache_class_of_block(cache_block_size_for(SLAB_REQUEST_MAX + 1) - PA_GRANULE)));
     ck_assert(cache_takes_class(cache_class_of_block(cache_block_size_for(SLAB_REQUEST_MAX + 1))));
 }
 END_TEST
