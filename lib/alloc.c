@@ -107,11 +107,16 @@ static pa_noinline void *alloc_from_heap(heap_t *h, size_t size, bool concurrent
         if (size > SLAB_REQUEST_MAX || h->poll_countdown == 0 || --h->poll_countdown == 0)
             heap_poll_handover(h);
     }
+    /* The cache first, as on the fast paths (which a heap without
+     * membarrier never takes). */
     if (size <= SLAB_REQUEST_MAX) {
         unsigned cls = slab_class_of(size);
-        return alloc_slab_finish(h, slab_take(&h->slabs, cls), cls, concurrent);
+        void *p = size > CACHE_SLAB_MIN_REQUEST ? cache_slab_pop(&h->cache, cls) : NULL;
+        return alloc_slab_finish(h, p ? p : slab_take(&h->slabs, cls), cls, concurrent);
     }
-    block_t *b = heap_take(h, size);
+    block_t *b = cache_pop(&h->cache, size);
+    if (!b)
+        b = heap_take(h, size);
     if (pa_unlikely(!b)) {
         heap_op_end(h, concurrent);
         return fail(ENOMEM);
