@@ -312,7 +312,7 @@ static pa_always_inline int free_slab_finish(heap_t *h, segment_t *s, void *p, b
     slab_t *sl = slab_of(s, p);
     if (!concurrent)
         stats_sub(&h->live, sl->block_size);
-    if (cache_slab_push(&h->cache, sl->cls, sl->block_size, p)) {
+    if (cache_takes_slab(sl) && cache_slab_push(&h->cache, sl, p)) {
         heap_op_end(h, concurrent);
         return 0;
     }

@@ -171,13 +171,21 @@ static inline void *cache_slab_pop(cache_t *c, unsigned cls)
     return p;
 }
 
-/* Keeps slab block p of class cls, size bytes (its live byte cleared);
- * false when the class is not cached or is full, and p goes back to its
- * slab. */
-static inline bool cache_slab_push(cache_t *c, unsigned cls, uint32_t size, void *p)
+/* Whether blocks of slab sl's class are cached: one comparison with the
+ * record the free reads anyway. */
+static inline bool cache_takes_slab(const slab_t *sl)
 {
-    unsigned k = cls - CACHE_SLAB_FIRST; /* wraps for the smaller classes */
-    if (k >= CACHE_SLAB_CLASSES || c->slab_bytes[k] + size > CACHE_SLAB_CLASS_BYTES)
+    return sl->cls >= CACHE_SLAB_FIRST;
+}
+
+/* Keeps block p of slab sl, whose class the cache takes (its live byte
+ * cleared); false when the class holds its share, and p goes back to
+ * sl. */
+static inline bool cache_slab_push(cache_t *c, const slab_t *sl, void *p)
+{
+    unsigned k = sl->cls - CACHE_SLAB_FIRST;
+    uint32_t size = sl->block_size;
+    if (c->slab_bytes[k] + size > CACHE_SLAB_CLASS_BYTES)
         return false;
     *(void **)p = c->slab_bins[k];
     c->slab_bins[k] = p;
