@@ -306,20 +306,35 @@ static pa_noinline int free_slab_slow(heap_t *h, slab_t *sl, bool concurrent)
     return 0;
 }
 
+/* Puts slab block p back in slab sl of h and ends the operation. */
+static pa_always_inline int free_slab_push(heap_t *h, slab_t *sl, void *p, bool concurrent)
+{
+    if (slab_push(sl, p))
+        return free_slab_slow(h, sl, concurrent);
+    heap_op_end(h, concurrent);
+    return 0;
+}
+
+/* A free of a block of a class the cache takes: into the cache, or its
+ * slab when the class holds its share. Out of line, so the other classes'
+ * frees pay one comparison. */
+static pa_noinline int free_slab_cached(heap_t *h, slab_t *sl, void *p, bool concurrent)
+{
+    if (!cache_slab_push(&h->cache, sl, p, cache_slab_limit(h->slabs.assigned)))
+        return free_slab_push(h, sl, p, concurrent);
+    heap_op_end(h, concurrent);
+    return 0;
+}
+
 /* Frees slab block p of h (its live mark claimed) and ends the operation. */
 static pa_always_inline int free_slab_finish(heap_t *h, segment_t *s, void *p, bool concurrent)
 {
     slab_t *sl = slab_of(s, p);
     if (!concurrent)
         stats_sub(&h->live, sl->block_size);
-    if (cache_takes_slab(sl) && cache_slab_push(&h->cache, sl, p)) {
-        heap_op_end(h, concurrent);
-        return 0;
-    }
-    if (slab_push(sl, p))
-        return free_slab_slow(h, sl, concurrent);
-    heap_op_end(h, concurrent);
-    return 0;
+    if (pa_unlikely(cache_takes_slab(sl)))
+        return free_slab_cached(h, sl, p, concurrent);
+    return free_slab_push(h, sl, p, concurrent);
 }
 
 /* Frees arena block b of h (its live mark claimed) into h's cache, or the

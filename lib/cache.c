@@ -104,11 +104,11 @@ static int cache_verify_slab_blocks(const heap_t *h)
                 return verify_fail("cache holds %p, not a freed slab block of class %u", p, cls);
             bytes += slab_class_size[cls];
             if (bytes > c->slab_bytes[k]) /* also ends a loop in a list */
-                return verify_fail("cache holds more than its %u bytes of class %u",
+                return verify_fail("cache holds more than its %zu bytes of class %u",
                                    c->slab_bytes[k], cls);
         }
-        if (bytes != c->slab_bytes[k] || bytes > CACHE_SLAB_CLASS_BYTES)
-            return verify_fail("cache holds %zu bytes of class %u, counts %u", bytes, cls,
+        if (bytes != c->slab_bytes[k])
+            return verify_fail("cache holds %zu bytes of class %u, counts %zu", bytes, cls,
                                c->slab_bytes[k]);
     }
     return 0;

@@ -55,9 +55,10 @@ _Static_assert(CACHE_SL_SHIFT <= TLSF_SL_SHIFT, "a class starts on a TLSF bin");
 /* The largest slab classes are cached too (blocks of more than
  * CACHE_SLAB_MIN_REQUEST bytes): a slab holds few of them, so the current
  * slab runs dry and the slab lists change often, and the block freed last
- * is warmer than the current slab's next one. Up to CACHE_SLAB_CLASS_BYTES
- * per class, linked through the blocks' first words; they stay used to
- * their slab. */
+ * is warmer than the current slab's next one. Each class holds up to
+ * CACHE_SLAB_CLASS_BYTES, or a 64th of the bytes of the heap's slabs with
+ * a class if that is more, linked through the blocks' first words; they
+ * stay used to their slab. */
 #define CACHE_SLAB_MIN_REQUEST ((size_t)2048)
 #define CACHE_SLAB_FIRST 24      /* the class after CACHE_SLAB_MIN_REQUEST's */
 #define CACHE_SLAB_CLASSES (SLAB_CLASSES - CACHE_SLAB_FIRST)
@@ -73,7 +74,7 @@ typedef struct cache {
     size_t bytes;
     size_t limit;                /* cache_limit of the arena's used bytes */
     void *slab_bins[CACHE_SLAB_CLASSES];
-    uint32_t slab_bytes[CACHE_SLAB_CLASSES];
+    size_t slab_bytes[CACHE_SLAB_CLASSES];
 } cache_t;
 
 /* A medium request's block size, header included, less one (so a size
@@ -178,14 +179,22 @@ static inline bool cache_takes_slab(const slab_t *sl)
     return sl->cls >= CACHE_SLAB_FIRST;
 }
 
+/* The most bytes one cached slab class may hold when assigned slabs have
+ * a size class. */
+static inline size_t cache_slab_limit(size_t assigned)
+{
+    size_t limit = assigned * (SLAB_SIZE / 64);
+    return limit > CACHE_SLAB_CLASS_BYTES ? limit : CACHE_SLAB_CLASS_BYTES;
+}
+
 /* Keeps block p of slab sl, whose class the cache takes (its live byte
- * cleared); false when the class holds its share, and p goes back to
- * sl. */
-static inline bool cache_slab_push(cache_t *c, const slab_t *sl, void *p)
+ * cleared), given the limit of cache_slab_limit; false when the class
+ * holds its share, and p goes back to sl. */
+static inline bool cache_slab_push(cache_t *c, const slab_t *sl, void *p, size_t limit)
 {
     unsigned k = sl->cls - CACHE_SLAB_FIRST;
     uint32_t size = sl->block_size;
-    if (c->slab_bytes[k] + size > CACHE_SLAB_CLASS_BYTES)
+    if (c->slab_bytes[k] + size > limit)
         return false;
     *(void **)p = c->slab_bins[k];
     c->slab_bins[k] = p;
