@@ -315,11 +315,13 @@ static pa_always_inline int free_slab_push(heap_t *h, slab_t *sl, void *p, bool 
     return 0;
 }
 
-/* A free of a block of a class the cache takes: into the cache, or its
- * slab when the class holds its share. Out of line, so the other classes'
- * frees pay one comparison. */
-static pa_noinline int free_slab_cached(heap_t *h, slab_t *sl, void *p, bool concurrent)
+/* A free of block p of segment s, of a class the cache takes: into the
+ * cache, or its slab when the class holds its share. Out of line, so the
+ * other classes' frees pay one comparison (and the record's address is
+ * found again here, not kept for this call). */
+static pa_noinline int free_slab_cached(heap_t *h, segment_t *s, void *p, bool concurrent)
 {
+    slab_t *sl = slab_of(s, p);
     if (!cache_slab_push(&h->cache, sl, p, cache_slab_limit(h->slabs.assigned)))
         return free_slab_push(h, sl, p, concurrent);
     heap_op_end(h, concurrent);
@@ -333,7 +335,7 @@ static pa_always_inline int free_slab_finish(heap_t *h, segment_t *s, void *p, b
     if (!concurrent)
         stats_sub(&h->live, sl->block_size);
     if (pa_unlikely(cache_takes_slab(sl)))
-        return free_slab_cached(h, sl, p, concurrent);
+        return free_slab_cached(h, s, p, concurrent);
     return free_slab_push(h, sl, p, concurrent);
 }
 
