@@ -400,9 +400,6 @@ static pa_noinline int free_arena_own_single(heap_t *h, void *p)
  * h the caller's heap (NULL: none). */
 static pa_noinline int free_other(void *p, uintptr_t entry, heap_t *h, bool concurrent)
 {
-    /* First an aligned address in an arena segment of the caller's heap. */
-    if (((entry ^ (uintptr_t)h) | ((uintptr_t)p & (PA_GRANULE - 1))) == 0 && h != NULL)
-        return concurrent ? free_arena_own_concurrent(h, p) : free_arena_own_single(h, p);
     segment_t *s;
     heap_t *owner;
     switch (ptr_classify_entry(p, entry, &s, &owner)) {
@@ -415,6 +412,9 @@ static pa_noinline int free_other(void *p, uintptr_t entry, heap_t *h, bool conc
     }
     if (owner != h)
         return concurrent ? free_remote(s, owner, p, h) : free_invalid();
+    /* An arena block of the caller's: the cache's short path. */
+    if (!(entry & SEGMAP_SLABS))
+        return concurrent ? free_arena_own_concurrent(h, p) : free_arena_own_single(h, p);
     return free_own_slow(h, s, p, concurrent);
 }
 
