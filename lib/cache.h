@@ -1,7 +1,9 @@
 /*
- * cache.h - a heap's cache of its own freed medium blocks (TLSF blocks
- * serving requests of more than SLAB_REQUEST_MAX bytes), by size class, in
- * front of the arena.
+ * cache.h - a heap's cache of the blocks its own thread freed, kept for
+ * that thread's next requests of the same size class: medium blocks (the
+ * arena's, serving requests of more than SLAB_REQUEST_MAX bytes) in front
+ * of the arena, and blocks of the largest slab classes in front of their
+ * slabs (below).
  *
  * Medium requests are rounded up to CACHE_SL_COUNT classes per power of
  * two (each class starts on a TLSF bin), so freed blocks come back in few
@@ -32,9 +34,10 @@
 _Static_assert(SLAB_REQUEST_MAX == (size_t)1 << PA_LOG2_SLAB_REQUEST_MAX, "row of the smallest");
 _Static_assert(PA_LARGE_THRESHOLD == (size_t)1 << PA_LOG2_LARGE_THRESHOLD, "row of the largest");
 
-#ifndef CACHE_SL_SHIFT
+/* Four classes per power of two: the waste of rounding up stays under a
+ * quarter, and a freed block finds a request of its class far more often
+ * than with TLSF's sixteen bins (the sizes benchmark's hit rate). */
 #define CACHE_SL_SHIFT 2
-#endif
 #define CACHE_SL_COUNT (1u << CACHE_SL_SHIFT)
 /* A row per power of two from SLAB_REQUEST_MAX to PA_LARGE_THRESHOLD: the
  * largest request, plus its header, rounds up into the last row. */
@@ -42,15 +45,10 @@ _Static_assert(PA_LARGE_THRESHOLD == (size_t)1 << PA_LOG2_LARGE_THRESHOLD, "row 
 #define CACHE_BINS (CACHE_ROWS * CACHE_SL_COUNT)
 _Static_assert(CACHE_SL_SHIFT <= TLSF_SL_SHIFT, "a class starts on a TLSF bin");
 
-#ifndef CACHE_MIN_BYTES
+/* The bound on the medium blocks cached (cache_limit). */
 #define CACHE_MIN_BYTES ((size_t)256 << 10)
-#endif
-#ifndef CACHE_MAX_BYTES
 #define CACHE_MAX_BYTES ((size_t)32 << 20)
-#endif
-#ifndef CACHE_LIMIT_SHIFT
-#define CACHE_LIMIT_SHIFT 3
-#endif
+#define CACHE_LIMIT_SHIFT 3      /* an eighth of the arena's used bytes */
 
 /* The largest slab classes are cached too (blocks of more than
  * CACHE_SLAB_MIN_REQUEST bytes): a slab holds few of them, so the current
@@ -62,19 +60,14 @@ _Static_assert(CACHE_SL_SHIFT <= TLSF_SL_SHIFT, "a class starts on a TLSF bin");
 #define CACHE_SLAB_MIN_REQUEST ((size_t)2048)
 #define CACHE_SLAB_FIRST 24      /* the class after CACHE_SLAB_MIN_REQUEST's */
 #define CACHE_SLAB_CLASSES (SLAB_CLASSES - CACHE_SLAB_FIRST)
-#ifndef CACHE_SLAB_CLASS_BYTES
-#define CACHE_SLAB_CLASS_BYTES ((uint32_t)32768)
-#endif
+#define CACHE_SLAB_CLASS_BYTES ((size_t)32768)
 
 typedef struct cache {
     block_t *bins[CACHE_BINS];
-    /* Block sizes, headers included. No count beside it: a pop and a push
-     * then update one word, which the next call reads back from the store
-     * buffer even while older stores (a live byte) still wait for a miss. */
-    size_t bytes;
+    size_t bytes;                /* block sizes, headers included */
     size_t limit;                /* cache_limit of the arena's used bytes */
     void *slab_bins[CACHE_SLAB_CLASSES];
-    size_t slab_bytes[CACHE_SLAB_CLASSES];
+    size_t slab_bytes[CACHE_SLAB_CLASSES]; /* block sizes per class */
 } cache_t;
 
 /* A medium request's block size, header included, less one (so a size

@@ -55,6 +55,9 @@ START_TEST(test_cache_classes)
     }
     ck_assert_msg(bad == 0, "request %zu: block size %zu, class %u", bad, cache_block_size_for(bad),
                   cache_class_of_request(bad));
+    /* The cached slab classes start right above CACHE_SLAB_MIN_REQUEST. */
+    ck_assert_uint_eq(slab_class_size[CACHE_SLAB_FIRST - 1], CACHE_SLAB_MIN_REQUEST);
+    ck_assert_uint_gt(slab_class_size[CACHE_SLAB_FIRST], CACHE_SLAB_MIN_REQUEST);
     /* Blocks shrunk in place below every class are not taken. */
     ck_assert(!cache_takes_class(cache_class_of_block(128)));
     ck_assert(!cache_takes_class(cache_class_of_block(SLAB_REQUEST_MAX)));
