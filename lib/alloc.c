@@ -113,11 +113,16 @@ static pa_noinline void *alloc_from_heap(heap_t *h, size_t size, bool concurrent
         if (size > SLAB_REQUEST_MAX || h->poll_countdown == 0 || --h->poll_countdown == 0)
             heap_poll_handover(h);
     }
+    /* The cache first, as on the fast paths (which a heap without
+     * membarrier never takes). */
     if (size <= SLAB_REQUEST_MAX) {
         unsigned cls = slab_class_of(size);
-        return alloc_slab_finish(h, slab_take(&h->slabs, cls), cls, concurrent);
+        void *p = size > CACHE_SLAB_MIN_REQUEST ? cache_slab_pop(&h->cache, cls) : NULL;
+        return alloc_slab_finish(h, p ? p : slab_take(&h->slabs, cls), cls, concurrent);
     }
-    block_t *b = heap_take(h, size);
+    block_t *b = cache_pop(&h->cache, size);
+    if (!b)
+        b = heap_take(h, size);
     if (pa_unlikely(!b)) {
         heap_op_end(h, concurrent);
         return fail(ENOMEM);
@@ -141,7 +146,8 @@ static pa_noinline void *alloc_attach(size_t size)
  * the hand-over list: a producer whose blocks come back from a consumer
  * then reuses them while they are still in cache (polling only when a slab
  * runs dry made the producer/consumer benchmark slower). Frees do not
- * count. */
+ * count. A request of more than CACHE_SLAB_MIN_REQUEST bytes takes the
+ * block its class's cache holds, if any, before the current slab's. */
 static pa_always_inline void *alloc_small(heap_t *h, size_t size, bool concurrent)
 {
     if (concurrent) {
@@ -153,6 +159,12 @@ static pa_always_inline void *alloc_small(heap_t *h, size_t size, bool concurren
             return alloc_from_heap(h, size, concurrent);
     }
     unsigned cls = slab_class_of(size);
+    /* The callers test the size first, so this test folds away. */
+    if (size > CACHE_SLAB_MIN_REQUEST) {
+        void *p = cache_slab_pop(&h->cache, cls);
+        if (pa_likely(p != NULL))
+            return alloc_slab_finish(h, p, cls, concurrent);
+    }
     void *p = slab_pop(h->slabs.current[cls]);
     if (pa_unlikely(!p))
         return alloc_slab_slow(h, cls, concurrent);
@@ -169,20 +181,47 @@ static pa_noinline void *alloc_small_unattached(size_t size)
     return alloc_attach(size);
 }
 
+/* An arena request from h, served from h's cache when it holds a block of
+ * the request's class; the hand-over list is left for a request that
+ * reaches the arena. */
+static pa_always_inline void *alloc_arena_cached(heap_t *h, size_t size, bool concurrent)
+{
+    if (concurrent) {
+        unsigned gate = heap_announce_unfenced(h);
+        if (pa_unlikely(gate & (HEAP_GATE_PAUSE | HEAP_GATE_FENCED)))
+            return alloc_from_heap(h, size, concurrent);
+    }
+    block_t *b = cache_pop(&h->cache, size);
+    if (pa_unlikely(!b))
+        return alloc_from_heap(h, size, concurrent);
+    return alloc_finish(h, b, block_size(b), concurrent);
+}
+
 /* A request too big for slabs and too small for a mapping of its own: the
  * arena's. */
 static pa_noinline void *alloc_arena(size_t size)
 {
-    heap_t *h = heap_of_caller();
-    if (!h)
-        return alloc_attach(size);
-    return alloc_from_heap(h, size, pa_is_concurrent());
+    heap_t *h = pa_thread.heap;
+    if (pa_likely(h != NULL))
+        return alloc_arena_cached(h, size, /*concurrent=*/true);
+    h = pa_single_heap; /* set in the single-threaded mode only */
+    if (h)
+        return alloc_arena_cached(h, size, /*concurrent=*/false);
+    return alloc_attach(size);
 }
 
 /* myalloc, wrapped in the checked builds (the end of this file). */
 static pa_always_inline void *alloc_public(size_t size)
 {
-    if (pa_likely(size <= SLAB_REQUEST_MAX)) {
+    /* Two tests where one would do, so the smallest requests, the most
+     * frequent, skip the cache's. */
+    if (pa_likely(size <= CACHE_SLAB_MIN_REQUEST)) {
+        heap_t *h = pa_thread.heap;
+        if (pa_likely(h != NULL))
+            return alloc_small(h, size, /*concurrent=*/true);
+        return alloc_small_unattached(size);
+    }
+    if (size <= SLAB_REQUEST_MAX) {
         heap_t *h = pa_thread.heap;
         if (pa_likely(h != NULL))
             return alloc_small(h, size, /*concurrent=*/true);
@@ -284,24 +323,47 @@ static pa_noinline int free_slab_slow(heap_t *h, slab_t *sl, bool concurrent)
     return 0;
 }
 
-/* Frees slab block p of h (its live mark claimed) and ends the operation. */
-static pa_always_inline int free_slab_finish(heap_t *h, segment_t *s, void *p, bool concurrent)
+/* Puts slab block p back in slab sl of h and ends the operation. */
+static pa_always_inline int free_slab_push(heap_t *h, slab_t *sl, void *p, bool concurrent)
 {
-    slab_t *sl = slab_of(s, p);
-    if (!concurrent)
-        stats_sub(&h->live, sl->block_size - PA_CANARY_SIZE);
     if (slab_push(sl, p))
         return free_slab_slow(h, sl, concurrent);
     heap_op_end(h, concurrent);
     return 0;
 }
 
-/* Frees arena block b of h (its live mark claimed) and ends the operation. */
-static pa_noinline int free_arena_block(heap_t *h, block_t *b, bool concurrent)
+/* A free of block p of segment s, of a class the cache takes: into the
+ * cache, or its slab when the class holds its share. Out of line, so the
+ * other classes' frees pay one comparison (and the record's address is
+ * found again here, not kept for this call). */
+static pa_noinline int free_slab_cached(heap_t *h, segment_t *s, void *p, bool concurrent)
+{
+    slab_t *sl = slab_of(s, p);
+    if (!cache_slab_push(&h->cache, sl, p, cache_slab_limit(h->slabs.assigned)))
+        return free_slab_push(h, sl, p, concurrent);
+    heap_op_end(h, concurrent);
+    return 0;
+}
+
+/* Frees slab block p of h (its live mark claimed) and ends the operation. */
+static pa_always_inline int free_slab_finish(heap_t *h, segment_t *s, void *p, bool concurrent)
+{
+    slab_t *sl = slab_of(s, p);
+    if (!concurrent)
+        stats_sub(&h->live, sl->block_size - PA_CANARY_SIZE);
+    if (pa_unlikely(cache_takes_slab(sl)))
+        return free_slab_cached(h, s, p, concurrent);
+    return free_slab_push(h, sl, p, concurrent);
+}
+
+/* Frees arena block b of h (its live mark claimed) into h's cache, or the
+ * arena when the cache is full, and ends the operation. */
+static pa_always_inline int free_arena_block(heap_t *h, block_t *b, bool concurrent)
 {
     if (!concurrent)
         stats_sub(&h->live, block_counted(b));
-    heap_give(h, b);
+    if (!cache_push(&h->cache, b))
+        heap_give(h, b);
     heap_op_end(h, concurrent);
     return 0;
 }
@@ -327,6 +389,28 @@ static pa_noinline int free_announced_invalid(heap_t *h, bool concurrent)
     return free_invalid();
 }
 
+/* A free of arena block p of the caller's own heap h: the slab fast path's
+ * steps, then the cache. */
+static pa_always_inline int free_arena_own(heap_t *h, void *p, bool concurrent)
+{
+    segment_t *s = segment_of(p);
+    if (concurrent && pa_unlikely(heap_announce_unfenced(h) != 0))
+        return free_own_slow(h, s, p, concurrent);
+    if (pa_unlikely(!segment_live_clear(s, p, /*atomic=*/false)))
+        return free_announced_invalid(h, concurrent);
+    return free_arena_block(h, block_from_payload(p), concurrent);
+}
+
+static pa_noinline int free_arena_own_concurrent(heap_t *h, void *p)
+{
+    return free_arena_own(h, p, /*concurrent=*/true);
+}
+
+static pa_noinline int free_arena_own_single(heap_t *h, void *p)
+{
+    return free_arena_own(h, p, /*concurrent=*/false);
+}
+
 /* Every free but that of a slab block of the caller's own heap: NULL, a
  * pointer that is not ours or misaligned, a large block, a block of another
  * heap, and an arena block of the caller's. entry is p's in the segment map,
@@ -345,6 +429,9 @@ static pa_noinline int free_other(void *p, uintptr_t entry, heap_t *h, bool conc
     }
     if (owner != h)
         return concurrent ? free_remote(s, owner, p, h) : free_invalid();
+    /* An arena block of the caller's: the cache's short path. */
+    if (!(entry & SEGMAP_SLABS))
+        return concurrent ? free_arena_own_concurrent(h, p) : free_arena_own_single(h, p);
     return free_own_slow(h, s, p, concurrent);
 }
 

@@ -137,7 +137,9 @@ block_t *heap_take(heap_t *h, size_t n)
 {
     if (heap_has_handover(h))
         heap_drain_handover_some(h);
-    size_t block_size = tlsf_block_size_for(n);
+    /* A medium request gets its cache class's size, so the block serves
+     * that class again once freed. */
+    size_t block_size = n > SLAB_REQUEST_MAX ? cache_block_size_for(n) : tlsf_block_size_for(n);
     block_t *b = tlsf_take(&h->arena.tlsf, block_size);
     if (pa_unlikely(!b))
         b = heap_grow(h, &h->arena, block_size);
@@ -241,6 +243,7 @@ static void heap_abandon(heap_t *h)
     heap_enter(h);
     heap_outbox_flush(h);
     heap_drain_handover(h);
+    cache_flush(h);
     heap_shrink_fully(h);
     slab_shrink(&h->slabs);
     heap_leave(h);

@@ -8,6 +8,7 @@
 #ifndef PA_HEAP_H
 #define PA_HEAP_H
 
+#include "cache.h"
 #include "segment.h"
 #include "slab.h"
 #include "stats.h"
@@ -29,9 +30,10 @@ typedef struct arena {
 typedef struct heap {
     slab_set_t slabs;            /* requests of up to SLAB_REQUEST_MAX bytes */
     arena_t arena;
+    cache_t cache;               /* freed blocks kept for the owner's next requests */
     /* Bytes the heap holds: the usable bytes of the used blocks in its
-     * arena (live blocks, and blocks waiting in an outbox or hand-over
-     * list) and the whole slabs with a size class, which the slab set
+     * arena (live blocks, cached ones, and blocks waiting in an outbox or
+     * hand-over list) and the whole slabs with a size class, which the slab set
      * charges here. Changed only off the fast paths, so they keep no count;
      * its peak is the heap's peak in the concurrent mode. */
     pa_stats_t held;
@@ -119,21 +121,24 @@ int arena_verify(const heap_t *h, const arena_t *a, arena_usage_t *usage);
 
 /* Frees a used block of h: merges and hands an emptied segment back. */
 void heap_give(heap_t *h, block_t *b);
-/* Keeps h->held as a block of h's arena changes between free and used. */
+/* Usable bytes of the used blocks in h's arena. */
+static inline size_t heap_arena_used(const heap_t *h)
+{
+    return h->held.allocated - h->slabs.assigned * SLAB_SIZE;
+}
+
+/* Keeps h->held as a block of h's arena changes between free and used, and
+ * the cache's limit, which follows the arena's used bytes. */
 static inline void heap_used_grow(heap_t *h, size_t usable)
 {
     stats_add(&h->held, usable);
+    h->cache.limit = cache_limit(heap_arena_used(h));
 }
 
 static inline void heap_used_shrink(heap_t *h, size_t usable)
 {
     stats_sub(&h->held, usable);
-}
-
-/* Usable bytes of the used blocks in h's arena. */
-static inline size_t heap_arena_used(const heap_t *h)
-{
-    return h->held.allocated - h->slabs.assigned * SLAB_SIZE;
+    h->cache.limit = cache_limit(heap_arena_used(h));
 }
 /* Takes back every block other threads have handed over. */
 void heap_drain_handover(heap_t *h);

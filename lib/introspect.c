@@ -14,13 +14,16 @@
 #include "pallocator.h"
 #include "segmap.h"
 
-/* With every heap paused: sends each outbox, then takes every handed-over
+/* With every heap paused: sends each outbox and gives each cache back (a
+ * cached block is free to the program), then takes every handed-over
  * block back. Taking a batch back returns the batch's own block to its
  * maker as a single entry, which the second pass takes back. */
 static void settle_all(void)
 {
-    for (heap_t *h = heap_registry_first(); h; h = h->next_all)
+    for (heap_t *h = heap_registry_first(); h; h = h->next_all) {
         heap_outbox_flush(h);
+        cache_flush(h);
+    }
     for (int pass = 0; pass < 2; pass++)
         for (heap_t *h = heap_registry_first(); h; h = h->next_all)
             heap_drain_handover(h);
@@ -416,6 +419,11 @@ static int verify_heap_layers(heap_t *h, size_t *segments)
         verify_handover_list(h, __atomic_load_n(&h->handover, __ATOMIC_ACQUIRE)))
         return -1;
     heap_drain_handover(h);
+    /* The cache checked, its blocks go back: the layers below then see
+     * every free block as such. */
+    if (cache_verify(h))
+        return -1;
+    cache_flush(h);
     arena_usage_t usage;
     size_t slab_bytes = 0;
     if (arena_verify(h, &h->arena, &usage) || slab_set_verify(&h->slabs, &slab_bytes))

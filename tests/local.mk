@@ -12,7 +12,7 @@ API_CHECKS = tests/check_alloc tests/check_realloc tests/check_free \
 THREAD_CHECKS = tests/check_threads_churn tests/check_threads_remote \
 	tests/check_threads_lifetime
 UNIT_CHECKS = tests/check_pages tests/check_blocks tests/check_tlsf \
-	tests/check_slab $(API_CHECKS) $(THREAD_CHECKS) tests/check_numa
+	tests/check_slab tests/check_cache $(API_CHECKS) $(THREAD_CHECKS) tests/check_numa
 check_PROGRAMS += $(UNIT_CHECKS)
 tests_check_pages_SOURCES = tests/check_pages.c tests/testutil.h
 tests_check_pages_CFLAGS = $(TEST_CFLAGS)
@@ -29,6 +29,9 @@ tests_check_slab_LDADD = $(TEST_LIBS)
 tests_check_numa_SOURCES = tests/check_numa.c tests/testutil.h
 tests_check_numa_CFLAGS = $(TEST_CFLAGS)
 tests_check_numa_LDADD = $(TEST_LIBS)
+tests_check_cache_SOURCES = tests/check_cache.c tests/testutil.h
+tests_check_cache_CFLAGS = $(TEST_CFLAGS)
+tests_check_cache_LDADD = $(TEST_LIBS)
 tests_check_alloc_SOURCES = tests/check_alloc.c tests/api_helpers.h \
 	tests/check_main.h tests/testutil.h
 tests_check_alloc_CFLAGS = $(TEST_CFLAGS)

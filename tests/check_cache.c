@@ -1,0 +1,277 @@
+/*
+ * check_cache.c - the heap's cache of freed blocks (arena blocks and the
+ * largest slab classes): the size classes arena requests round up to,
+ * exact refusal of a cached block, statistics that count cached blocks as
+ * free, allocator_verify catching a damaged cache, the bounds on what it
+ * holds, and its return to the arena and slabs when a thread exits.
+ * Looks at the caller's heap (either mode) through the internal headers.
+ */
+#include <check.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+#include <pallocator.h>
+
+#include "heap.h"
+#include "testutil.h"
+
+#define KiB ((size_t)1 << 10)
+
+static heap_t *my_heap(void)
+{
+    return pa_is_concurrent() ? pa_thread.heap : pa_single_heap;
+}
+
+static size_t allocated_now(void)
+{
+    size_t allocated = SIZE_MAX;
+    ck_assert_int_eq(allocator_stats(&allocated, NULL, NULL), 0);
+    return allocated;
+}
+
+static void teardown(void)
+{
+    ck_assert_int_eq(allocator_verify(), 0);
+    allocator_cleanup();
+}
+
+/* Every medium request rounds up to a class start, on a TLSF bin boundary,
+ * wasting less than a quarter; a block of that size (or a granule more,
+ * when TLSF leaves a sliver) is filed under the class the request asks. */
+START_TEST(test_cache_classes)
+{
+    size_t bad = 0;
+    for (size_t n = SLAB_REQUEST_MAX + 1; n <= PA_LARGE_THRESHOLD && !bad; n++) {
+        size_t size = cache_block_size_for(n), need = align_up(n, PA_GRANULE) + BLOCK_HEADER_SIZE;
+        unsigned k = cache_class_of_request(n);
+        bool ok = size >= need && size - need < need / 4 + PA_GRANULE &&
+                  (size & (((size_t)1 << (bit_highest(size) - TLSF_SL_SHIFT)) - 1)) == 0 &&
+                  cache_takes_class(k) && cache_class_of_block(size) == k &&
+                  cache_class_of_block(size + PA_GRANULE) == k &&
+                  (n == SLAB_REQUEST_MAX + 1 || cache_class_of_request(n - 1) <= k);
+        if (!ok)
+            bad = n;
+    }
+    ck_assert_msg(bad == 0, "request %zu: block size %zu, class %u", bad, cache_block_size_for(bad),
+                  cache_class_of_request(bad));
+    /* The cached slab classes start right above CACHE_SLAB_MIN_REQUEST. */
+    ck_assert_uint_eq(slab_class_size[CACHE_SLAB_FIRST - 1], CACHE_SLAB_MIN_REQUEST);
+    ck_assert_uint_gt(slab_class_size[CACHE_SLAB_FIRST], CACHE_SLAB_MIN_REQUEST);
+    /* Blocks shrunk in place below every class are not taken. */
+    ck_assert(!cache_takes_class(cache_class_of_block(128)));
+    ck_assert(!cache_takes_class(cache_class_of_block(SLAB_REQUEST_MAX)));
+    ck_assert(!cache_takes_class(
+        cache_class_of_block(cache_block_size_for(SLAB_REQUEST_MAX + 1) - PA_GRANULE)));
+    ck_assert(cache_takes_class(cache_class_of_block(cache_block_size_for(SLAB_REQUEST_MAX + 1))));
+}
+END_TEST
+
+/* A cached block is refused like any freed block, and the next request of
+ * its size gets it back. */
+START_TEST(test_cache_refuses_and_reuses)
+{
+    ck_assert_int_eq(allocator_init(_i), 0);
+    unsigned char *keep = myalloc(20000), *p = myalloc(20000);
+    ck_assert(keep && p);
+    ck_assert_int_eq(myfree(p), 0);
+    ck_assert_uint_eq(cache_count(&my_heap()->cache), 1);
+    errno = 0;
+    ck_assert_int_eq(myfree(p), -1);
+    ck_assert_int_eq(errno, EINVAL);
+    errno = 0;
+    ck_assert_uint_eq(myalloc_usable_size(p), 0);
+    ck_assert_int_eq(errno, EINVAL);
+    errno = 0;
+    ck_assert_ptr_null(myrealloc(p, 100));
+    ck_assert_int_eq(errno, EINVAL);
+    ck_assert_uint_eq(cache_count(&my_heap()->cache), 1);
+    unsigned char *q = myalloc(19000); /* the same class */
+    ck_assert_ptr_eq(q, p);
+    ck_assert_uint_eq(cache_count(&my_heap()->cache), 0);
+    ck_assert_int_eq(allocator_verify(), 0);
+    ck_assert_int_eq(myfree(q), 0);
+    ck_assert_int_eq(myfree(keep), 0);
+    ck_assert_uint_eq(allocated_now(), 0);
+}
+END_TEST
+
+/* Statistics count cached blocks as free (handing them back to the
+ * arena), and allocator_verify checks the cache and leaves it empty. */
+START_TEST(test_cache_counts_as_free)
+{
+    enum { N = 10 };
+    void *p[N];
+    ck_assert_int_eq(allocator_init(_i), 0);
+    size_t before = allocated_now(), freed = 0;
+    for (int i = 0; i < N; i++) {
+        p[i] = myalloc(16000 + (size_t)i * 100);
+        ck_assert_ptr_nonnull(p[i]);
+    }
+    ck_assert_uint_ge(allocated_now(), before + N * 16000);
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(myfree(p[i]), 0);
+    ck_assert_uint_eq(cache_count(&my_heap()->cache), N);
+    ck_assert_int_eq(allocator_stats(NULL, &freed, NULL), 0);
+    ck_assert_uint_ge(freed, N * 16000);
+    ck_assert_uint_eq(allocated_now(), before);
+    ck_assert_uint_eq(cache_count(&my_heap()->cache), 0);
+    for (int i = 0; i < N; i++)
+        ck_assert_ptr_nonnull(p[i] = myalloc(17000));
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(myfree(p[i]), 0);
+    ck_assert_uint_eq(cache_count(&my_heap()->cache), N);
+    ck_assert_int_eq(allocator_verify(), 0);
+    ck_assert_uint_eq(cache_count(&my_heap()->cache), 0);
+}
+END_TEST
+
+/* A write through a stale pointer into a cached block's link is caught. */
+START_TEST(test_cache_verify_catches_damage)
+{
+    ck_assert_int_eq(allocator_init(_i), 0);
+    unsigned char *keep = myalloc(30000), *p = myalloc(30000), *q = myalloc(30000);
+    ck_assert(keep && p && q);
+    ck_assert_int_eq(myfree(q), 0);
+    ck_assert_int_eq(myfree(p), 0); /* p's link names q */
+    void *link = *(void **)p;
+    void *bad[] = {(void *)(uintptr_t)0x1000, keep - BLOCK_HEADER_SIZE, p + 64,
+                   p - BLOCK_HEADER_SIZE};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        *(void **)p = bad[i];
+        ck_assert_int_eq(allocator_verify(), -1);
+        *(void **)p = link;
+    }
+    ck_assert_uint_eq(cache_count(&my_heap()->cache), 2);
+    my_heap()->cache.bytes += PA_GRANULE;
+    ck_assert_int_eq(allocator_verify(), -1);
+    my_heap()->cache.bytes -= 2 * PA_GRANULE;
+    ck_assert_int_eq(allocator_verify(), -1);
+    my_heap()->cache.bytes += PA_GRANULE;
+    ck_assert_int_eq(allocator_verify(), 0);
+    ck_assert_int_eq(myfree(keep), 0);
+}
+END_TEST
+
+/* However many medium blocks are freed, the cache keeps at most its bound;
+ * the rest goes back to the arena. */
+START_TEST(test_cache_is_bounded)
+{
+    enum { N = 600 };
+    static void *p[N];
+    ck_assert_int_eq(allocator_init(_i), 0);
+    size_t peak_used = 0;
+    for (int i = 0; i < N; i++) {
+        p[i] = myalloc(100 * KiB + (size_t)(i % 7) * 4000);
+        ck_assert_ptr_nonnull(p[i]);
+    }
+    peak_used = heap_arena_used(my_heap());
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(myfree(p[i]), 0);
+        ck_assert_uint_le(my_heap()->cache.bytes, cache_limit(peak_used));
+    }
+    ck_assert_uint_le(my_heap()->cache.bytes, CACHE_MAX_BYTES);
+    ck_assert_uint_lt(cache_count(&my_heap()->cache), N);
+    ck_assert_uint_eq(allocated_now(), 0);
+}
+END_TEST
+
+/* The largest slab classes: refused while cached, handed out again, and
+ * within their limit. */
+START_TEST(test_cache_slab_blocks)
+{
+    enum { N = 64 };
+    void *p[N];
+    ck_assert_int_eq(allocator_init(_i), 0);
+    unsigned char *a = myalloc(5000), *keep = myalloc(5000);
+    ck_assert(a && keep);
+    ck_assert_int_eq(myfree(a), 0);
+    ck_assert_uint_eq(cache_count(&my_heap()->cache), 1);
+    errno = 0;
+    ck_assert_int_eq(myfree(a), -1);
+    ck_assert_int_eq(errno, EINVAL);
+    errno = 0;
+    ck_assert_uint_eq(myalloc_usable_size(a), 0);
+    ck_assert_int_eq(errno, EINVAL);
+    errno = 0;
+    ck_assert_ptr_null(myrealloc(a, 10));
+    ck_assert_int_eq(errno, EINVAL);
+    ck_assert_ptr_eq(myalloc(4500), a); /* the same class */
+    ck_assert_int_eq(myfree(a), 0);
+    /* A damaged link is caught, and nothing else changes. */
+    void *link = *(void **)a;
+    *(void **)a = keep;
+    ck_assert_int_eq(allocator_verify(), -1);
+    *(void **)a = a + 16;
+    ck_assert_int_eq(allocator_verify(), -1);
+    *(void **)a = link;
+    ck_assert_int_eq(allocator_verify(), 0);
+    for (int i = 0; i < N; i++)
+        ck_assert_ptr_nonnull(p[i] = myalloc(5000));
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(myfree(p[i]), 0);
+        unsigned k = slab_class_of(5000) - CACHE_SLAB_FIRST;
+        ck_assert_uint_le(my_heap()->cache.slab_bytes[k],
+                          cache_slab_limit(my_heap()->slabs.assigned));
+    }
+    ck_assert_uint_gt(cache_count(&my_heap()->cache), 0);
+    ck_assert_int_eq(myfree(keep), 0);
+    ck_assert_uint_eq(allocated_now(), 0);
+    ck_assert_uint_eq(cache_count(&my_heap()->cache), 0);
+}
+END_TEST
+
+static void *thread_caches_and_exits(void *arg)
+{
+    void *p[8];
+    for (int i = 0; i < 8; i++)
+        p[i] = myalloc(i % 2 ? 40000 : 3000);
+    for (int i = 0; i < 8; i++)
+        if (!p[i] || myfree(p[i]) != 0)
+            return NULL;
+    heap_t **h = arg;
+    *h = pa_thread.heap;
+    return cache_count(&(*h)->cache) == 8 ? arg : NULL;
+}
+
+/* A thread's exit gives its cached blocks back to its heap's arena. */
+START_TEST(test_cache_emptied_at_thread_exit)
+{
+    ck_assert_int_eq(allocator_init(1), 0);
+    heap_t *h = NULL;
+    void *ret = NULL;
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, thread_caches_and_exits, &h), 0);
+    ck_assert_int_eq(pthread_join(t, &ret), 0);
+    ck_assert_ptr_nonnull(ret);
+    ck_assert_uint_eq(h->state, HEAP_ABANDONED);
+    ck_assert_uint_eq(cache_count(&h->cache), 0);
+    ck_assert_uint_eq(h->cache.bytes, 0);
+    ck_assert_uint_eq(allocated_now(), 0);
+}
+END_TEST
+
+static Suite *cache_suite(void)
+{
+    Suite *s = suite_create("cache");
+    TCase *tc = tcase_create("cache");
+    tcase_add_checked_fixture(tc, NULL, teardown);
+    tcase_add_test(tc, test_cache_classes);
+    tcase_add_loop_test(tc, test_cache_refuses_and_reuses, 0, 2);
+    tcase_add_loop_test(tc, test_cache_counts_as_free, 0, 2);
+    tcase_add_loop_test(tc, test_cache_verify_catches_damage, 0, 2);
+    tcase_add_loop_test(tc, test_cache_is_bounded, 0, 2);
+    tcase_add_loop_test(tc, test_cache_slab_blocks, 0, 2);
+    tcase_add_test(tc, test_cache_emptied_at_thread_exit);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(cache_suite());
+    srunner_run_all(sr, CK_ENV);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
