@@ -1,8 +1,8 @@
 /*
- * segment.c - acquiring and retiring segments, and the address space kept
- * for reuse: the pool of retired segments and the cache of freed large
- * mappings. When the OS refuses a mapping, both are given back and the
- * mapping is tried once more.
+ * segment.c - acquiring, retiring and checking segments, and the address
+ * space kept for reuse: the pool of retired segments and the cache of freed
+ * large mappings. When the OS refuses a mapping, both are given back and
+ * the mapping is tried once more.
  *
  * A segment's entry in the segment map names its owner (segmap.h), so
  * acquiring and retiring update it. A retired segment keeps its address
