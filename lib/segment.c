@@ -241,8 +241,10 @@ void *segment_cache_take(size_t size, size_t *mapped)
     }
     segment_pool_unlock();
     cache_unmap(victims, nvictims);
-    /* A mapping much larger than asked for gives its tail back. */
-    if (found.base && found.size - size > size / 4) {
+    /* A mapping more than twice the size asked for gives its tail back;
+     * a smaller surplus stays, sparing the munmap (it costs more than the
+     * rest of a reuse) and keeping the mapping whole for a later request. */
+    if (found.base && found.size - size > size) {
         os_unmap((char *)found.base + size, found.size - size);
         found.size = size;
     }

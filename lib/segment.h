@@ -181,7 +181,8 @@ void *segment_reserve_large(size_t size);
 #define MAPPING_CACHE_BYTES ((size_t)64 << 20)
 #define MAPPING_CACHE_DECAY_MS 1000
 /* The smallest cached mapping of at least size bytes (its tail given back
- * when it is much larger), with its size in *mapped; NULL when none. */
+ * when it is more than twice that), with its size in *mapped; NULL when
+ * none. */
 void *segment_cache_take(size_t size, size_t *mapped);
 /* Keeps an unregistered mapping for reuse, or unmaps it (or older ones)
  * to stay within the bounds. */

@@ -89,11 +89,21 @@ START_TEST(test_reuse_same_mapping)
     ck_assert(block_ok(r, 2 * MiB - 100 * KiB));
     ck_assert_int_eq(allocator_verify(), 0);
     ck_assert_int_eq(myfree(r), 0);
-    /* A much smaller request gets the cached mapping trimmed to its size. */
+    /* A request of more than half the mapping takes it whole; one of less
+     * gets it trimmed to its size. */
+    char *big = myalloc(4 * MiB);
+    ck_assert_ptr_nonnull(big);
+    ck_assert_ptr_ne(big, p);
+    ck_assert_int_eq(myfree(big), 0);
     char *s = myalloc(1 * MiB + 1);
     ck_assert_ptr_eq(s, p);
-    ck_assert_uint_lt(myalloc_usable_size(s), 1 * MiB + 64 * KiB);
+    ck_assert_uint_ge(myalloc_usable_size(s), 2 * MiB);
+    char *t = myalloc(1 * MiB + 1);
+    ck_assert_ptr_eq(t, big);
+    ck_assert_uint_lt(myalloc_usable_size(t), 1 * MiB + 64 * KiB);
+    ck_assert(!is_mapped(big + 3 * MiB));
     ck_assert_int_eq(myfree(s), 0);
+    ck_assert_int_eq(myfree(t), 0);
 }
 END_TEST
 
