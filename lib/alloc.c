@@ -44,16 +44,22 @@ static pa_noinline void *fail(int error)
     return NULL;
 }
 
+/* What large blocks are charged to: the single-threaded heap's exact count
+ * covers them too; the concurrent mode counts them in large.c only. */
+static pa_stats_t *large_charge(void)
+{
+    heap_t *single = pa_single_heap;
+    return single ? &single->live : NULL;
+}
+
 /* Large blocks need an initialised allocator but no heap of the caller's. */
-static pa_noinline void *alloc_large(size_t size)
+static pa_noinline void *alloc_large(size_t size, bool zero)
 {
     /* allocator_init's EAGAIN (no thread key left) is ENOMEM here. */
     if (__atomic_load_n(&pa_mode, __ATOMIC_ACQUIRE) == PA_MODE_NONE &&
         allocator_init(1) != 0)
         return fail(ENOMEM);
-    /* The single-threaded heap's exact count covers large blocks too. */
-    heap_t *single = pa_single_heap;
-    return large_alloc(size, single ? &single->live : NULL);
+    return large_alloc(size, zero, large_charge());
 }
 
 /* The fast paths below keep every call a tail call, so they need no saved
@@ -228,7 +234,7 @@ static pa_always_inline void *alloc_public(size_t size)
         return alloc_small_unattached(size);
     }
     if (size > PA_LARGE_THRESHOLD)
-        return alloc_large(size);
+        return alloc_large(size, /*zero=*/false);
     return alloc_arena(size);
 }
 
@@ -244,9 +250,11 @@ PALLOCATOR_API void *mycalloc(size_t count, size_t size)
     size_t total;
     if (__builtin_mul_overflow(count, size, &total))
         return fail(ENOMEM);
+    /* A fresh large mapping is zero already: only a reused one is cleared. */
+    if (total > PA_LARGE_THRESHOLD)
+        return alloc_large(total, /*zero=*/true);
     void *p = myalloc(total);
-    /* Large blocks are fresh mappings and already zero. */
-    if (p && total <= PA_LARGE_THRESHOLD)
+    if (p)
         memset(p, 0, total);
     return p;
 }
@@ -596,6 +604,10 @@ PALLOCATOR_API void *myrealloc(void *p, size_t size)
 {
     if (!p)
         return myalloc(size);
+    /* While a large block stays large, its mapping is resized: no copy
+     * (the checked builds copy, so the checkers see every byte move). */
+    if (size > PA_LARGE_THRESHOLD && (segmap_lookup(p) & SEGMAP_LARGE))
+        return large_resize(p, size, large_charge());
     bool kept;
     size_t usable = realloc_try_in_place(p, size, &kept);
     if (!usable)

@@ -21,7 +21,7 @@ __thread bool pa_fork_holder __attribute__((tls_model("initial-exec")));
 static bool fork_large_locked;
 
 /* The locks in the order every path takes them: pause and registry
- * (heap_fork_prepare), large blocks, segment pool. */
+ * (heap_fork_prepare), large blocks, segment pool, segment map. */
 static void fork_prepare(void)
 {
     pthread_mutex_lock(&init_lock);
@@ -29,12 +29,14 @@ static void fork_prepare(void)
     fork_large_locked = pa_is_concurrent();
     large_lock();
     segment_pool_lock();
+    segmap_lock();
     pa_fork_holder = true;
 }
 
 static void fork_unlock_pool_and_large(void)
 {
     pa_fork_holder = false;
+    segmap_unlock();
     segment_pool_unlock();
     if (fork_large_locked)
         large_unlock();

@@ -73,6 +73,8 @@ static inline void pa_mutex_unlock(pthread_mutex_t *m)
 /* Nothing larger can be represented without overflowing pointer arithmetic. */
 #define PA_MAX_REQUEST ((size_t)PTRDIFF_MAX - PA_SEGMENT_SIZE)
 
+/* A layout unit only (where a segment's block area starts, bookkeeping
+ * sizes); what the kernel needs page-aligned uses os_page_size() (os.h). */
 #define PA_PAGE_SIZE ((size_t)4096)
 
 /* The line size the layout of shared fields is padded to. */

@@ -1,13 +1,20 @@
 /*
  * large.c - large blocks, each in a mapping of its own aligned to the
- * segment size. They are rare and each costs a system call anyway, so one
- * lock (taken only with concurrency enabled) guards their list; a free looks
- * the pointer up again under it, so two racing frees cannot both unmap.
+ * segment size. One lock (taken only with concurrency enabled) guards their
+ * list and their entries in the segment map; a free or a resize looks the
+ * pointer up again under it and unpublishes the block before touching its
+ * mapping, so two racing calls on one pointer cannot both act on it.
+ *
+ * A freed mapping goes to the cache of segment.c and serves a later request
+ * of about its size without a system call or page faults; realloc resizes
+ * a mapping with mremap, in place when the pages after it are free, else
+ * onto a fresh aligned reservation, so the pages move but are not copied.
  */
 #include "large.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <string.h>
 
 #include "numa.h"
 #include "os.h"
@@ -34,29 +41,26 @@ static void *large_payload(large_t *l)
     return (char *)l + LARGE_PAYLOAD_OFFSET;
 }
 
-void *large_alloc(size_t size, pa_stats_t *charge)
+/* Bytes to map for a request of size bytes (at most PA_MAX_REQUEST). */
+static size_t large_map_size(size_t size)
 {
-    if (size > PA_MAX_REQUEST) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    size_t map_size = align_up(LARGE_PAYLOAD_OFFSET + size, PA_PAGE_SIZE);
-    large_t *l = os_map_aligned(map_size, PA_SEGMENT_SIZE);
-    if (!l) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    os_bind_node(l, map_size, numa_current_node()); /* before its header is written */
-    l->map_size = map_size;
-    l->usable = map_size - LARGE_PAYLOAD_OFFSET;
+    return align_up(LARGE_PAYLOAD_OFFSET + size, os_page_size());
+}
+
+static pa_noinline void *large_fail(int error)
+{
+    errno = error;
+    return NULL;
+}
+
+/* Makes l, mapped with l->map_size bytes, a live block: registered, listed
+ * and counted. Caller holds large_lock; false when the map cannot take it. */
+static bool large_publish(large_t *l, pa_stats_t *charge)
+{
+    l->usable = l->map_size - LARGE_PAYLOAD_OFFSET;
     pa_canary_set(large_payload(l), l->usable); /* before verify can see the block */
-    large_lock();
-    if (!segmap_register((uintptr_t)l, map_size, (uintptr_t)l | SEGMAP_LARGE)) {
-        large_unlock();
-        os_unmap(l, map_size);
-        errno = ENOMEM;
-        return NULL;
-    }
+    if (!segmap_register((uintptr_t)l, l->map_size, (uintptr_t)l | SEGMAP_LARGE))
+        return false;
     l->prev = NULL;
     l->next = large_list;
     if (large_list)
@@ -64,12 +68,65 @@ void *large_alloc(size_t size, pa_stats_t *charge)
     large_list = l;
     large_totals.count++;
     large_totals.allocated += l->usable - PA_CANARY_SIZE;
-    large_totals.mapped += map_size;
+    large_totals.mapped += l->map_size;
     if (large_totals.allocated > large_totals.peak)
         large_totals.peak = large_totals.allocated;
     if (charge)
         stats_add(charge, l->usable - PA_CANARY_SIZE);
+    return true;
+}
+
+/* The reverse: from here on no call finds l. Caller holds large_lock. */
+static void large_unpublish(large_t *l, pa_stats_t *charge)
+{
+    segmap_unregister((uintptr_t)l, l->map_size);
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        large_list = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    large_totals.count--;
+    large_totals.allocated -= l->usable - PA_CANARY_SIZE;
+    large_totals.mapped -= l->map_size;
+    if (charge)
+        stats_sub(charge, l->usable - PA_CANARY_SIZE);
+}
+
+static bool large_publish_locked(large_t *l, pa_stats_t *charge)
+{
+    large_lock();
+    bool ok = large_publish(l, charge);
     large_unlock();
+    return ok;
+}
+
+void *large_alloc(size_t size, bool zero, pa_stats_t *charge)
+{
+    if (size > PA_MAX_REQUEST)
+        return large_fail(ENOMEM);
+    size_t need = large_map_size(size), mapped;
+    large_t *l = segment_cache_take(need, &mapped);
+    if (l) {
+        /* A reused mapping holds its last block's bytes, closed to the
+         * memory checkers since its free. */
+        pa_mem_open(large_payload(l), mapped - LARGE_PAYLOAD_OFFSET);
+        if (zero)
+            memset(large_payload(l), 0, size);
+    } else {
+        l = segment_map_large(need);
+        mapped = need;
+        if (!l)
+            return large_fail(ENOMEM);
+        /* Before its header is written; a reused mapping keeps its pages
+         * where they are. */
+        os_bind_node(l, mapped, numa_current_node());
+    }
+    l->map_size = mapped;
+    if (!large_publish_locked(l, charge)) {
+        os_unmap(l, mapped);
+        return large_fail(ENOMEM);
+    }
     return large_payload(l);
 }
 
@@ -83,29 +140,26 @@ static large_t *large_find(const void *p)
     return large_payload(l) == p ? l : NULL;
 }
 
-int large_free(void *p, pa_stats_t *charge)
+/* Finds the live block p and unpublishes it, so that the caller alone
+ * owns its mapping; NULL when p is not one. */
+static large_t *large_claim(const void *p, pa_stats_t *charge)
 {
     large_lock();
     large_t *l = large_find(p);
+    if (l)
+        large_unpublish(l, charge);
+    large_unlock();
+    return l;
+}
+
+int large_free(void *p, pa_stats_t *charge)
+{
+    large_t *l = large_claim(p, charge);
     if (!l) {
-        large_unlock();
         errno = EINVAL;
         return -1;
     }
-    segmap_unregister((uintptr_t)l, l->map_size);
-    if (l->prev)
-        l->prev->next = l->next;
-    else
-        large_list = l->next;
-    if (l->next)
-        l->next->prev = l->prev;
-    large_totals.count--;
-    large_totals.allocated -= l->usable - PA_CANARY_SIZE;
-    if (charge)
-        stats_sub(charge, l->usable - PA_CANARY_SIZE);
-    large_totals.mapped -= l->map_size;
-    large_unlock();
-    os_unmap(l, l->map_size);
+    segment_cache_put(l, l->map_size);
     return 0;
 }
 
@@ -118,9 +172,76 @@ size_t large_usable(void *p)
     return usable;
 }
 
+/* Grows l's mapping to need bytes where it lies, or moves it onto a fresh
+ * reservation with room to grow by half again in place. Returns the
+ * mapping's new base, or NULL (l untouched) when the OS refuses. */
+static large_t *large_grow(large_t *l, size_t need)
+{
+    size_t old = l->map_size;
+    if (segmap_covers((uintptr_t)l, need) && os_resize(l, old, need))
+        return l;
+    size_t reserve = need + (need / 2 & ~(os_page_size() - 1));
+    if (reserve < need || reserve > PA_MAX_REQUEST)
+        reserve = need;
+    char *dest = segment_reserve_large(reserve);
+    if (!dest)
+        return NULL;
+    if (!segmap_covers((uintptr_t)dest, need) || !os_move(l, old, need, dest)) {
+        os_unmap(dest, reserve);
+        return NULL;
+    }
+    /* The rest of the reservation becomes a hole that in-place growth uses. */
+    if (reserve > need)
+        os_unmap(dest + need, reserve - need);
+    return (large_t *)dest;
+}
+
+/* Resizes the mapping of l, claimed by the caller, to need bytes; its new
+ * base, or NULL (l untouched) when the OS refuses to grow it. */
+static large_t *large_remap(large_t *l, size_t need)
+{
+    if (need > l->map_size) {
+        large_t *moved = large_grow(l, need);
+        if (moved)
+            moved->map_size = need;
+        return moved;
+    }
+    /* A failed shrink keeps the larger mapping, which still fits. */
+    if (os_resize(l, l->map_size, need))
+        l->map_size = need;
+    return l;
+}
+
+void *large_resize(void *p, size_t size, pa_stats_t *charge)
+{
+    if (size > PA_MAX_REQUEST)
+        return large_usable(p) ? large_fail(ENOMEM) : large_fail(EINVAL);
+    size_t need = large_map_size(size);
+    large_lock();
+    large_t *l = large_find(p);
+    if (l && need == l->map_size) {
+        large_unlock(); /* the same pages: nothing to do */
+        return p;
+    }
+    if (l)
+        large_unpublish(l, charge);
+    large_unlock();
+    if (!l)
+        return large_fail(EINVAL);
+    large_t *moved = large_remap(l, need);
+    large_t *live = moved ? moved : l;
+    /* The ranges were checked, and the table exists: this cannot fail. */
+    bool published = large_publish_locked(live, charge);
+    pa_assert(published);
+    (void)published;
+    return moved ? large_payload(moved) : large_fail(ENOMEM);
+}
+
 large_stats_t large_stats(void)
 {
-    return large_totals;
+    large_stats_t totals = large_totals;
+    segment_cache_usage(&totals.cached_count, &totals.cached);
+    return totals;
 }
 
 const large_t *large_first(void)
@@ -157,5 +278,10 @@ int large_verify(size_t *slots)
     if (count != large_totals.count || usable != large_totals.allocated)
         return verify_fail("large blocks: %zu holding %zu bytes, statistics say %zu holding %zu",
                            count, usable, large_totals.count, large_totals.allocated);
+    size_t cached_count, cached;
+    segment_cache_usage(&cached_count, &cached);
+    if (cached_count > MAPPING_CACHE_SLOTS || cached > MAPPING_CACHE_BYTES)
+        return verify_fail("mapping cache: %zu mappings of %zu bytes, above its bounds",
+                           cached_count, cached);
     return 0;
 }

@@ -1,40 +1,102 @@
 /*
  * segmap.c - the global segment map: a flat table indexed by the segment
- * number of an address (address >> PA_SEGMENT_SHIFT), reserved once without
- * backing store and published with a CAS, so lookups take no lock and never
- * read memory the caller handed us.
+ * number of an address (address >> PA_SEGMENT_SHIFT), reserved without
+ * backing store, so lookups take no lock and never read memory the caller
+ * handed us. It covers a window of the address space and moves to a table
+ * for the whole of it when a mapping falls outside (segmap.h).
+ *
+ * Writers hold segmap_mutex (the innermost lock: fork handlers take it
+ * last), so a table being copied into its successor changes under nobody. A replaced table stays mapped until segmap_reset:
+ * a lookup may still read it, and finds what it held when replaced.
  */
 #include "segmap.h"
 
+#include <pthread.h>
+#include <string.h>
+
 #include "os.h"
 
-#define SEGMAP_BYTES (SEGMAP_ENTRIES * sizeof(uintptr_t))
-
 segmap_t segmap;
+
+static pthread_mutex_t segmap_mutex = PTHREAD_MUTEX_INITIALIZER;
+
+/* The window's table and the whole address space's, for segmap_reset. */
+static uintptr_t *tables[2];
+static size_t table_entries[2];
+static int table_count;
 
 /* Entries in use, kept as they change: counting them would read the whole
  * table. */
 static size_t segmap_used;
 
-static bool segmap_create(void)
+void segmap_lock(void)
 {
-    if (__atomic_load_n(&segmap.limit, __ATOMIC_ACQUIRE))
-        return true;
-    uintptr_t *fresh = os_map(SEGMAP_BYTES);
+    pa_mutex_lock(&segmap_mutex);
+}
+
+void segmap_unlock(void)
+{
+    pa_mutex_unlock(&segmap_mutex);
+}
+
+uintptr_t *segmap_table(void)
+{
+    return table_count ? tables[table_count - 1] : NULL;
+}
+
+/* A new table for the segment numbers [base, base + limit), holding what
+ * the current one holds, published in the order segmap_lookup relies on.
+ * Caller holds segmap_mutex. */
+static bool segmap_replace(size_t base, size_t limit)
+{
+    uintptr_t *fresh = os_map_sparse(limit * sizeof(uintptr_t));
     if (!fresh)
         return false;
-    uintptr_t *expected = NULL;
-    if (!__atomic_compare_exchange_n(&segmap.entries, &expected, fresh, false,
-                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-        os_unmap(fresh, SEGMAP_BYTES); /* another thread's table won */
-    __atomic_store_n(&segmap.limit, SEGMAP_ENTRIES, __ATOMIC_RELEASE);
+    if (segmap.limit)
+        memcpy(fresh + (segmap.base - base), segmap_table(), segmap.limit * sizeof(uintptr_t));
+    tables[table_count] = fresh;
+    table_entries[table_count++] = limit;
+    __atomic_store_n(&segmap.entries, (uintptr_t)(fresh - base), __ATOMIC_RELEASE);
+    __atomic_store_n(&segmap.base, base, __ATOMIC_RELEASE);
+    __atomic_store_n(&segmap.limit, limit, __ATOMIC_RELEASE);
     return true;
 }
 
+/* Makes the table cover segment numbers [first, last] (last below
+ * SEGMAP_ENTRIES); caller holds segmap_mutex. */
+static bool segmap_cover(size_t first, size_t last)
+{
+    if (segmap.limit && first >= segmap.base && last < segmap.base + segmap.limit)
+        return true;
+    if (!segmap.limit) {
+        size_t base = first > SEGMAP_WINDOW_ENTRIES / 2 ? first - SEGMAP_WINDOW_ENTRIES / 2 : 0;
+        if (base > SEGMAP_ENTRIES - SEGMAP_WINDOW_ENTRIES)
+            base = SEGMAP_ENTRIES - SEGMAP_WINDOW_ENTRIES;
+        if (last < base + SEGMAP_WINDOW_ENTRIES)
+            return segmap_replace(base, SEGMAP_WINDOW_ENTRIES);
+    }
+    return table_count < 2 && segmap_replace(0, SEGMAP_ENTRIES);
+}
+
+static bool segmap_range_ok(uintptr_t base, size_t size)
+{
+    return size > 0 && base + size - 1 >= base && segmap_index(base + size - 1) < SEGMAP_ENTRIES;
+}
+
+bool segmap_covers(uintptr_t base, size_t size)
+{
+    if (!segmap_range_ok(base, size))
+        return false;
+    segmap_lock();
+    bool ok = segmap_cover(segmap_index(base), segmap_index(base + size - 1));
+    segmap_unlock();
+    return ok;
+}
+
+/* Caller holds segmap_mutex; the table covers the range. */
 static void segmap_store(uintptr_t base, size_t size, uintptr_t value)
 {
-    /* Another thread may be racing to create the table (and lose). */
-    uintptr_t *entries = __atomic_load_n(&segmap.entries, __ATOMIC_ACQUIRE);
+    uintptr_t *entries = (uintptr_t *)segmap.entries;
     for (size_t i = segmap_index(base); i <= segmap_index(base + size - 1); i++) {
         uintptr_t old = __atomic_exchange_n(&entries[i], value, __ATOMIC_ACQ_REL);
         if ((old != 0) != (value != 0))
@@ -45,20 +107,26 @@ static void segmap_store(uintptr_t base, size_t size, uintptr_t value)
 bool segmap_register(uintptr_t base, size_t size, uintptr_t entry)
 {
     pa_assert((base & PA_SEGMENT_MASK) == 0 && size > 0);
-    if (segmap_index(base + size - 1) >= SEGMAP_ENTRIES || !segmap_create())
+    if (!segmap_range_ok(base, size))
         return false;
-    segmap_store(base, size, entry);
-    return true;
+    segmap_lock();
+    bool ok = segmap_cover(segmap_index(base), segmap_index(base + size - 1));
+    if (ok)
+        segmap_store(base, size, entry);
+    segmap_unlock();
+    return ok;
 }
 
 void segmap_update(uintptr_t base, size_t size, uintptr_t entry)
 {
+    segmap_lock();
     segmap_store(base, size, entry);
+    segmap_unlock();
 }
 
 void segmap_unregister(uintptr_t base, size_t size)
 {
-    segmap_store(base, size, 0);
+    segmap_update(base, size, 0);
 }
 
 size_t segmap_count(void)
@@ -68,8 +136,13 @@ size_t segmap_count(void)
 
 void segmap_reset(void)
 {
+    segmap_lock();
     __atomic_store_n(&segmap.limit, 0, __ATOMIC_RELEASE);
-    os_unmap(segmap.entries, SEGMAP_BYTES);
-    __atomic_store_n(&segmap.entries, NULL, __ATOMIC_RELAXED);
+    __atomic_store_n(&segmap.base, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&segmap.entries, 0, __ATOMIC_RELAXED);
+    for (int i = 0; i < table_count; i++)
+        os_unmap(tables[i], table_entries[i] * sizeof(uintptr_t));
+    table_count = 0;
     segmap_used = 0;
+    segmap_unlock();
 }

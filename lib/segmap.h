@@ -21,26 +21,42 @@
 /* Records that [base, base + size) is ours, with the given entry; base is
  * segment-aligned. Returns false when the map cannot grow (out of memory). */
 bool segmap_register(uintptr_t base, size_t size, uintptr_t entry);
+/* Makes the table cover [base, base + size), so that registering the range
+ * cannot fail; false when the range is beyond the address space or the
+ * table cannot grow. */
+bool segmap_covers(uintptr_t base, size_t size);
 /* Changes the entry of a registered range. */
 void segmap_update(uintptr_t base, size_t size, uintptr_t entry);
 void segmap_unregister(uintptr_t base, size_t size);
 
-/* One flat table with an entry for every segment-sized piece of the user
- * address space, reserved on first use and filled in as segments come and
- * go: its untouched pages cost no memory and read as zeros. A flat table
- * saves myfree the second level's load and test. */
+/* A flat table with an entry for every segment-sized piece of the address
+ * space in use, filled in as segments come and go: its untouched pages
+ * cost no memory and read as zeros. A flat table saves myfree the second
+ * level's load and test.
+ *
+ * The table first covers a window of SEGMAP_WINDOW_ENTRIES pieces (2 TiB,
+ * a 4 MiB reservation) around the first mapping registered, since the
+ * kernel places mappings next to each other; a mapping outside it moves
+ * the map to a table for the whole user address space (256 MiB reserved on
+ * x86-64). A program under a small RLIMIT_AS thus still allocates. */
 #if defined(__x86_64__)
 #define SEGMAP_VA_BITS 47
 #else
 #define SEGMAP_VA_BITS 48
 #endif
 #define SEGMAP_ENTRIES ((size_t)1 << (SEGMAP_VA_BITS - PA_SEGMENT_SHIFT))
+#define SEGMAP_WINDOW_ENTRIES ((size_t)1 << 19)
 
-/* limit is 0 until the table exists, then SEGMAP_ENTRIES: one comparison
- * rejects both a lookup before the first segment and an address beyond the
- * table. Side by side, so a lookup reads one line besides its entry. */
+/* The table covers the segment numbers [base, base + limit); limit is 0
+ * until it exists, so one unsigned comparison rejects a lookup before the
+ * first segment, below the table and above it. entries is biased by base
+ * (entries + index is the entry of segment number index), so a lookup that
+ * reads base and limit of one table and entries of the larger table that
+ * replaced it still reads the right entry. Side by side, so a lookup reads
+ * one line besides its entry. */
 typedef struct segmap {
-    uintptr_t *entries;
+    uintptr_t entries;
+    size_t base;
     size_t limit;
 } segmap_t;
 
@@ -51,15 +67,24 @@ static inline size_t segmap_index(uintptr_t p)
     return (size_t)(p >> PA_SEGMENT_SHIFT);
 }
 
-/* The entry covering p, or 0 when p is not ours. */
+/* The entry covering p, or 0 when p is not ours. A table is replaced by
+ * storing entries, then base, then limit (each a release): reading them in
+ * the opposite order (acquire) sees entries at least as new as the bounds. */
 static inline uintptr_t segmap_lookup(const void *p)
 {
     size_t index = segmap_index((uintptr_t)p);
-    if (pa_unlikely(index >= __atomic_load_n(&segmap.limit, __ATOMIC_ACQUIRE)))
+    size_t limit = __atomic_load_n(&segmap.limit, __ATOMIC_ACQUIRE);
+    size_t base = __atomic_load_n(&segmap.base, __ATOMIC_ACQUIRE);
+    if (pa_unlikely(index - base >= limit))
         return 0;
-    const uintptr_t *entries = __atomic_load_n(&segmap.entries, __ATOMIC_RELAXED);
+    const uintptr_t *entries = (const uintptr_t *)__atomic_load_n(&segmap.entries, __ATOMIC_RELAXED);
     return __atomic_load_n(&entries[index], __ATOMIC_ACQUIRE);
 }
+/* The current table's first entry (NULL: none); for tests. */
+uintptr_t *segmap_table(void);
+/* The writers' lock, innermost of the library's; for the fork handlers. */
+void segmap_lock(void);
+void segmap_unlock(void);
 /* Forgets every entry and unmaps the table; only while nothing else runs. */
 void segmap_reset(void);
 /* Number of entries in use; for introspection. */

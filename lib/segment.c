@@ -1,5 +1,8 @@
 /*
- * segment.c - acquiring and retiring segments.
+ * segment.c - acquiring, retiring and checking segments, and the address
+ * space kept for reuse: the pool of retired segments and the cache of freed
+ * large mappings. When the OS refuses a mapping, both are given back and
+ * the mapping is tried once more.
  *
  * A segment's entry in the segment map names its owner (segmap.h), so
  * acquiring and retiring update it. A retired segment keeps its address
@@ -7,20 +10,40 @@
  * free racing with the retirement can then still read the header and the
  * (zeroed) live map safely and is refused.
  * Retired segments wait in a pool and are handed to the next heap that grows
- * before any new address space is mapped.
+ * before any new address space is mapped. The pool is bounded: beyond
+ * SEGMENT_POOL_MAX the segment retired longest ago is unmapped (the oldest,
+ * so that a stale free still in flight is least likely to meet it).
+ *
+ * A cached large mapping keeps its pages (reusing them is what makes it
+ * cheaper than a fresh mapping) and has no entry in the segment map, so a
+ * stale pointer into it is refused. The cache is bounded in count and bytes,
+ * and a mapping unused for MAPPING_CACHE_DECAY_MS is unmapped by the next
+ * large operation that looks at the clock.
  */
 #include "segment.h"
 
 #include <pthread.h>
 #include <string.h>
+#include <time.h>
 
 #include "numa.h"
 #include "os.h"
 #include "segmap.h"
 
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
-static segment_t *pool_head;
+static segment_t *pool_head, *pool_tail;
 static size_t pool_size;
+
+/* The cache of large mappings, guarded by pool_lock too (fork handlers
+ * already take it); its count and bytes are also read without it. */
+typedef struct cached_mapping {
+    void *base;
+    size_t size;
+    uint64_t stamp; /* when it was cached, milliseconds */
+} cached_mapping_t;
+
+static cached_mapping_t cache[MAPPING_CACHE_SLOTS];
+static size_t cache_count, cache_bytes;
 
 void segment_pool_lock(void)
 {
@@ -32,21 +55,56 @@ void segment_pool_unlock(void)
     pa_mutex_unlock(&pool_lock);
 }
 
+/* The pool is a list from the latest retired (head) to the oldest (tail). */
+static void pool_unlink(segment_t *s)
+{
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        pool_head = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    else
+        pool_tail = s->prev;
+    pool_size--;
+}
+
 static segment_t *segment_pool_pop(void)
 {
     segment_pool_lock();
     segment_t *s = pool_head;
-    if (s) {
-        pool_head = s->next;
-        pool_size--;
-    }
+    if (s)
+        pool_unlink(s);
     segment_pool_unlock();
     return s;
 }
 
+/* Maps size bytes aligned to the segment size; when the OS refuses, gives
+ * back the pool and the cache and tries once more. */
+static void *segment_map_or_reclaim(size_t size, bool reserve_only)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        void *p = reserve_only ? os_reserve_aligned(size, PA_SEGMENT_SIZE)
+                               : os_map_aligned(size, PA_SEGMENT_SIZE);
+        if (p || !segment_reclaim())
+            return p;
+    }
+    return NULL;
+}
+
+void *segment_map_large(size_t size)
+{
+    return segment_map_or_reclaim(size, false);
+}
+
+void *segment_reserve_large(size_t size)
+{
+    return segment_map_or_reclaim(size, true);
+}
+
 static segment_t *segment_map_new(void)
 {
-    segment_t *s = os_map_aligned(PA_SEGMENT_SIZE, PA_SEGMENT_SIZE);
+    segment_t *s = segment_map_or_reclaim(PA_SEGMENT_SIZE, false);
     if (!s)
         return NULL;
     if (!segmap_register((uintptr_t)s, PA_SEGMENT_SIZE, SEGMAP_POOLED)) {
@@ -77,15 +135,29 @@ void segment_retire(segment_t *s)
     segmap_update((uintptr_t)s, PA_SEGMENT_SIZE, SEGMAP_POOLED);
     __atomic_store_n(&s->owner, NULL, __ATOMIC_RELEASE);
     /* The first page (owner field, start of the live map) stays; the rest
-     * of the map reads as zeros once decommitted, so no mark survives. */
-    memset(&s->live, 0, PA_PAGE_SIZE - offsetof(segment_t, live));
-    os_decommit((char *)s + PA_PAGE_SIZE, PA_SEGMENT_SIZE - PA_PAGE_SIZE);
+     * of the map reads as zeros once decommitted, so no mark survives. The
+     * kernel's page, not PA_PAGE_SIZE: madvise needs an aligned start, and
+     * a 64 KiB page still ends inside the 256 KiB live map. */
+    size_t keep = os_page_size();
+    pa_assert(keep - offsetof(segment_t, live) <= sizeof s->live);
+    memset(&s->live, 0, keep - offsetof(segment_t, live));
+    os_decommit((char *)s + keep, PA_SEGMENT_SIZE - keep);
+    segment_t *oldest = NULL;
     segment_pool_lock();
     s->next = pool_head;
     s->prev = NULL;
+    if (pool_head)
+        pool_head->prev = s;
+    else
+        pool_tail = s;
     pool_head = s;
-    pool_size++;
+    if (++pool_size > SEGMENT_POOL_MAX) {
+        oldest = pool_tail;
+        pool_unlink(oldest);
+    }
     segment_pool_unlock();
+    if (oldest)
+        segment_unmap(oldest);
     pa_log("segment %p retired", (void *)s);
 }
 
@@ -106,19 +178,154 @@ void segment_unmap(segment_t *s)
     os_unmap(s, PA_SEGMENT_SIZE);
 }
 
-void segment_pool_release_all(void)
-{
-    while (pool_head) {
-        segment_t *s = pool_head;
-        pool_head = s->next;
-        segment_unmap(s);
-    }
-    pool_size = 0;
-}
-
 size_t segment_pool_count(void)
 {
     return pool_size;
+}
+
+/* ---- the cache of large mappings ---- */
+
+uint64_t segment_clock_ms(void)
+{
+    struct timespec ts;
+#ifdef CLOCK_MONOTONIC_COARSE
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts); /* vDSO, no system call */
+#else
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+#endif
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Removes entry i, handing it to victims; caller holds pool_lock. */
+static void cache_remove(size_t i, cached_mapping_t *victims, size_t *nvictims)
+{
+    if (victims)
+        victims[(*nvictims)++] = cache[i];
+    __atomic_store_n(&cache_bytes, cache_bytes - cache[i].size, __ATOMIC_RELAXED);
+    __atomic_store_n(&cache_count, cache_count - 1, __ATOMIC_RELAXED);
+    cache[i] = cache[cache_count];
+}
+
+/* Moves the entries cached before cutoff to victims; caller holds pool_lock. */
+static void cache_expire_locked(uint64_t cutoff, cached_mapping_t *victims, size_t *nvictims)
+{
+    for (size_t i = cache_count; i-- > 0;)
+        if (cache[i].stamp < cutoff)
+            cache_remove(i, victims, nvictims);
+}
+
+static void cache_unmap(const cached_mapping_t *victims, size_t nvictims)
+{
+    for (size_t i = 0; i < nvictims; i++)
+        os_unmap(victims[i].base, victims[i].size);
+}
+
+static uint64_t cache_cutoff(uint64_t now)
+{
+    return now > MAPPING_CACHE_DECAY_MS ? now - MAPPING_CACHE_DECAY_MS : 0;
+}
+
+void segment_cache_expire(uint64_t now)
+{
+    cached_mapping_t victims[MAPPING_CACHE_SLOTS];
+    size_t nvictims = 0;
+    segment_pool_lock();
+    cache_expire_locked(cache_cutoff(now), victims, &nvictims);
+    segment_pool_unlock();
+    cache_unmap(victims, nvictims);
+}
+
+void *segment_cache_take(size_t size, size_t *mapped)
+{
+    cached_mapping_t victims[MAPPING_CACHE_SLOTS], found = {0};
+    size_t nvictims = 0;
+    uint64_t now = segment_clock_ms();
+    segment_pool_lock();
+    cache_expire_locked(cache_cutoff(now), victims, &nvictims);
+    size_t best = cache_count;
+    for (size_t i = 0; i < cache_count; i++)
+        if (cache[i].size >= size && (best == cache_count || cache[i].size < cache[best].size))
+            best = i;
+    if (best < cache_count) {
+        found = cache[best];
+        cache_remove(best, NULL, NULL);
+    }
+    segment_pool_unlock();
+    cache_unmap(victims, nvictims);
+    /* A mapping more than twice the size asked for gives its tail back;
+     * a smaller surplus stays, sparing the munmap (it costs more than the
+     * rest of a reuse) and keeping the mapping whole for a later request. */
+    if (found.base && found.size - size > size) {
+        os_unmap((char *)found.base + size, found.size - size);
+        found.size = size;
+    }
+    *mapped = found.size;
+    return found.base;
+}
+
+void segment_cache_put(void *base, size_t size)
+{
+    if (size > MAPPING_CACHE_BYTES) {
+        os_unmap(base, size);
+        return;
+    }
+    cached_mapping_t victims[MAPPING_CACHE_SLOTS];
+    size_t nvictims = 0;
+    uint64_t now = segment_clock_ms();
+    segment_pool_lock();
+    cache_expire_locked(cache_cutoff(now), victims, &nvictims);
+    while (cache_count == MAPPING_CACHE_SLOTS || cache_bytes + size > MAPPING_CACHE_BYTES) {
+        size_t oldest = 0;
+        for (size_t i = 1; i < cache_count; i++)
+            if (cache[i].stamp < cache[oldest].stamp)
+                oldest = i;
+        cache_remove(oldest, victims, &nvictims);
+    }
+    cache[cache_count] = (cached_mapping_t){base, size, now};
+    __atomic_store_n(&cache_count, cache_count + 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&cache_bytes, cache_bytes + size, __ATOMIC_RELAXED);
+    segment_pool_unlock();
+    cache_unmap(victims, nvictims);
+}
+
+/* Without the lock: statistics read it under large_lock, which fork
+ * handlers take after pool_lock. */
+void segment_cache_usage(size_t *count, size_t *bytes)
+{
+    *count = __atomic_load_n(&cache_count, __ATOMIC_RELAXED);
+    *bytes = __atomic_load_n(&cache_bytes, __ATOMIC_RELAXED);
+}
+
+/* Unmaps the pooled segments and cached mappings detached from the shared
+ * state by the caller. */
+static void release_detached(segment_t *pooled, cached_mapping_t *mappings, size_t nmappings)
+{
+    while (pooled) {
+        segment_t *s = pooled;
+        pooled = s->next;
+        segment_unmap(s);
+    }
+    cache_unmap(mappings, nmappings);
+}
+
+bool segment_reclaim(void)
+{
+    cached_mapping_t victims[MAPPING_CACHE_SLOTS];
+    size_t nvictims = 0;
+    segment_pool_lock();
+    segment_t *pooled = pool_head;
+    pool_head = pool_tail = NULL;
+    pool_size = 0;
+    while (cache_count)
+        cache_remove(cache_count - 1, victims, &nvictims);
+    segment_pool_unlock();
+    release_detached(pooled, victims, nvictims);
+    return pooled || nvictims;
+}
+
+void segment_pool_release_all(void)
+{
+    segment_reclaim();
 }
 
 /* ---- verification ----------------------------------------------------- */

@@ -1,7 +1,8 @@
 /*
  * segment.h - segments, the unit a heap grows by: PA_SEGMENT_SIZE bytes
  * aligned to their size, a header (owner, list links, live map) followed
- * by the block area. Also the large blocks that get a mapping of their own.
+ * by the block area. Also the large blocks that get a mapping of their own,
+ * and the address space kept for reuse (segment.c).
  *
  * A segment serves either an arena (arena set) or slabs (arena NULL):
  * SLAB_SIZE pieces of one block size each, whose records lie in the header
@@ -149,16 +150,47 @@ static inline bool segment_live_clear(segment_t *s, const void *p, bool atomic)
 segment_t *segment_acquire(struct heap *owner, struct arena *arena, int node);
 /* Returns the segment's pages to the OS and parks its address range. */
 void segment_retire(segment_t *s);
-/* Unmaps every pooled segment; only while nothing else runs. */
+/* Pooled segments cost a page each (their header) and their address range:
+ * beyond this many, the oldest is unmapped. */
+#define SEGMENT_POOL_MAX 8
+/* Unmaps every pooled segment and cached mapping; only while nothing else
+ * runs. */
 void segment_pool_release_all(void);
 size_t segment_pool_count(void);
 void segment_pool_lock(void);
 void segment_pool_unlock(void);
 /* Unmaps one segment outright; only while nothing else runs. */
 void segment_unmap(segment_t *s);
+
 /* Checks that s is owner's, in the segment map as such, and holds as many
  * live marks as live_blocks (fewer with concurrency: frees in progress).
  * 0, or -1 after verify_fail. */
 int segment_verify(const segment_t *s, const struct heap *owner, size_t live_blocks);
+
+/* Gives the pooled segments and the cached mappings back to the OS (after
+ * it refused a mapping); false when there was nothing to give. */
+bool segment_reclaim(void);
+/* size bytes mapped (segment_map_large) or only reserved, aligned to the
+ * segment size; on refusal, once more after segment_reclaim. */
+void *segment_map_large(size_t size);
+void *segment_reserve_large(size_t size);
+
+/* The cache of freed large mappings: at most MAPPING_CACHE_SLOTS of them,
+ * MAPPING_CACHE_BYTES together, each kept MAPPING_CACHE_DECAY_MS. */
+#define MAPPING_CACHE_SLOTS 8
+#define MAPPING_CACHE_BYTES ((size_t)64 << 20)
+#define MAPPING_CACHE_DECAY_MS 1000
+/* The smallest cached mapping of at least size bytes (its tail given back
+ * when it is more than twice that), with its size in *mapped; NULL when
+ * none. */
+void *segment_cache_take(size_t size, size_t *mapped);
+/* Keeps an unregistered mapping for reuse, or unmaps it (or older ones)
+ * to stay within the bounds. */
+void segment_cache_put(void *base, size_t size);
+/* Unmaps what was cached more than MAPPING_CACHE_DECAY_MS before now. */
+void segment_cache_expire(uint64_t now);
+void segment_cache_usage(size_t *count, size_t *bytes);
+/* Coarse monotonic milliseconds, the cache's clock. */
+uint64_t segment_clock_ms(void);
 
 #endif /* PA_SEGMENT_H */

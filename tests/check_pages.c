@@ -94,7 +94,7 @@ START_TEST(test_segmap_register_lookup)
     ck_assert_uint_eq(segmap_lookup(base + PA_SEGMENT_SIZE), 0);
     ck_assert_uint_eq(segmap_count(), 0);
     /* Reset unmaps the table itself (allocator_cleanup leaves no mapping). */
-    uintptr_t *table = segmap.entries;
+    uintptr_t *table = segmap_table();
     ck_assert_ptr_nonnull(table);
     ck_assert(is_mapped(table));
     segmap_reset();
@@ -138,6 +138,34 @@ START_TEST(test_segmap_foreign_addresses)
     segmap_unregister(end - PA_SEGMENT_SIZE, PA_SEGMENT_SIZE);
     segmap_unregister((uintptr_t)base, PA_SEGMENT_SIZE);
     ck_assert_uint_eq(segmap_count(), 0);
+    segmap_reset();
+    os_unmap(base, PA_SEGMENT_SIZE);
+}
+END_TEST
+
+/* The table starts as a window around the first range registered and
+ * moves to one for the whole address space when a range falls outside,
+ * keeping every entry. */
+START_TEST(test_segmap_window_grows)
+{
+    char *base = os_map_aligned(PA_SEGMENT_SIZE, PA_SEGMENT_SIZE);
+    ck_assert_ptr_nonnull(base);
+    ck_assert(segmap_register((uintptr_t)base, PA_SEGMENT_SIZE, SEGMAP_POOLED));
+    ck_assert_uint_eq(segmap.limit, SEGMAP_WINDOW_ENTRIES);
+    /* 4 TiB away: beyond the window whichever way; not mapped, which
+     * registering does not need. */
+    uintptr_t away = (uintptr_t)1 << 42;
+    uintptr_t far = (uintptr_t)base > away ? (uintptr_t)base - away : (uintptr_t)base + away;
+    ck_assert_uint_eq(segmap_lookup((void *)far), 0);
+    ck_assert(segmap_covers(far, PA_SEGMENT_SIZE));
+    ck_assert_uint_eq(segmap.limit, SEGMAP_ENTRIES);
+    ck_assert(segmap_register(far, PA_SEGMENT_SIZE, (uintptr_t)fake_owner));
+    ck_assert_uint_eq(segmap_lookup((void *)(far + 5)), (uintptr_t)fake_owner);
+    ck_assert_uint_eq(segmap_lookup(base + 5), SEGMAP_POOLED);
+    ck_assert_uint_eq(segmap_count(), 2);
+    segmap_unregister(far, PA_SEGMENT_SIZE);
+    segmap_unregister((uintptr_t)base, PA_SEGMENT_SIZE);
+    ck_assert_uint_eq(segmap_lookup(base + 5), 0);
     segmap_reset();
     os_unmap(base, PA_SEGMENT_SIZE);
 }
@@ -206,6 +234,7 @@ static Suite *pages_suite(void)
     tc = tcase_create("segmap");
     tcase_add_test(tc, test_segmap_register_lookup);
     tcase_add_test(tc, test_segmap_foreign_addresses);
+    tcase_add_test(tc, test_segmap_window_grows);
     suite_add_tcase(s, tc);
     tc = tcase_create("segment");
     tcase_add_test(tc, test_segment_live_marks);

@@ -77,6 +77,14 @@ tests_fuzz_ops_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/lib
 tests_fuzz_ops_LDADD = libpallocator_core.la
 
 TESTS += tests/fuzz_ops $(UNIT_CHECKS) tests/test_exports.sh
+
+# Large blocks: the mapping cache, realloc by mremap, address-space limits.
+check_PROGRAMS += tests/check_large
+tests_check_large_SOURCES = tests/check_large.c tests/check_main.h tests/testutil.h
+tests_check_large_CFLAGS = $(TEST_CFLAGS)
+tests_check_large_LDADD = $(TEST_LIBS)
+TESTS += tests/check_large
+PA_CHECK_SUITES += tests/check_large
 endif
 # Life-cycle hardening and fault injection (issue 13).
 if PA_TESTS
