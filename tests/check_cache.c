@@ -134,13 +134,14 @@ START_TEST(test_cache_verify_catches_damage)
     ck_assert(keep && p && q);
     ck_assert_int_eq(myfree(q), 0);
     ck_assert_int_eq(myfree(p), 0); /* p's link names q */
-    void *link = *(void **)p;
+    /* Through the link macros: freed memory is closed to the checkers. */
+    void *link = PA_LINK_LOAD(*(void **)p);
     void *bad[] = {(void *)(uintptr_t)0x1000, keep - BLOCK_HEADER_SIZE, p + 64,
                    p - BLOCK_HEADER_SIZE};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        *(void **)p = bad[i];
+        PA_LINK_STORE(*(void **)p, bad[i]);
         ck_assert_int_eq(allocator_verify(), -1);
-        *(void **)p = link;
+        PA_LINK_STORE(*(void **)p, link);
     }
     ck_assert_uint_eq(cache_count(&my_heap()->cache), 2);
     my_heap()->cache.bytes += PA_GRANULE;
@@ -199,12 +200,12 @@ START_TEST(test_cache_slab_blocks)
     ck_assert_ptr_eq(myalloc(4500), a); /* the same class */
     ck_assert_int_eq(myfree(a), 0);
     /* A damaged link is caught, and nothing else changes. */
-    void *link = *(void **)a;
-    *(void **)a = keep;
+    void *link = PA_LINK_LOAD(*(void **)a);
+    PA_LINK_STORE(*(void **)a, keep);
     ck_assert_int_eq(allocator_verify(), -1);
-    *(void **)a = a + 16;
+    PA_LINK_STORE(*(void **)a, a + 16);
     ck_assert_int_eq(allocator_verify(), -1);
-    *(void **)a = link;
+    PA_LINK_STORE(*(void **)a, link);
     ck_assert_int_eq(allocator_verify(), 0);
     for (int i = 0; i < N; i++)
         ck_assert_ptr_nonnull(p[i] = myalloc(5000));
