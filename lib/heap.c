@@ -158,10 +158,10 @@ static bool segment_is_empty(const segment_t *s)
  * a second empty segment goes back to the OS. */
 static pa_noinline void arena_segment_emptied(arena_t *a, segment_t *s, block_t *whole)
 {
-    if (a->spare && a->spare != s && segment_is_empty(a->spare))
-        arena_retire_segment(a, s, whole);
-    else
+    if (!a->spare || a->spare == s || !segment_is_empty(a->spare))
         a->spare = s;
+    else if (segment_may_retire())
+        arena_retire_segment(a, s, whole);
 }
 
 void heap_give(heap_t *h, block_t *b)
@@ -217,6 +217,7 @@ static heap_t *heap_create_locked(void)
     heap_init(h, registry_next_id++);
     h->next_all = registry_all;
     registry_all = h;
+    segment_claim_register(&h->claim);
     return h;
 }
 
@@ -345,6 +346,7 @@ void heap_release_all(void)
         h = next;
     }
     registry_all = NULL;
+    segment_claim_forget_all();
     registry_abandoned = NULL;
     registry_next_id = 0;
     pa_thread.heap = NULL;

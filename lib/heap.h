@@ -73,6 +73,10 @@ typedef struct heap {
      * Every remote free reads it (the owner's fast paths read its copy in
      * the gate): alone on a line that is written once, it stays cached. */
     _Alignas(PA_CACHE_LINE) int shared;
+    /* The segment of another heap whose block this heap's thread is
+     * claiming (segment_claim_t), on a line of its own: written twice by
+     * every free of another heap's block, read only by retiring threads. */
+    segment_claim_t claim;
 } heap_t;
 
 /* What a heap's gate tells its owner at the start of each operation; the

@@ -74,6 +74,13 @@ tests_fuzz_ops_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/lib
 tests_fuzz_ops_LDADD = libpallocator_core.la
 
 TESTS += tests/fuzz_ops $(UNIT_CHECKS) tests/test_exports.sh
+# Frees racing with segment reuse; the single-threaded mode misused.
+check_PROGRAMS += tests/check_race
+tests_check_race_SOURCES = tests/check_race.c tests/testutil.h
+tests_check_race_CFLAGS = $(TEST_CFLAGS)
+tests_check_race_LDADD = $(TEST_LIBS)
+TESTS += tests/check_race
+PA_CHECK_SUITES += tests/check_race
 endif
 # Life-cycle hardening and fault injection (issue 13).
 if PA_TESTS
