@@ -37,6 +37,19 @@ static pa_always_inline void heap_op_end(heap_t *h, bool concurrent)
         heap_leave(h);
 }
 
+/* Debug builds: whether the caller is the outermost call of the
+ * single-threaded mode, which then marks the heap in use until
+ * heap_single_leave (a call from a second thread at the same time stops
+ * the program). Always false, and gone, in other builds. */
+static pa_always_inline bool single_mode_begin(void)
+{
+#if defined(PA_DEBUG) && PA_DEBUG
+    if (__atomic_load_n(&pa_single_heap, __ATOMIC_RELAXED))
+        return heap_single_enter();
+#endif
+    return false;
+}
+
 static pa_noinline void *fail(int error)
 {
     errno = error;
@@ -174,7 +187,7 @@ static pa_noinline void *alloc_arena(size_t size)
     return alloc_from_heap(h, size, pa_is_concurrent());
 }
 
-PALLOCATOR_API void *myalloc(size_t size)
+static pa_always_inline void *alloc_any(size_t size)
 {
     if (pa_likely(size <= SLAB_REQUEST_MAX)) {
         heap_t *h = pa_thread.heap;
@@ -185,6 +198,16 @@ PALLOCATOR_API void *myalloc(size_t size)
     if (size > PA_LARGE_THRESHOLD)
         return alloc_large(size);
     return alloc_arena(size);
+}
+
+PALLOCATOR_API void *myalloc(size_t size)
+{
+    if (pa_unlikely(single_mode_begin())) {
+        void *p = alloc_any(size);
+        heap_single_leave();
+        return p;
+    }
+    return alloc_any(size);
 }
 
 PALLOCATOR_API void *mycalloc(size_t count, size_t size)
@@ -397,12 +420,22 @@ static pa_noinline int free_unattached(void *p)
     return free_other(p, entry, NULL, /*concurrent=*/true);
 }
 
-PALLOCATOR_API int myfree(void *p)
+static pa_always_inline int free_any(void *p)
 {
     heap_t *h = pa_thread.heap;
     if (pa_unlikely(h == NULL))
         return free_unattached(p);
     return free_fast(h, p, segmap_lookup(p), /*concurrent=*/true);
+}
+
+PALLOCATOR_API int myfree(void *p)
+{
+    if (pa_unlikely(single_mode_begin())) {
+        int rc = free_any(p);
+        heap_single_leave();
+        return rc;
+    }
+    return free_any(p);
 }
 
 PALLOCATOR_API size_t myalloc_usable_size(void *p)
@@ -465,7 +498,7 @@ static void *realloc_move(void *p, size_t old_usable, size_t size)
     return q;
 }
 
-PALLOCATOR_API void *myrealloc(void *p, size_t size)
+static void *realloc_any(void *p, size_t size)
 {
     if (!p)
         return myalloc(size);
@@ -494,4 +527,14 @@ PALLOCATOR_API void *myrealloc(void *p, size_t size)
     default:
         return fail(EINVAL);
     }
+}
+
+PALLOCATOR_API void *myrealloc(void *p, size_t size)
+{
+    if (pa_unlikely(single_mode_begin())) {
+        void *q = realloc_any(p, size);
+        heap_single_leave();
+        return q;
+    }
+    return realloc_any(p, size);
 }

@@ -352,6 +352,30 @@ void heap_release_all(void)
     pa_thread.heap = NULL;
 }
 
+#if defined(PA_DEBUG) && PA_DEBUG
+/* The thread inside a call of the single-threaded mode (its pa_thread's
+ * address), or NULL. */
+static const void *single_caller;
+
+bool heap_single_enter(void)
+{
+    const void *other = __atomic_exchange_n(&single_caller, &pa_thread, __ATOMIC_ACQ_REL);
+    if (other == &pa_thread)
+        return false;
+    if (other) {
+        fputs("pallocator: single-threaded mode called from two threads at once "
+              "(allocator_init(0) allows one thread at a time)\n", stderr);
+        abort();
+    }
+    return true;
+}
+
+void heap_single_leave(void)
+{
+    __atomic_store_n(&single_caller, NULL, __ATOMIC_RELEASE);
+}
+#endif
+
 /* The registry's half of fork in the child: only the forking thread lives
  * on, so every other heap loses its owner and waits for adoption, its live
  * blocks still valid. */

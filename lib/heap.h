@@ -232,6 +232,20 @@ void heap_release_all(void);
  * per process; false when none can be created. */
 bool heap_exit_hook_setup(void);
 
+/* Debug builds: the single-threaded mode's heap is marked in use from the
+ * start to the end of each call. heap_single_enter marks it for the
+ * calling thread and returns true, returns false when the caller's own
+ * call is under way (a call made inside another), and stops the program
+ * when another thread's call is. */
+#if defined(PA_DEBUG) && PA_DEBUG
+bool heap_single_enter(void);
+void heap_single_leave(void);
+#else
+static inline void heap_single_leave(void)
+{
+}
+#endif
+
 /* Pause handshake (concurrent mode only). */
 void heap_barrier_setup(void);
 void heap_enter_slow(heap_t *h);

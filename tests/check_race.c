@@ -1,5 +1,6 @@
 /*
- * check_race.c - frees that race with the reuse of their segments.
+ * check_race.c - frees that race with the reuse of their segments, and the
+ * single-threaded mode called from two threads at once.
  *
  * Two threads allocate and free blocks that fill whole segments (1 MiB
  * blocks of the TLSF arena, and 8 KiB slab blocks), so emptied segments go
@@ -267,6 +268,68 @@ START_TEST(test_stale_frees_one_cpu)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ */
+/* The single-threaded mode from two threads                            */
+/* ------------------------------------------------------------------ */
+
+#if defined(PA_DEBUG) && PA_DEBUG
+static void *single_churn(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        void *p = myalloc(64);
+        void *q = myalloc(20000);
+        myfree(p);
+        myfree(q);
+    }
+    return NULL;
+}
+
+/* A debug build stops a program that calls the single-threaded mode from
+ * two threads at once, and says why; the two threads run until it does. */
+START_TEST(test_single_mode_two_threads)
+{
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        close(fds[0]);
+        allocator_cleanup();
+        if (allocator_init(0) != 0)
+            _exit(3);
+        pthread_t t;
+        if (pthread_create(&t, NULL, single_churn, NULL) != 0)
+            _exit(4);
+        single_churn(NULL);
+        _exit(5);
+    }
+    close(fds[1]);
+    /* Read to the end (a debug build logs as it goes), keeping the last
+     * lines, where the message is. */
+    char out[8192];
+    size_t n = 0;
+    ssize_t r;
+    while ((r = read(fds[0], out + n, sizeof out - 1 - n)) > 0) {
+        n += (size_t)r;
+        if (n == sizeof out - 1) {
+            memmove(out, out + n - 1024, 1024);
+            n = 1024;
+        }
+    }
+    out[n] = '\0';
+    close(fds[0]);
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
+                  "child status %#x, said: %.200s", status, n > 200 ? out + n - 200 : out);
+    ck_assert_msg(strstr(out, "single-threaded mode called from two threads") != NULL,
+                  "child said: %.200s", n > 200 ? out + n - 200 : out);
+}
+END_TEST
+#endif
+
 static Suite *race_suite(void)
 {
     Suite *s = suite_create("race");
@@ -276,6 +339,12 @@ static Suite *race_suite(void)
     tcase_add_loop_test(tc, test_stale_frees_parallel, 0, 2);
     tcase_add_test(tc, test_stale_frees_one_cpu);
     suite_add_tcase(s, tc);
+#if defined(PA_DEBUG) && PA_DEBUG
+    TCase *single = tcase_create("single-threaded mode misuse");
+    tcase_set_timeout(single, 300);
+    tcase_add_test(single, test_single_mode_two_threads);
+    suite_add_tcase(s, single);
+#endif
     return s;
 }
 
