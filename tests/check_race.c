@@ -9,8 +9,10 @@
  * most of its frees name a block that is gone or that another heap now
  * owns. Every call must answer 0 or -1 with EINVAL, and afterwards the
  * heaps must verify and every block the threads kept must hold its fill.
- * The same runs again with every thread on one CPU, where a free is delayed
- * by preemption rather than by another core.
+ * Variants: a timer delays the third thread at random instructions, so a
+ * free that read a segment's owner sees the segment change hands before it
+ * claims; the test's thread verifies and takes statistics throughout; and
+ * every thread runs on one CPU, where preemption does the delaying.
  *
  * Only <pallocator.h> is used. Helper threads never call ck_assert: they
  * record the first failure, and the test asserts after joining them.
@@ -74,6 +76,8 @@ static void fail_note(const char *fmt, ...)
 /* Addresses the owners handed out, for the stale frees. */
 static _Atomic(void *) seen[OWNERS][TARGETS];
 static atomic_int stop;
+static atomic_int owners_done;
+static atomic_size_t rounds_done;
 
 /* A free of a pointer that may be stale: 0, or -1 with EINVAL. */
 static void free_any(void *p, const char *who)
@@ -127,6 +131,7 @@ static void *owner_main(void *arg)
         }
         for (int i = 0; i < n && target[i]; i++)
             free_any(target[i], "owner");
+        atomic_fetch_add(&rounds_done, 1);
         if (r % 64 == 0)
             for (int i = 0; i < KEEPERS; i++)
                 if (!block_ok(keep[i], keeper_size(i)))
@@ -138,6 +143,7 @@ static void *owner_main(void *arg)
         if (myfree(keep[i]) != 0)
             fail_note("owner %d: kept block %p could not be freed", o->index, keep[i]);
     }
+    atomic_fetch_add(&owners_done, 1);
     return NULL;
 }
 
@@ -196,12 +202,16 @@ static void check_after_race(void)
 }
 
 /* Runs the owners and the stale freer; with delays, a timer interrupts the
- * stale freer every 2 ms. */
-static void run_race(size_t rounds, int delays)
+ * stale freer every 2.5 ms; with inspect, the test's thread verifies the
+ * heaps and takes statistics meanwhile (both take handed-over blocks back
+ * into heaps whose owners may be about to free). */
+static void run_race(size_t rounds, int delays, int inspect)
 {
     pthread_t owners[OWNERS], stale;
     struct owner o[OWNERS];
     atomic_store(&stop, 0);
+    atomic_store(&owners_done, 0);
+    atomic_store(&rounds_done, 0);
     for (int i = 0; i < OWNERS; i++)
         for (int j = 0; j < TARGETS; j++)
             atomic_store(&seen[i][j], NULL);
@@ -223,6 +233,17 @@ static void run_race(size_t rounds, int delays)
     struct itimerval every = {{0, 2500}, {0, 2500}}, off = {{0, 0}, {0, 0}};
     if (delays)
         ck_assert_int_eq(setitimer(ITIMER_REAL, &every, NULL), 0);
+    /* An inspection every 64 rounds: each pauses every heap. */
+    for (size_t next = 64; inspect && atomic_load(&owners_done) < OWNERS;) {
+        if (atomic_load(&rounds_done) < next) {
+            sched_yield();
+            continue;
+        }
+        size_t allocated, freed, peak;
+        ck_assert_int_eq(allocator_verify(), 0);
+        ck_assert_int_eq(allocator_stats(&allocated, &freed, &peak), 0);
+        next = atomic_load(&rounds_done) + 64;
+    }
     for (int i = 0; i < OWNERS; i++)
         pthread_join(owners[i], NULL);
     ck_assert_int_eq(setitimer(ITIMER_REAL, &off, NULL), 0);
@@ -245,10 +266,10 @@ static void teardown(void)
     allocator_cleanup();
 }
 
-/* Without and with delays. */
+/* Without and with delays, without and with inspection. */
 START_TEST(test_stale_frees_parallel)
 {
-    run_race(test_scale(10000), _i);
+    run_race(test_scale(10000), _i & 1, _i & 2);
 }
 END_TEST
 
@@ -263,7 +284,7 @@ START_TEST(test_stale_frees_one_cpu)
     CPU_ZERO(&one);
     CPU_SET(cpu, &one);
     ck_assert_int_eq(sched_setaffinity(0, sizeof one, &one), 0);
-    run_race(test_scale(10000), 1);
+    run_race(test_scale(10000), 1, 1);
     ck_assert_int_eq(sched_setaffinity(0, sizeof all, &all), 0);
 }
 END_TEST
@@ -336,7 +357,7 @@ static Suite *race_suite(void)
     TCase *tc = tcase_create("stale frees");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 300);
-    tcase_add_loop_test(tc, test_stale_frees_parallel, 0, 2);
+    tcase_add_loop_test(tc, test_stale_frees_parallel, 0, 4);
     tcase_add_test(tc, test_stale_frees_one_cpu);
     suite_add_tcase(s, tc);
 #if defined(PA_DEBUG) && PA_DEBUG
