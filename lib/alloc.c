@@ -38,6 +38,19 @@ static pa_always_inline void heap_op_end(heap_t *h, bool concurrent)
         heap_leave(h);
 }
 
+/* Debug builds: whether the caller is the outermost call of the
+ * single-threaded mode, which then marks the heap in use until
+ * heap_single_leave (a call from a second thread at the same time stops
+ * the program). Always false, and gone, in other builds. */
+static pa_always_inline bool single_mode_begin(void)
+{
+#if defined(PA_DEBUG) && PA_DEBUG
+    if (__atomic_load_n(&pa_single_heap, __ATOMIC_RELAXED))
+        return heap_single_enter();
+#endif
+    return false;
+}
+
 static pa_noinline void *fail(int error)
 {
     errno = error;
@@ -241,6 +254,11 @@ static pa_always_inline void *alloc_public(size_t size)
 #ifndef PA_CHECKED
 PALLOCATOR_API void *myalloc(size_t size)
 {
+    if (pa_unlikely(single_mode_begin())) {
+        void *p = alloc_public(size);
+        heap_single_leave();
+        return p;
+    }
     return alloc_public(size);
 }
 #endif
@@ -296,26 +314,58 @@ static pa_noinline int free_invalid(void)
     return -1;
 }
 
+static int free_other(void *p, uintptr_t entry, heap_t *h, bool concurrent);
+
+/* p's segment changed hands between the read of its entry and the claim:
+ * the free starts over with the entry it has now. */
+static pa_noinline int free_moved(void *p, heap_t *h)
+{
+    return free_other(p, segmap_lookup(p), h, true);
+}
+
+/* A free by a thread that has no heap and cannot get one: the claim slot
+ * of such threads, under the pool lock. */
+static pa_noinline int free_remote_heapless(segment_t *s, heap_t *owner, void *p)
+{
+    segment_claim_t *c = segment_claim_heapless();
+    heap_t *now = segment_claim_begin(c, s, pa_asymmetric_barrier);
+    bool claimed = now == owner && segment_live_clear(s, p, /*atomic=*/true);
+    segment_claim_end(c);
+    segment_pool_unlock();
+    if (!claimed)
+        return now == owner ? free_invalid() : free_moved(p, NULL);
+    heap_handover_push(owner, block_from_payload(p));
+    return 0;
+}
+
 /* A free of a block some other heap owns: claim the live mark, then hand the
- * block to its owner, whose TLSF structures only the owner touches. It is
+ * block to its owner, whose arena and slabs only the owner touches. It is
  * not kept for the caller's own requests: its cache lines may hold the
- * owner's objects (passive false sharing). */
+ * owner's objects (passive false sharing). The owner is shared first, so
+ * that its own frees claim atomically too. The claim counts only while the
+ * segment still has the owner the segment map named (a stale free may
+ * race with the segment's reuse by another heap); it is made inside an
+ * operation on the caller's heap and waits for nothing, since a retiring
+ * owner waits for it. */
 static pa_noinline int free_remote(segment_t *s, heap_t *owner, void *p, heap_t *h)
 {
     if (pa_unlikely(!__atomic_load_n(&owner->shared, __ATOMIC_ACQUIRE)))
         heap_share(owner);
-    if (!segment_live_clear(s, p, /*atomic=*/true))
-        return free_invalid();
-    block_t *b = block_from_payload(p);
     /* A thread that only frees batches too, until its exit hook has run. */
     if (!h && !pa_thread.exited)
         h = heap_attach_thread();
-    if (!h) {
-        heap_handover_push(owner, b);
-        return 0;
-    }
-    /* Gathered in this thread's outbox: one push per batch for the owner. */
+    if (!h)
+        return free_remote_heapless(s, owner, p);
     heap_enter(h);
+    heap_t *now = segment_claim_begin(&h->claim, s, pa_asymmetric_barrier);
+    bool claimed = now == owner && segment_live_clear(s, p, /*atomic=*/true);
+    segment_claim_end(&h->claim);
+    if (pa_unlikely(!claimed)) {
+        heap_leave(h);
+        return now == owner ? free_invalid() : free_moved(p, h);
+    }
+    block_t *b = block_from_payload(p);
+    /* Gathered in this thread's outbox: one push per batch for the owner. */
     heap_outbox_add(h, owner, b, heap_handed_size(b));
     if (--h->poll_countdown == 0)
         heap_poll_handover(h);
@@ -485,6 +535,11 @@ static pa_always_inline int free_public(void *p)
 #ifndef PA_CHECKED
 PALLOCATOR_API int myfree(void *p)
 {
+    if (pa_unlikely(single_mode_begin())) {
+        int rc = free_public(p);
+        heap_single_leave();
+        return rc;
+    }
     return free_public(p);
 }
 #endif
@@ -600,7 +655,7 @@ static size_t realloc_try_in_place(void *p, size_t size, bool *kept)
 }
 
 #ifndef PA_CHECKED
-PALLOCATOR_API void *myrealloc(void *p, size_t size)
+static void *realloc_public(void *p, size_t size)
 {
     if (!p)
         return myalloc(size);
@@ -613,6 +668,16 @@ PALLOCATOR_API void *myrealloc(void *p, size_t size)
     if (!usable)
         return fail(EINVAL);
     return kept ? p : realloc_move(p, usable, size);
+}
+
+PALLOCATOR_API void *myrealloc(void *p, size_t size)
+{
+    if (pa_unlikely(single_mode_begin())) {
+        void *q = realloc_public(p, size);
+        heap_single_leave();
+        return q;
+    }
+    return realloc_public(p, size);
 }
 #endif
 

@@ -168,10 +168,10 @@ static bool segment_is_empty(const segment_t *s)
  * a second empty segment goes back to the OS. */
 static pa_noinline void arena_segment_emptied(arena_t *a, segment_t *s, block_t *whole)
 {
-    if (a->spare && a->spare != s && segment_is_empty(a->spare))
-        arena_retire_segment(a, s, whole);
-    else
+    if (!a->spare || a->spare == s || !segment_is_empty(a->spare))
         a->spare = s;
+    else if (segment_may_retire())
+        arena_retire_segment(a, s, whole);
 }
 
 void heap_give(heap_t *h, block_t *b)
@@ -227,6 +227,7 @@ static heap_t *heap_create_locked(void)
     heap_init(h, registry_next_id++);
     h->next_all = registry_all;
     registry_all = h;
+    segment_claim_register(&h->claim);
     return h;
 }
 
@@ -356,10 +357,35 @@ void heap_release_all(void)
         h = next;
     }
     registry_all = NULL;
+    segment_claim_forget_all();
     registry_abandoned = NULL;
     registry_next_id = 0;
     pa_thread.heap = NULL;
 }
+
+#if defined(PA_DEBUG) && PA_DEBUG
+/* The thread inside a call of the single-threaded mode (its pa_thread's
+ * address), or NULL. */
+static const void *single_caller;
+
+bool heap_single_enter(void)
+{
+    const void *other = __atomic_exchange_n(&single_caller, &pa_thread, __ATOMIC_ACQ_REL);
+    if (other == &pa_thread)
+        return false;
+    if (other) {
+        fputs("pallocator: single-threaded mode called from two threads at once "
+              "(allocator_init(0) allows one thread at a time)\n", stderr);
+        abort();
+    }
+    return true;
+}
+
+void heap_single_leave(void)
+{
+    __atomic_store_n(&single_caller, NULL, __ATOMIC_RELEASE);
+}
+#endif
 
 /* The registry's half of fork in the child: only the forking thread lives
  * on, so every other heap loses its owner and waits for adoption, its live

@@ -75,6 +75,10 @@ typedef struct heap {
      * Every remote free reads it (the owner's fast paths read its copy in
      * the gate): alone on a line that is written once, it stays cached. */
     _Alignas(PA_CACHE_LINE) int shared;
+    /* The segment of another heap whose block this heap's thread is
+     * claiming (segment_claim_t), on a line of its own: written twice by
+     * every free of another heap's block, read only by retiring threads. */
+    segment_claim_t claim;
 } heap_t;
 
 /* What a heap's gate tells its owner at the start of each operation; the
@@ -232,6 +236,20 @@ void heap_release_all(void);
 /* Creates the key whose destructor abandons an exiting thread's heap, once
  * per process; false when none can be created. */
 bool heap_exit_hook_setup(void);
+
+/* Debug builds: the single-threaded mode's heap is marked in use from the
+ * start to the end of each call. heap_single_enter marks it for the
+ * calling thread and returns true, returns false when the caller's own
+ * call is under way (a call made inside another), and stops the program
+ * when another thread's call is. */
+#if defined(PA_DEBUG) && PA_DEBUG
+bool heap_single_enter(void);
+void heap_single_leave(void);
+#else
+static inline void heap_single_leave(void)
+{
+}
+#endif
 
 /* Pause handshake (concurrent mode only). */
 void heap_barrier_setup(void);

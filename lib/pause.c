@@ -41,6 +41,8 @@ static __attribute__((unused)) long membarrier_call(int cmd)
 #endif
 }
 
+static void heap_barrier_heavy(void);
+
 void heap_barrier_setup(void)
 {
     pa_asymmetric_barrier = false;
@@ -48,11 +50,13 @@ void heap_barrier_setup(void)
     if (membarrier_call(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0)
         pa_asymmetric_barrier = true;
 #endif
+    segment_claim_set_barrier(heap_barrier_heavy);
 }
 
 /* The pauser's half of the handshake: with membarrier, forces a full
  * barrier on every running thread, whose own side was only a compiler
- * barrier. Without it, both sides use sequentially consistent accesses. */
+ * barrier. Without it, both sides use sequentially consistent accesses.
+ * Retiring a segment uses it too, against claims (segment_claim_begin). */
 static void heap_barrier_heavy(void)
 {
 #if defined(HAVE_LINUX_MEMBARRIER_H) && !defined(PA_UNDER_TSAN)
@@ -93,6 +97,8 @@ void heap_pause_all(void)
     heap_registry_lock();
     if (!pa_is_concurrent())
         return;
+    /* The pauser takes blocks back into heaps it does not own. */
+    segment_retire_hold(true);
     for (heap_t *h = heap_registry_first(); h; h = h->next_all)
         __atomic_fetch_or(&h->gate, HEAP_GATE_PAUSE, __ATOMIC_SEQ_CST);
     heap_barrier_heavy();
@@ -120,9 +126,11 @@ void heap_resume_all(void)
 {
     if (pa_fork_holder)
         return;
-    if (pa_is_concurrent())
+    if (pa_is_concurrent()) {
         for (heap_t *h = heap_registry_first(); h; h = h->next_all)
             __atomic_fetch_and(&h->gate, ~HEAP_GATE_PAUSE, __ATOMIC_RELEASE);
+        segment_retire_hold(false);
+    }
     heap_registry_unlock();
     pa_mutex_unlock(&pause_lock);
 }

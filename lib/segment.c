@@ -9,6 +9,8 @@
  * range and an entry (SEGMAP_POOLED) while its pages go back to the OS: a
  * free racing with the retirement can then still read the header and the
  * (zeroed) live map safely and is refused.
+ * Retiring waits until no other thread is claiming a block of the segment
+ * (segment_claim_t), so a free claims only from the owner it looked up.
  * Retired segments wait in a pool and are handed to the next heap that grows
  * before any new address space is mapped. The pool is bounded: beyond
  * SEGMENT_POOL_MAX the segment retired longest ago is unmapped (the oldest,
@@ -23,6 +25,7 @@
 #include "segment.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <string.h>
 #include <time.h>
 
@@ -130,10 +133,68 @@ segment_t *segment_acquire(struct heap *owner, struct arena *arena, int node)
     return s;
 }
 
+/* Registered claim slots (heaps are never unmapped while others run). */
+static segment_claim_t *claims;
+static segment_claim_t heapless_claim;
+static void (*claim_barrier)(void);
+static bool retire_held;
+
+void segment_claim_register(segment_claim_t *c)
+{
+    segment_claim_t *head = __atomic_load_n(&claims, __ATOMIC_RELAXED);
+    do {
+        c->next = head;
+    } while (!__atomic_compare_exchange_n(&claims, &head, c, true, __ATOMIC_RELEASE,
+                                          __ATOMIC_RELAXED));
+}
+
+void segment_claim_forget_all(void)
+{
+    claims = NULL;
+}
+
+void segment_claim_set_barrier(void (*barrier)(void))
+{
+    claim_barrier = barrier;
+}
+
+segment_claim_t *segment_claim_heapless(void)
+{
+    segment_pool_lock();
+    return &heapless_claim;
+}
+
+bool segment_may_retire(void)
+{
+    return !__atomic_load_n(&retire_held, __ATOMIC_RELAXED);
+}
+
+void segment_retire_hold(bool hold)
+{
+    __atomic_store_n(&retire_held, hold, __ATOMIC_RELAXED);
+}
+
+/* A claim in flight takes a few instructions and waits for nothing. */
+static void segment_wait_unclaimed(const segment_t *s)
+{
+    if (claim_barrier)
+        claim_barrier();
+    else
+        __atomic_thread_fence(__ATOMIC_SEQ_CST); /* orders the entry's change before the reads */
+    for (segment_claim_t *c = __atomic_load_n(&claims, __ATOMIC_ACQUIRE); c; c = c->next)
+        while (__atomic_load_n(&c->segment, __ATOMIC_SEQ_CST) == s)
+            sched_yield();
+    while (__atomic_load_n(&heapless_claim.segment, __ATOMIC_SEQ_CST) == s)
+        sched_yield();
+}
+
 void segment_retire(segment_t *s)
 {
+    /* The entry first: a free that finds the owner gone and looks again
+     * finds the entry changed too. */
     segmap_update((uintptr_t)s, PA_SEGMENT_SIZE, SEGMAP_POOLED);
-    __atomic_store_n(&s->owner, NULL, __ATOMIC_RELEASE);
+    __atomic_store_n(&s->owner, NULL, __ATOMIC_SEQ_CST);
+    segment_wait_unclaimed(s);
     /* The first page (owner field, start of the live map) stays; the rest
      * of the map reads as zeros once decommitted, so no mark survives. The
      * kernel's page, not PA_PAGE_SIZE: madvise needs an aligned start, and

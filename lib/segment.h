@@ -19,6 +19,7 @@
 #define PA_SEGMENT_H
 
 #include "block.h"
+#include "segmap.h"
 
 struct heap;
 struct arena;
@@ -125,10 +126,14 @@ static inline bool segment_live_test(const segment_t *s, const void *p)
 }
 
 /* Only the owner marks a block live, and only a free block, whose byte no
- * other thread writes: a plain store, also in a shared heap. */
+ * other thread writes: a store without a read, also in a shared heap. It
+ * releases the block's header, so that another thread's free, which claims
+ * the byte with an acquiring exchange, reads the header as the owner wrote
+ * it, even a stale free that learnt the address before the block was
+ * handed out (a plain move on x86-64, like a relaxed store). */
 static inline void segment_live_set(segment_t *s, const void *p)
 {
-    __atomic_store_n(&s->live.mark[segment_granule(p)], 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->live.mark[segment_granule(p)], 1, __ATOMIC_RELEASE);
 }
 
 /* Clears p's byte; true when p was live. Atomic (once other threads free
@@ -145,10 +150,70 @@ static inline bool segment_live_clear(segment_t *s, const void *p, bool atomic)
     return old != 0;
 }
 
+/* A claim slot: the segment of another heap whose block a thread is
+ * freeing, from just before it reads the segment's owner again until it
+ * has claimed the block's live byte (NULL: none). segment_retire takes the
+ * owner away, then waits until no slot names the segment, so a free claims
+ * only while the owner it read still holds the segment. One per heap, on a
+ * line of its own; one for threads without a heap. */
+typedef struct segment_claim {
+    _Alignas(PA_CACHE_LINE) segment_t *segment;
+    struct segment_claim *next;  /* every registered slot */
+} segment_claim_t;
+
+/* Publishes s in slot c and returns s's owner: a Dekker handshake with
+ * segment_retire. With asymmetric set, the retiring side issues a
+ * process-wide barrier (segment_claim_set_barrier) and this side needs a
+ * compiler barrier only; otherwise both use sequentially consistent
+ * accesses. */
+static pa_always_inline struct heap *segment_claim_begin(segment_claim_t *c, segment_t *s,
+                                                         bool asymmetric)
+{
+    if (asymmetric) {
+        __atomic_store_n(&c->segment, s, __ATOMIC_RELAXED);
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    } else {
+        __atomic_store_n(&c->segment, s, __ATOMIC_SEQ_CST);
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    }
+    /* The owner as the segment map names it, not s->owner: segment_retire
+     * changes the entry first, and a retired segment's header may be
+     * unmapped by now (the pool is bounded), its entry never is. */
+    uintptr_t entry = segmap_lookup(s);
+    if (entry == 0 || (entry & (SEGMAP_LARGE | SEGMAP_POOLED)))
+        return NULL;
+    return (struct heap *)(entry & ~SEGMAP_TAGS);
+}
+
+static pa_always_inline void segment_claim_end(segment_claim_t *c)
+{
+    __atomic_store_n(&c->segment, NULL, __ATOMIC_RELEASE);
+}
+
+/* Adds c to the slots segment_retire waits on, for good (until
+ * segment_claim_forget_all). */
+void segment_claim_register(segment_claim_t *c);
+/* Forgets every registered slot; only while nothing else runs. */
+void segment_claim_forget_all(void);
+/* The retiring side's barrier (see segment_claim_begin). */
+void segment_claim_set_barrier(void (*barrier)(void));
+/* The slot of threads without a heap, returned with the pool lock held:
+ * one such claim at a time (segment_pool_unlock ends it). */
+segment_claim_t *segment_claim_heapless(void);
+
+/* Whether an emptied segment may be retired now: not while a thread that
+ * is not its owner may be taking blocks back into its heap (every heap
+ * paused, segment_retire_hold), since the owner may be about to free a
+ * block of the segment through a segment-map entry read before the pause.
+ * Such a segment stays with its heap. */
+bool segment_may_retire(void);
+void segment_retire_hold(bool hold);
+
 /* A segment for a heap: from the pool or freshly mapped and registered,
  * its untouched pages bound to node (numa.h; -1: left to first touch). */
 segment_t *segment_acquire(struct heap *owner, struct arena *arena, int node);
-/* Returns the segment's pages to the OS and parks its address range. */
+/* Returns the segment's pages to the OS and parks its address range, once
+ * no claim slot names it. */
 void segment_retire(segment_t *s);
 /* Pooled segments cost a page each (their header) and their address range:
  * beyond this many, the oldest is unmapped. */

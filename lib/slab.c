@@ -108,10 +108,10 @@ static void slab_retire_segment(slab_set_t *set, segment_t *s)
  * a segment boundary does not map and unmap on every swing. */
 static void slab_segment_emptied(slab_set_t *set, segment_t *s)
 {
-    if (set->spare && set->spare != s && set->spare->slabs_in_use == 0)
-        slab_retire_segment(set, s);
-    else
+    if (!set->spare || set->spare == s || set->spare->slabs_in_use != 0)
         set->spare = s;
+    else if (segment_may_retire())
+        slab_retire_segment(set, s);
 }
 
 /* ---- slabs ------------------------------------------------------------ */

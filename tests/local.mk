@@ -85,6 +85,14 @@ tests_check_large_CFLAGS = $(TEST_CFLAGS)
 tests_check_large_LDADD = $(TEST_LIBS)
 TESTS += tests/check_large
 PA_CHECK_SUITES += tests/check_large
+
+# Frees racing with segment reuse; the single-threaded mode misused.
+check_PROGRAMS += tests/check_race
+tests_check_race_SOURCES = tests/check_race.c tests/testutil.h
+tests_check_race_CFLAGS = $(TEST_CFLAGS)
+tests_check_race_LDADD = $(TEST_LIBS)
+TESTS += tests/check_race
+PA_CHECK_SUITES += tests/check_race
 endif
 # Life-cycle hardening and fault injection (issue 13).
 if PA_TESTS
