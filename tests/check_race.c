@@ -78,6 +78,11 @@ static _Atomic(void *) seen[OWNERS][TARGETS];
 static atomic_int stop;
 static atomic_int owners_done;
 static atomic_size_t rounds_done;
+/* Every owner's keepers exist before any target does: a keeper placed
+ * where the other owner's target was (its segment having changed hands)
+ * would be a live block at an address the stale frees name, which a
+ * free may then rightly free. */
+static pthread_barrier_t keepers_ready;
 
 /* A free of a pointer that may be stale: 0, or -1 with EINVAL. */
 static void free_any(void *p, const char *who)
@@ -110,10 +115,12 @@ static void *owner_main(void *arg)
         keep[i] = myalloc(keeper_size(i));
         if (!keep[i]) {
             fail_note("owner %d: keeper allocation failed", o->index);
+            pthread_barrier_wait(&keepers_ready);
             return NULL;
         }
         block_fill(keep[i], keeper_size(i));
     }
+    pthread_barrier_wait(&keepers_ready);
     for (size_t r = 0; r < o->rounds && !atomic_load(&stop); r++) {
         /* The targets are never written: the stale frees may free them
          * under the owner at any moment. */
@@ -212,6 +219,7 @@ static void run_race(size_t rounds, int delays, int inspect)
     atomic_store(&stop, 0);
     atomic_store(&owners_done, 0);
     atomic_store(&rounds_done, 0);
+    ck_assert_int_eq(pthread_barrier_init(&keepers_ready, NULL, OWNERS), 0);
     for (int i = 0; i < OWNERS; i++)
         for (int j = 0; j < TARGETS; j++)
             atomic_store(&seen[i][j], NULL);
@@ -246,6 +254,7 @@ static void run_race(size_t rounds, int delays, int inspect)
     }
     for (int i = 0; i < OWNERS; i++)
         pthread_join(owners[i], NULL);
+    pthread_barrier_destroy(&keepers_ready);
     ck_assert_int_eq(setitimer(ITIMER_REAL, &off, NULL), 0);
     atomic_store(&stop, 1);
     pthread_join(stale, NULL);
