@@ -41,6 +41,13 @@
 /* The allocator's own access to free memory: opened, then closed again. */
 #define pa_mem_open(p, n) ((void)VALGRIND_MAKE_MEM_DEFINED((p), (n)))
 #define pa_mem_close(p, n) ((void)VALGRIND_MAKE_MEM_NOACCESS((p), (n)))
+/* Whether a verifier may read n bytes at p, an address a damaged link may
+ * name: asked without memcheck reporting anything (3: not addressable). */
+static inline bool pa_mem_readable(const void *p, size_t n)
+{
+    char vbits[16];
+    return n > sizeof vbits || VALGRIND_GET_VBITS(p, vbits, n) != 3;
+}
 /* Memory the library gives back to the OS (nothing to forget: memcheck
  * follows munmap). */
 #define pa_mem_forget(p, n) ((void)0)
@@ -103,6 +110,7 @@ static inline size_t pa_ann_requested(const void *p, size_t usable)
 #include <sanitizer/asan_interface.h>
 #define PA_ANNOTATED 1
 #define pa_mem_open(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#define pa_mem_readable(p, n) (__asan_region_is_poisoned((void *)(uintptr_t)(p), (n)) == NULL)
 #define pa_mem_close(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
 /* Unmapped memory must not stay poisoned: the range may be mapped again by
  * anyone. */
@@ -137,6 +145,7 @@ static inline size_t pa_ann_requested(const void *p, size_t usable)
 #else
 
 #define pa_mem_open(p, n) ((void)0)
+#define pa_mem_readable(p, n) true
 #define pa_mem_close(p, n) ((void)0)
 #define pa_mem_forget(p, n) ((void)0)
 

@@ -55,7 +55,8 @@ static bool cache_block_ok(const heap_t *h, const block_t *b, unsigned k)
     const char *lo = (const char *)segment_first_block(s);
     const char *hi = (const char *)s + PA_SEGMENT_SIZE - BLOCK_HEADER_SIZE;
     if ((const char *)b < lo || (const char *)b >= hi || ((uintptr_t)b & (PA_GRANULE - 1)) ||
-        s->arena != &h->arena || block_size(b) < BLOCK_MIN_SIZE)
+        s->arena != &h->arena || !pa_mem_readable(&b->size_flags, sizeof b->size_flags) ||
+        block_size(b) < BLOCK_MIN_SIZE)
         return false;
     return !block_is_free(b) && cache_takes_class(k) && cache_class_of_block(block_size(b)) == k &&
            (const char *)block_next(b) <= hi && !segment_live_test(s, block_payload(b));

@@ -179,7 +179,11 @@ START_TEST(test_realloc_growth)
         p = q;
         p[n - 1] = (unsigned char)(n / step);
     }
+#ifndef PA_CHECKED
     ck_assert_msg(moves * 4 <= steps, "moved at %zu of %zu steps", moves, steps);
+#else
+    (void)moves; /* the checked builds copy a large block on realloc */
+#endif
     for (size_t i = 0; i < step; i++)
         ck_assert_uint_eq(p[i], test_pattern_byte(first, i));
     for (size_t n = 2 * step; n <= top; n += step)
@@ -190,6 +194,7 @@ START_TEST(test_realloc_growth)
 }
 END_TEST
 
+#ifndef PA_CHECKED
 START_TEST(test_realloc_shrink_in_place)
 {
     ck_assert_int_eq(allocator_init(_i), 0);
@@ -218,6 +223,7 @@ START_TEST(test_realloc_shrink_in_place)
     ck_assert_int_eq(allocator_verify(), 0);
 }
 END_TEST
+#endif
 
 START_TEST(test_cache_bounds)
 {
@@ -538,7 +544,11 @@ static Suite *large_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, test_realloc_growth, 0, 2);
+#ifndef PA_CHECKED
+    /* The checked builds copy a large block on realloc (so the memory
+     * checkers see every byte move): no resizing in place to test. */
     tcase_add_loop_test(tc, test_realloc_shrink_in_place, 0, 2);
+#endif
     suite_add_tcase(s, tc);
 
     tc = tcase_create("limits");
