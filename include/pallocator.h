@@ -83,6 +83,17 @@ PALLOCATOR_API void *mycalloc(size_t count, size_t size) PALLOCATOR_MALLOC_LIKE 
 /* Not malloc-like: it may return ptr itself. */
 PALLOCATOR_API void *myrealloc(void *ptr, size_t size) PALLOCATOR_WARN_UNUSED PALLOCATOR_ALLOC_SIZE(2) PALLOCATOR_DEALLOC_MYFREE;
 
+/* A block whose address is a multiple of alignment, a power of two (any up
+ * to 1 MiB cheaply; larger ones get a mapping of their own): NULL with
+ * errno = EINVAL for any other alignment, else as myalloc. An ordinary
+ * block: myfree, myrealloc (which may lose the alignment) and
+ * myalloc_usable_size take exactly the pointer returned. */
+PALLOCATOR_API void *myalloc_aligned(size_t alignment, size_t size) PALLOCATOR_MALLOC_LIKE PALLOCATOR_ALLOC_SIZE(2) PALLOCATOR_DEALLOC_MYFREE;
+/* Copies of a string (at most n bytes of it, plus the terminator), to be
+ * freed with myfree; NULL with errno = ENOMEM when out of memory. */
+PALLOCATOR_API char *mystrdup(const char *s) PALLOCATOR_MALLOC_LIKE PALLOCATOR_DEALLOC_MYFREE;
+PALLOCATOR_API char *mystrndup(const char *s, size_t n) PALLOCATOR_MALLOC_LIKE PALLOCATOR_DEALLOC_MYFREE;
+
 /* Usable bytes of a live block, or 0 with errno = EINVAL. */
 PALLOCATOR_API size_t myalloc_usable_size(void *ptr);
 

@@ -116,11 +116,12 @@ void heap_init(heap_t *h, unsigned id)
     h->gate = pa_asymmetric_barrier ? 0 : HEAP_GATE_FENCED;
 }
 
-static pa_noinline block_t *heap_grow(heap_t *h, arena_t *a, size_t block_size)
+bool heap_arena_grow(heap_t *h)
 {
+    arena_t *a = &h->arena;
     segment_t *s = segment_acquire(h, a, numa_node_refresh(&h->numa_node));
     if (!s)
-        return NULL;
+        return false;
     segment_list_push(&a->segments, &a->segment_count, s);
     /* The pages may have served slabs, whose free blocks were closed to
      * memory checkers: open the area to lay it out, then close the free
@@ -130,6 +131,13 @@ static pa_noinline block_t *heap_grow(heap_t *h, arena_t *a, size_t block_size)
     tlsf_add_area(&a->tlsf, first, SEGMENT_AREA_SIZE);
     pa_mem_close(block_payload(first), block_usable(first));
     pa_assert(arena_verify(h, a, NULL) == 0);
+    return true;
+}
+
+static pa_noinline block_t *heap_grow(heap_t *h, arena_t *a, size_t block_size)
+{
+    if (!heap_arena_grow(h))
+        return NULL;
     return tlsf_take(&a->tlsf, block_size);
 }
 

@@ -112,6 +112,9 @@ void heap_init(heap_t *h, unsigned id);
  * PA_LARGE_THRESHOLD), growing the heap when needed; NULL when out of
  * memory. The caller is h's owner (or holds it paused). */
 block_t *heap_take(heap_t *h, size_t n);
+/* Gives h's arena one more segment, for a caller that takes its block
+ * itself (myalloc_aligned); false when none can be had. */
+bool heap_arena_grow(heap_t *h);
 
 /* Checks h's arena a: each segment's block chain (tlsf_verify_area) and
  * live marks (segment_verify), the segment list and the TLSF lists and

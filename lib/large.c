@@ -36,15 +36,24 @@ void large_unlock(void)
         pa_mutex_unlock(&large_mutex);
 }
 
-static void *large_payload(large_t *l)
+/* Where the payload starts in l's mapping: LARGE_PAYLOAD_OFFSET, or an
+ * aligned block's alignment. The usable bytes run to the mapping's end, so
+ * the offset needs no field of its own. */
+static size_t large_offset(const large_t *l)
 {
-    return (char *)l + LARGE_PAYLOAD_OFFSET;
+    return l->map_size - l->usable;
 }
 
-/* Bytes to map for a request of size bytes (at most PA_MAX_REQUEST). */
-static size_t large_map_size(size_t size)
+static void *large_payload(large_t *l)
 {
-    return align_up(LARGE_PAYLOAD_OFFSET + size, os_page_size());
+    return (char *)l + large_offset(l);
+}
+
+/* Bytes to map for a request of size bytes at offset (together at most
+ * PA_MAX_REQUEST). */
+static size_t large_map_size(size_t offset, size_t size)
+{
+    return align_up(offset + size, os_page_size());
 }
 
 static pa_noinline void *large_fail(int error)
@@ -53,11 +62,12 @@ static pa_noinline void *large_fail(int error)
     return NULL;
 }
 
-/* Makes l, mapped with l->map_size bytes, a live block: registered, listed
- * and counted. Caller holds large_lock; false when the map cannot take it. */
-static bool large_publish(large_t *l, pa_stats_t *charge)
+/* Makes l, mapped with l->map_size bytes, a live block whose payload
+ * starts offset bytes in: registered, listed and counted. Caller holds
+ * large_lock; false when the map cannot take it. */
+static bool large_publish(large_t *l, size_t offset, pa_stats_t *charge)
 {
-    l->usable = l->map_size - LARGE_PAYLOAD_OFFSET;
+    l->usable = l->map_size - offset;
     pa_canary_set(large_payload(l), l->usable); /* before verify can see the block */
     if (!segmap_register((uintptr_t)l, l->map_size, (uintptr_t)l | SEGMAP_LARGE))
         return false;
@@ -93,37 +103,58 @@ static void large_unpublish(large_t *l, pa_stats_t *charge)
         stats_sub(charge, l->usable - PA_CANARY_SIZE);
 }
 
-static bool large_publish_locked(large_t *l, pa_stats_t *charge)
+static bool large_publish_locked(large_t *l, size_t offset, pa_stats_t *charge)
 {
     large_lock();
-    bool ok = large_publish(l, charge);
+    bool ok = large_publish(l, offset, charge);
     large_unlock();
     return ok;
 }
 
 void *large_alloc(size_t size, bool zero, pa_stats_t *charge)
 {
-    if (size > PA_MAX_REQUEST)
+    return large_alloc_aligned(size, PA_GRANULE, zero, charge);
+}
+
+/* Cached and fresh mappings are aligned to the segment size; a larger
+ * alignment gets a mapping of its own. */
+static large_t *large_map(size_t need, size_t align, size_t *mapped, bool *reused)
+{
+    large_t *l = NULL;
+    if (align <= PA_SEGMENT_SIZE)
+        l = segment_cache_take(need, mapped);
+    *reused = l != NULL;
+    if (l)
+        return l;
+    *mapped = need;
+    if (align <= PA_SEGMENT_SIZE)
+        return segment_map_large(need);
+    return os_map_aligned(need, align);
+}
+
+void *large_alloc_aligned(size_t size, size_t align, bool zero, pa_stats_t *charge)
+{
+    size_t offset = align > LARGE_PAYLOAD_OFFSET ? align : LARGE_PAYLOAD_OFFSET;
+    if (offset > PA_MAX_REQUEST || size > PA_MAX_REQUEST - offset)
         return large_fail(ENOMEM);
-    size_t need = large_map_size(size), mapped;
-    large_t *l = segment_cache_take(need, &mapped);
-    if (l) {
+    size_t need = large_map_size(offset, size), mapped;
+    bool reused;
+    large_t *l = large_map(need, align, &mapped, &reused);
+    if (!l)
+        return large_fail(ENOMEM);
+    if (reused) {
         /* A reused mapping holds its last block's bytes, closed to the
          * memory checkers since its free. */
-        pa_mem_open(large_payload(l), mapped - LARGE_PAYLOAD_OFFSET);
+        pa_mem_open((char *)l + offset, mapped - offset);
         if (zero)
-            memset(large_payload(l), 0, size);
+            memset((char *)l + offset, 0, size);
     } else {
-        l = segment_map_large(need);
-        mapped = need;
-        if (!l)
-            return large_fail(ENOMEM);
         /* Before its header is written; a reused mapping keeps its pages
          * where they are. */
         os_bind_node(l, mapped, numa_current_node());
     }
     l->map_size = mapped;
-    if (!large_publish_locked(l, charge)) {
+    if (!large_publish_locked(l, offset, charge)) {
         os_unmap(l, mapped);
         return large_fail(ENOMEM);
     }
@@ -214,24 +245,30 @@ static large_t *large_remap(large_t *l, size_t need)
 
 void *large_resize(void *p, size_t size, pa_stats_t *charge)
 {
-    if (size > PA_MAX_REQUEST)
-        return large_usable(p) ? large_fail(ENOMEM) : large_fail(EINVAL);
-    size_t need = large_map_size(size);
     large_lock();
     large_t *l = large_find(p);
-    if (l && need == l->map_size) {
+    if (!l) {
+        large_unlock();
+        return large_fail(EINVAL);
+    }
+    /* An aligned block keeps its payload's offset: the pages may move,
+     * the bytes stay where they are in them. */
+    size_t offset = large_offset(l);
+    if (size > PA_MAX_REQUEST - offset) {
+        large_unlock();
+        return large_fail(ENOMEM);
+    }
+    size_t need = large_map_size(offset, size);
+    if (need == l->map_size) {
         large_unlock(); /* the same pages: nothing to do */
         return p;
     }
-    if (l)
-        large_unpublish(l, charge);
+    large_unpublish(l, charge);
     large_unlock();
-    if (!l)
-        return large_fail(EINVAL);
     large_t *moved = large_remap(l, need);
     large_t *live = moved ? moved : l;
     /* The ranges were checked, and the table exists: this cannot fail. */
-    bool published = large_publish_locked(live, charge);
+    bool published = large_publish_locked(live, offset, charge);
     pa_assert(published);
     (void)published;
     return moved ? large_payload(moved) : large_fail(ENOMEM);
@@ -254,7 +291,7 @@ void large_release_all(void)
     while (large_list) {
         large_t *l = large_list;
         large_list = l->next;
-        pa_ann_discard((char *)l + LARGE_PAYLOAD_OFFSET);
+        pa_ann_discard((char *)l + large_offset(l));
         segmap_unregister((uintptr_t)l, l->map_size);
         os_unmap(l, l->map_size);
     }
@@ -265,7 +302,7 @@ int large_verify(size_t *slots)
 {
     size_t count = 0, usable = 0;
     for (const large_t *l = large_list; l; l = l->next) {
-        const char *payload = (const char *)l + LARGE_PAYLOAD_OFFSET;
+        const char *payload = (const char *)l + large_offset(l);
         if (segmap_lookup(payload) != ((uintptr_t)l | SEGMAP_LARGE))
             return verify_fail("large block %p is missing from the segment map",
                                (const void *)payload);

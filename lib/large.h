@@ -14,6 +14,10 @@
  * usable bytes are also charged to charge (NULL: none), under the large
  * lock. NULL with errno = ENOMEM when the OS refuses. */
 void *large_alloc(size_t size, bool zero, pa_stats_t *charge);
+/* As large_alloc, for a payload that is a multiple of align, a power of
+ * two: it starts align bytes into a mapping aligned to the larger of align
+ * and the segment size. */
+void *large_alloc_aligned(size_t size, size_t align, bool zero, pa_stats_t *charge);
 /* 0, or -1 with errno = EINVAL when p is not a live large block; a block
  * freed is uncharged from charge (NULL: none). */
 int large_free(void *p, pa_stats_t *charge);

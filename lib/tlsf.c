@@ -249,3 +249,62 @@ int tlsf_verify_area(const block_t *first, const block_t *sentinel, tlsf_visit_f
         return verify_fail("area %p: sentinel predecessor flag disagrees", (const void *)first);
     return 0;
 }
+
+/* ---- aligned blocks --------------------------------------------------- */
+
+/* size rounded up to the start of its bin, so every block that bin's
+ * search finds is at least size bytes (tlsf_block_size_for without the
+ * heap-block limit). */
+static size_t tlsf_round_to_bin(size_t size)
+{
+    if (size >= TLSF_SMALL_LIMIT) {
+        size_t step = ((size_t)1 << (bit_highest(size) - TLSF_SL_SHIFT)) - 1;
+        size = (size + step) & ~step;
+    }
+    return size;
+}
+
+/* The bytes in front of b's first aligned payload: 0, or enough for a
+ * free block of their own (a gap of one granule moves on by align). */
+static size_t tlsf_aligned_gap(const block_t *b, size_t align)
+{
+    uintptr_t payload = (uintptr_t)block_payload(b);
+    size_t gap = align_up(payload, align) - payload;
+    if (gap != 0 && gap < BLOCK_MIN_SIZE)
+        gap += align;
+    return gap;
+}
+
+block_t *tlsf_take_aligned(tlsf_t *t, size_t size, size_t align)
+{
+    pa_assert(align > PA_GRANULE && (align & (align - 1)) == 0);
+    /* The widest gap is align plus a granule; searching for room for it
+     * keeps the take to one search, whatever block comes up. */
+    if (size > PA_SEGMENT_SIZE || align > PA_SEGMENT_SIZE)
+        return NULL;
+    size_t search = tlsf_round_to_bin(size + align + PA_GRANULE);
+    if (search >= PA_SEGMENT_SIZE)
+        return NULL;
+    tlsf_bin_t bin = tlsf_bin_of(search);
+    block_t *b = tlsf_find(t, &bin);
+    while (PA_GUARDED && b && pa_unlikely(!tlsf_free_block_sane(b))) {
+        tlsf_quarantine_list(t, bin);
+        bin = tlsf_bin_of(search);
+        b = tlsf_find(t, &bin);
+    }
+    if (!b)
+        return NULL;
+    pa_assert(block_size(b) >= search);
+    tlsf_remove(t, b);
+    block_mark_used(b);
+    size_t gap = tlsf_aligned_gap(b, align);
+    if (gap) {
+        block_t *front = b;
+        b = block_split(front, gap);
+        tlsf_give(t, front);
+    }
+    tlsf_trim(t, b, size);
+    /* As in tlsf_take: the payload is opened to memory checkers. */
+    pa_mem_open(block_payload(b), block_usable(b));
+    return b;
+}

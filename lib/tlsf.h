@@ -83,6 +83,10 @@ void tlsf_init(tlsf_t *t);
 /* Takes a used block of exactly size bytes (from tlsf_block_size_for) out of
  * the free lists, splitting off what is left; NULL when nothing fits. */
 block_t *tlsf_take(tlsf_t *t, size_t size);
+/* As tlsf_take, for a block whose payload is a multiple of align (a power
+ * of two above the granule): the free space in front of it goes back to
+ * the free lists. NULL when no free block has room for the worst case. */
+block_t *tlsf_take_aligned(tlsf_t *t, size_t size, size_t align);
 /* Frees b, merging it with free neighbours; returns the merged free block. */
 block_t *tlsf_give(tlsf_t *t, block_t *b);
 /* Resizes a used block in place, using its free successor to grow;

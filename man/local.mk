@@ -6,10 +6,13 @@ PA_MAN_PAGES = \
 	man/allocator_stats.3 \
 	man/allocator_verify.3 \
 	man/myalloc.3 \
+	man/myalloc_aligned.3 \
 	man/myalloc_usable_size.3 \
 	man/mycalloc.3 \
 	man/myfree.3 \
 	man/myrealloc.3 \
+	man/mystrdup.3 \
+	man/mystrndup.3 \
 	man/pallocator.7
 dist_man_MANS = $(PA_MAN_PAGES)
 

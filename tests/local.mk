@@ -8,7 +8,8 @@ TEST_LIBS = libpallocator_core.la $(CHECK_LIBS)
 # (api_helpers.h) and concurrent (thread_helpers.h), with one main()
 # (check_main.h).
 API_CHECKS = tests/check_alloc tests/check_realloc tests/check_free \
-	tests/check_lifecycle tests/check_introspect tests/check_dump
+	tests/check_lifecycle tests/check_introspect tests/check_dump \
+	tests/check_aligned
 THREAD_CHECKS = tests/check_threads_churn tests/check_threads_remote \
 	tests/check_threads_lifetime
 UNIT_CHECKS = tests/check_pages tests/check_blocks tests/check_tlsf \
@@ -56,6 +57,10 @@ tests_check_dump_SOURCES = tests/check_dump.c tests/api_helpers.h \
 	tests/check_main.h tests/testutil.h
 tests_check_dump_CFLAGS = $(TEST_CFLAGS)
 tests_check_dump_LDADD = $(TEST_LIBS)
+tests_check_aligned_SOURCES = tests/check_aligned.c tests/api_helpers.h \
+	tests/check_main.h tests/testutil.h
+tests_check_aligned_CFLAGS = $(TEST_CFLAGS)
+tests_check_aligned_LDADD = $(TEST_LIBS)
 tests_check_threads_churn_SOURCES = tests/check_threads_churn.c tests/thread_helpers.h \
 	tests/check_main.h tests/testutil.h
 tests_check_threads_churn_CFLAGS = $(TEST_CFLAGS)
