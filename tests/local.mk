@@ -193,3 +193,14 @@ clean-local:
 TESTS += tests/test_mismatched_dealloc.sh
 EXTRA_DIST += tests/test_mismatched_dealloc.sh
 TESTS_ENVIRONMENT += CC="$(CC)"
+
+# Programs run with libpallocator-malloc preloaded (the C++ one is built by
+# the script when a C++ compiler is at hand).
+check_PROGRAMS += tests/override_prog
+tests_override_prog_SOURCES = tests/override_prog.c
+tests_override_prog_CFLAGS = $(AM_CFLAGS)
+TESTS += tests/test_override.sh
+EXTRA_DIST += tests/test_override.sh tests/override_prog_cxx.cc
+if PA_SANITIZED
+TESTS_ENVIRONMENT += PA_SANITIZED=yes
+endif
