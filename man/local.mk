@@ -1,4 +1,5 @@
-# Manual pages: one per public call in section 3, the overview in section 7.
+# Manual pages: one per public call in section 3, the overview in section 7,
+# the wrapper that runs a program on the override library in section 1.
 PA_MAN_PAGES = \
 	man/allocator_cleanup.3 \
 	man/allocator_dump.3 \
@@ -13,7 +14,8 @@ PA_MAN_PAGES = \
 	man/myrealloc.3 \
 	man/mystrdup.3 \
 	man/mystrndup.3 \
-	man/pallocator.7
+	man/pallocator.7 \
+	man/pallocator-run.1
 dist_man_MANS = $(PA_MAN_PAGES)
 
 # mandoc's linter at warning level must have nothing to say about any page.

@@ -3,7 +3,7 @@
 # every allocation call, threads, fork and exec, allocation at exit
 # (tests/override_prog.c), C++'s new and delete when a C++ compiler is at
 # hand (tests/override_prog_cxx.cc), the three invalid-free policies and
-# the other environment options.
+# the other environment options; pallocator-run.
 set -u
 b="${top_builddir:-.}"
 src="${top_srcdir:-.}"
@@ -63,6 +63,23 @@ run PALLOCATOR_NO_SUCH_OPTION=1 PALLOCATOR_VERIFY=yes PALLOCATOR_NUMA=off
 grep -q "PALLOCATOR_NO_SUCH_OPTION=1" "$tmp/err" || fail "no warning for an unknown variable"
 grep -q "PALLOCATOR_VERIFY=yes" "$tmp/err" || fail "no warning for an unknown value"
 [ "$(wc -l <"$tmp/err")" -eq 2 ] || fail "want one line per unknown option"
+
+# The wrapper, pointed at the library of the build tree.
+wrapper="$b/tools/pallocator-run"
+if [ -x "$wrapper" ]; then
+    grep -q '@libdir@' "$wrapper" && fail "pallocator-run: install path not substituted"
+    PALLOCATOR_SHOW_STATS=1 "$wrapper" --library="$lib" "$prog" child >"$tmp/out" 2>"$tmp/err" ||
+        fail "pallocator-run: the program failed"
+    grep -q "^pallocator: at exit:" "$tmp/err" || fail "pallocator-run: the library was not loaded"
+    "$wrapper" >"$tmp/out" 2>"$tmp/err"
+    [ $? -eq 2 ] || fail "pallocator-run without a command: want status 2"
+    "$wrapper" --library="$tmp/none.so" true >"$tmp/out" 2>"$tmp/err"
+    [ $? -eq 127 ] || fail "pallocator-run with a missing library: want status 127"
+    out=$("$wrapper" --library="$lib" sh -c 'echo "$LD_PRELOAD"')
+    [ "${out%% *}" = "$lib" ] || fail "pallocator-run: LD_PRELOAD is '$out'"
+else
+    fail "$wrapper not built"
+fi
 
 cxx=${CXX:-c++}
 if "$cxx" -O1 -o "$tmp/cxx" "$src/tests/override_prog_cxx.cc" 2>"$tmp/err"; then
