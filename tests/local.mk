@@ -204,3 +204,10 @@ EXTRA_DIST += tests/test_override.sh tests/override_prog_cxx.cc
 if PA_SANITIZED
 TESTS_ENVIRONMENT += PA_SANITIZED=yes
 endif
+
+# Real programs (python3, sqlite3, xz, pigz, git, gcc, sort) on the override
+# library and on glibc's malloc, outputs compared (see the script).
+check-override: all
+	@top_builddir=$(top_builddir) $(SHELL) $(srcdir)/tests/check_override.sh
+PHONY_TARGETS += check-override
+EXTRA_DIST += tests/check_override.sh
