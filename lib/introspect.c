@@ -312,7 +312,7 @@ static void dump_large(const large_stats_t *large)
             large->count, large->allocated, large->mapped, large->peak);
     for (const large_t *l = large_first(); l; l = l->next)
         fprintf(stderr, "    large %p usable %zu mapped %zu\n",
-                (const void *)((const char *)l + LARGE_PAYLOAD_OFFSET), l->usable,
+                (const void *)((const char *)l + l->map_size - l->usable), l->usable,
                 l->map_size);
 }
 
