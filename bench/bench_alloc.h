@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_alloc.h - shared plumbing for the libpallocator benchmark workloads.
  *

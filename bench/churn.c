@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * churn - steady-state replacement of live blocks, every thread on its own.
  *

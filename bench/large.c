@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * large - blocks of megabytes: fresh big buffers, and one buffer grown.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * larson - server-style churn where blocks migrate between threads.
  *

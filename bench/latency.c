@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * latency - the cost of single malloc and free calls on a fragmented heap.
  *

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Benchmarks: `make bench` (about 5 minutes) and `make bench-quick` (under
 # a minute) build the workloads below and run bench/run, which compares
 # libpallocator with glibc malloc, jemalloc, tcmalloc and mimalloc and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * memory - footprint across a phase change (small blocks, then medium).
  *

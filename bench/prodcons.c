@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * prodcons - producer/consumer pairs: every free is a remote free.
  *

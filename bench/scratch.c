@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * scratch - allocator-induced false sharing (cache-scratch style).
  *

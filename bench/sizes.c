@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sizes - the cost of a malloc/free pair in one size range at a time.
  *

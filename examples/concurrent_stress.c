@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * concurrent_stress.c - thread-parallel stress of libpallocator.  Each thread
  * allocates, checks, resizes and frees its own blocks, and also trades blocks

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Examples: built with the library (not installed), run by `make run-examples`.
 # They see only the public header (AM_CPPFLAGS: -I$(top_srcdir)/include) and
 # link against the shared libpallocator.la, as a user program would.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * simple_alloc.c - a tour of libpallocator: allocate, use, resize, look at
  * the statistics, check the heap, see an invalid free rejected, clean up.

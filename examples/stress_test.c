@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * stress_test.c - single-threaded stress of libpallocator: a long seeded
  * random sequence of myalloc / myfree / myrealloc over a table of blocks,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pallocator.h - the public interface of libpallocator.
  *

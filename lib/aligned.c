@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * aligned.c - myalloc_aligned: blocks whose address is a multiple of a
  * power of two larger than PALLOCATOR_ALIGNMENT.
@@ -32,7 +33,7 @@ static pa_noinline void *aligned_fail(int error)
 static unsigned aligned_slab_class(size_t size, size_t align)
 {
     for (unsigned c = 0; c < SLAB_CLASSES; c++)
-        if (slab_class_size[c] >= size && (slab_class_size[c] & (align - 1)) == 0)
+        if (pa_slab_class_size[c] >= size && (pa_slab_class_size[c] & (align - 1)) == 0)
             return c;
     return SLAB_CLASSES;
 }
@@ -45,14 +46,14 @@ static void *aligned_from_arena(heap_t *h, size_t size, size_t align, bool concu
     size_t want = size + PA_CANARY_SIZE;
     if (concurrent) {
         heap_enter(h);
-        heap_poll_handover(h);
+        pa_heap_poll_handover(h);
     }
     if (heap_has_handover(h))
-        heap_drain_handover_some(h);
+        pa_heap_drain_handover_some(h);
     size_t block_size = tlsf_block_size_for(want);
-    block_t *b = tlsf_take_aligned(&h->arena.tlsf, block_size, align);
-    if (!b && heap_arena_grow(h))
-        b = tlsf_take_aligned(&h->arena.tlsf, block_size, align);
+    block_t *b = pa_tlsf_take_aligned(&h->arena.tlsf, block_size, align);
+    if (!b && pa_heap_arena_grow(h))
+        b = pa_tlsf_take_aligned(&h->arena.tlsf, block_size, align);
     void *p = NULL;
     if (b) {
         size_t usable = block_usable(b);
@@ -89,10 +90,10 @@ static void *aligned_large(size_t size, size_t align)
         return aligned_fail(ENOMEM);
     /* The single-threaded heap's exact count covers large blocks too. */
     heap_t *single = pa_single_heap;
-    void *p = large_alloc_aligned(size + PA_CANARY_SIZE, align, false,
+    void *p = pa_large_alloc_aligned(size + PA_CANARY_SIZE, align, false,
                                  single ? &single->live : NULL);
     if (p)
-        pa_ann_alloc(p, size, large_usable(p), true);
+        pa_ann_alloc(p, size, pa_large_usable(p), true);
     return p;
 }
 
@@ -112,7 +113,7 @@ PALLOCATOR_API void *myalloc_aligned(size_t alignment, size_t size)
          * less the canary, it takes exactly class c. */
         unsigned c = aligned_slab_class(size + PA_CANARY_SIZE, alignment);
         if (c < SLAB_CLASSES)
-            return myalloc(slab_class_size[c] - PA_CANARY_SIZE);
+            return myalloc(pa_slab_class_size[c] - PA_CANARY_SIZE);
     }
     if (size + PA_CANARY_SIZE <= PA_LARGE_THRESHOLD && alignment <= PA_LARGE_THRESHOLD)
         return aligned_medium(size, alignment);

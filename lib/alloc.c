@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * alloc.c - the public allocation calls: myalloc, mycalloc, myrealloc,
  * myfree and myalloc_usable_size.
@@ -72,7 +73,7 @@ static pa_noinline void *alloc_large(size_t size, bool zero)
     if (__atomic_load_n(&pa_mode, __ATOMIC_ACQUIRE) == PA_MODE_NONE &&
         allocator_init(1) != 0)
         return fail(ENOMEM);
-    return large_alloc(size, zero, large_charge());
+    return pa_large_alloc(size, zero, large_charge());
 }
 
 /* The fast paths below keep every call a tail call, so they need no saved
@@ -98,10 +99,10 @@ static pa_always_inline void *alloc_slab_finish(heap_t *h, void *p, unsigned cls
                                                 bool concurrent)
 {
     if (pa_likely(p != NULL)) {
-        pa_canary_set(p, slab_class_size[cls]); /* as in alloc_finish */
+        pa_canary_set(p, pa_slab_class_size[cls]); /* as in alloc_finish */
         segment_live_set(segment_of(p), p);
         if (!concurrent)
-            stats_add(&h->live, slab_class_size[cls] - PA_CANARY_SIZE);
+            stats_add(&h->live, pa_slab_class_size[cls] - PA_CANARY_SIZE);
     }
     heap_op_end(h, concurrent);
     return pa_likely(p != NULL) ? p : fail(ENOMEM);
@@ -113,12 +114,12 @@ static pa_noinline void *alloc_slab_slow(heap_t *h, unsigned cls, bool concurren
     /* The hand-over list is polled when a slab runs dry: the blocks other
      * threads gave back may refill it. */
     if (concurrent) {
-        heap_poll_handover(h);
+        pa_heap_poll_handover(h);
         void *p = slab_pop(h->slabs.current[cls]);
         if (p)
             return alloc_slab_finish(h, p, cls, concurrent);
     }
-    return alloc_slab_finish(h, slab_take_slow(&h->slabs, cls), cls, concurrent);
+    return alloc_slab_finish(h, pa_slab_take_slow(&h->slabs, cls), cls, concurrent);
 }
 
 /* An allocation from the caller's heap h outside the fast path. It polls
@@ -130,7 +131,7 @@ static pa_noinline void *alloc_from_heap(heap_t *h, size_t size, bool concurrent
     if (concurrent) {
         heap_enter(h);
         if (size > SLAB_REQUEST_MAX || h->poll_countdown == 0 || --h->poll_countdown == 0)
-            heap_poll_handover(h);
+            pa_heap_poll_handover(h);
     }
     /* The cache first, as on the fast paths (which a heap without
      * membarrier never takes). */
@@ -141,7 +142,7 @@ static pa_noinline void *alloc_from_heap(heap_t *h, size_t size, bool concurrent
     }
     block_t *b = cache_pop(&h->cache, size);
     if (!b)
-        b = heap_take(h, size);
+        b = pa_heap_take(h, size);
     if (pa_unlikely(!b)) {
         heap_op_end(h, concurrent);
         return fail(ENOMEM);
@@ -327,14 +328,14 @@ static pa_noinline int free_moved(void *p, heap_t *h)
  * of such threads, under the pool lock. */
 static pa_noinline int free_remote_heapless(segment_t *s, heap_t *owner, void *p)
 {
-    segment_claim_t *c = segment_claim_heapless();
+    segment_claim_t *c = pa_segment_claim_heapless();
     heap_t *now = segment_claim_begin(c, s, pa_asymmetric_barrier);
     bool claimed = now == owner && segment_live_clear(s, p, /*atomic=*/true);
     segment_claim_end(c);
-    segment_pool_unlock();
+    pa_segment_pool_unlock();
     if (!claimed)
         return now == owner ? free_invalid() : free_moved(p, NULL);
-    heap_handover_push(owner, block_from_payload(p));
+    pa_heap_handover_push(owner, block_from_payload(p));
     return 0;
 }
 
@@ -350,10 +351,10 @@ static pa_noinline int free_remote_heapless(segment_t *s, heap_t *owner, void *p
 static pa_noinline int free_remote(segment_t *s, heap_t *owner, void *p, heap_t *h)
 {
     if (pa_unlikely(!__atomic_load_n(&owner->shared, __ATOMIC_ACQUIRE)))
-        heap_share(owner);
+        pa_heap_share(owner);
     /* A thread that only frees batches too, until its exit hook has run. */
     if (!h && !pa_thread.exited)
-        h = heap_attach_thread();
+        h = pa_heap_attach_thread();
     if (!h)
         return free_remote_heapless(s, owner, p);
     heap_enter(h);
@@ -366,9 +367,9 @@ static pa_noinline int free_remote(segment_t *s, heap_t *owner, void *p, heap_t 
     }
     block_t *b = block_from_payload(p);
     /* Gathered in this thread's outbox: one push per batch for the owner. */
-    heap_outbox_add(h, owner, b, heap_handed_size(b));
+    pa_heap_outbox_add(h, owner, b, heap_handed_size(b));
     if (--h->poll_countdown == 0)
-        heap_poll_handover(h);
+        pa_heap_poll_handover(h);
     heap_leave(h);
     return 0;
 }
@@ -376,7 +377,7 @@ static pa_noinline int free_remote(segment_t *s, heap_t *owner, void *p, heap_t 
 /* A slab free that moves its slab between lists. */
 static pa_noinline int free_slab_slow(heap_t *h, slab_t *sl, bool concurrent)
 {
-    slab_give_slow(&h->slabs, sl);
+    pa_slab_give_slow(&h->slabs, sl);
     heap_op_end(h, concurrent);
     return 0;
 }
@@ -421,7 +422,7 @@ static pa_always_inline int free_arena_block(heap_t *h, block_t *b, bool concurr
     if (!concurrent)
         stats_sub(&h->live, block_counted(b));
     if (!cache_push(&h->cache, b))
-        heap_give(h, b);
+        pa_heap_give(h, b);
     heap_op_end(h, concurrent);
     return 0;
 }
@@ -481,7 +482,7 @@ static pa_noinline int free_other(void *p, uintptr_t entry, heap_t *h, bool conc
     case PTR_HEAP:
         break;
     case PTR_LARGE:
-        return large_free(p, concurrent ? NULL : &h->live);
+        return pa_large_free(p, concurrent ? NULL : &h->live);
     default:
         return p ? free_invalid() : 0;
     }
@@ -558,7 +559,7 @@ static size_t usable_of_kind(void *p, ptr_kind_t *kind)
             usable = heap_usable_shared(s, p);
         break;
     case PTR_LARGE:
-        usable = large_usable(p);
+        usable = pa_large_usable(p);
         break;
     default:
         break;
@@ -598,7 +599,7 @@ static bool realloc_in_place(heap_t *h, segment_t *s, void *p, size_t size)
     if (segment_live_test(s, p)) {
         block_t *b = block_from_payload(p);
         size_t before = block_counted(b);
-        done = tlsf_resize(&s->arena->tlsf, b, size_needed);
+        done = pa_tlsf_resize(&s->arena->tlsf, b, size_needed);
         if (done) {
             pa_canary_set(p, block_usable(b)); /* at the new end, inside the operation */
             heap_used_shrink(h, before);
@@ -644,7 +645,7 @@ static size_t realloc_try_in_place(void *p, size_t size, bool *kept)
         return usable;
     }
     case PTR_LARGE: {
-        size_t usable = large_usable(p);
+        size_t usable = pa_large_usable(p);
         /* Keep the mapping while the block stays large and fits. */
         *kept = usable && size <= usable && size > PA_LARGE_THRESHOLD;
         return usable;
@@ -662,7 +663,7 @@ static void *realloc_public(void *p, size_t size)
     /* While a large block stays large, its mapping is resized: no copy
      * (the checked builds copy, so the checkers see every byte move). */
     if (size > PA_LARGE_THRESHOLD && (segmap_lookup(p) & SEGMAP_LARGE))
-        return large_resize(p, size, large_charge());
+        return pa_large_resize(p, size, large_charge());
     bool kept;
     size_t usable = realloc_try_in_place(p, size, &kept);
     if (!usable)
@@ -715,10 +716,10 @@ static bool block_intact(const void *p, size_t usable, ptr_kind_t kind)
 static size_t usable_of_new(void *p, size_t want)
 {
     if (want <= SLAB_REQUEST_MAX)
-        return slab_class_size[slab_class_of(want)];
+        return pa_slab_class_size[slab_class_of(want)];
     if (want <= PA_LARGE_THRESHOLD)
         return block_usable(block_from_payload(p));
-    return large_usable(p);
+    return pa_large_usable(p);
 }
 #endif
 

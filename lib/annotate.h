@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * annotate.h - what memory checkers and the hardened build are told about
  * blocks: the few macros through which the library's own accesses to free

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * block.h - block metadata: the 16-byte header in front of every heap block,
  * boundary tags, and the split/merge steps the TLSF layer is built from.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cache.c - the rare steps of a heap's cache of freed blocks (cache.h):
  * emptying it into the arena and the slabs, counting it, and checking it
@@ -8,7 +9,7 @@
 #include "heap.h"
 #include "segmap.h"
 
-void cache_flush(heap_t *h)
+void pa_cache_flush(heap_t *h)
 {
     cache_t *c = &h->cache;
     for (unsigned k = 0; k < CACHE_BINS; k++) {
@@ -16,7 +17,7 @@ void cache_flush(heap_t *h)
         c->bins[k] = NULL;
         while (b) {
             block_t *next = PA_LINK_LOAD(b->next_free);
-            heap_give(h, b);
+            pa_heap_give(h, b);
             b = next;
         }
     }
@@ -33,14 +34,14 @@ void cache_flush(heap_t *h)
     }
 }
 
-size_t cache_count(const cache_t *c)
+size_t pa_cache_count(const cache_t *c)
 {
     size_t n = 0;
     for (unsigned k = 0; k < CACHE_BINS; k++)
         for (const block_t *b = c->bins[k]; b; b = PA_LINK_LOAD(b->next_free))
             n++;
     for (unsigned k = 0; k < CACHE_SLAB_CLASSES; k++)
-        n += c->slab_bytes[k] / slab_class_size[CACHE_SLAB_FIRST + k];
+        n += c->slab_bytes[k] / pa_slab_class_size[CACHE_SLAB_FIRST + k];
     return n;
 }
 
@@ -69,15 +70,15 @@ static int cache_verify_arena_blocks(const heap_t *h)
     for (unsigned k = 0; k < CACHE_BINS; k++) {
         for (const block_t *b = c->bins[k]; b; b = PA_LINK_LOAD(b->next_free)) {
             if (!cache_block_ok(h, b, k))
-                return verify_fail("cache holds %p, not a freed arena block of class %u",
+                return pa_verify_fail("cache holds %p, not a freed arena block of class %u",
                                    (const void *)b, k);
             bytes += block_size(b);
             if (bytes > c->bytes) /* also ends a loop in a list */
-                return verify_fail("cache holds more than its %zu bytes", c->bytes);
+                return pa_verify_fail("cache holds more than its %zu bytes", c->bytes);
         }
     }
     if (bytes != c->bytes || bytes > CACHE_MAX_BYTES)
-        return verify_fail("cache holds %zu bytes of arena blocks, counts %zu", bytes, c->bytes);
+        return pa_verify_fail("cache holds %zu bytes of arena blocks, counts %zu", bytes, c->bytes);
     return 0;
 }
 
@@ -102,20 +103,20 @@ static int cache_verify_slab_blocks(const heap_t *h)
         size_t bytes = 0;
         for (const void *p = c->slab_bins[k]; p; p = PA_LINK_LOAD(*(void *const *)p)) {
             if (!cache_slab_block_ok(h, p, cls))
-                return verify_fail("cache holds %p, not a freed slab block of class %u", p, cls);
-            bytes += slab_class_size[cls];
+                return pa_verify_fail("cache holds %p, not a freed slab block of class %u", p, cls);
+            bytes += pa_slab_class_size[cls];
             if (bytes > c->slab_bytes[k]) /* also ends a loop in a list */
-                return verify_fail("cache holds more than its %zu bytes of class %u",
+                return pa_verify_fail("cache holds more than its %zu bytes of class %u",
                                    c->slab_bytes[k], cls);
         }
         if (bytes != c->slab_bytes[k])
-            return verify_fail("cache holds %zu bytes of class %u, counts %zu", bytes, cls,
+            return pa_verify_fail("cache holds %zu bytes of class %u, counts %zu", bytes, cls,
                                c->slab_bytes[k]);
     }
     return 0;
 }
 
-int cache_verify(const heap_t *h)
+int pa_cache_verify(const heap_t *h)
 {
     return cache_verify_arena_blocks(h) || cache_verify_slab_blocks(h) ? -1 : 0;
 }

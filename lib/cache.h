@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cache.h - a heap's cache of the blocks its own thread freed, kept for
  * that thread's next requests of the same size class: medium blocks (the
@@ -161,7 +162,7 @@ static inline void *cache_slab_pop(cache_t *c, unsigned cls)
     void *p = c->slab_bins[k];
     if (pa_likely(p != NULL)) {
         c->slab_bins[k] = PA_LINK_LOAD(*(void **)p);
-        c->slab_bytes[k] -= slab_class_size[cls];
+        c->slab_bytes[k] -= pa_slab_class_size[cls];
     }
     return p;
 }
@@ -198,12 +199,12 @@ static inline bool cache_slab_push(cache_t *c, const slab_t *sl, void *p, size_t
 
 struct heap;
 /* The number of cached blocks (walks the lists: for tests). */
-size_t cache_count(const cache_t *c);
+size_t pa_cache_count(const cache_t *c);
 /* Gives every cached block back to the arena of h (its owner, or a pauser). */
-void cache_flush(struct heap *h);
+void pa_cache_flush(struct heap *h);
 /* Checks every cached block of h (a used block of h's, of its class, not
  * marked live) and the byte counts. Called by h's owner, or with h paused.
- * 0, or -1 after verify_fail. */
-int cache_verify(const struct heap *h);
+ * 0, or -1 after pa_verify_fail. */
+int pa_cache_verify(const struct heap *h);
 
 #endif /* PA_CACHE_H */

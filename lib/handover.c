@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * handover.c - the lock-free hand-over of blocks freed by other threads:
  * each heap's hand-over list (push only; the owner takes the whole list),
@@ -19,7 +20,7 @@ static void heap_handover_push_entry(heap_t *h, block_t *b, uintptr_t tag)
                                           __ATOMIC_RELEASE, __ATOMIC_RELAXED));
 }
 
-void heap_handover_push(heap_t *h, block_t *b)
+void pa_heap_handover_push(heap_t *h, block_t *b)
 {
     heap_handover_push_entry(h, b, 0);
 }
@@ -29,7 +30,7 @@ static handover_batch_t *batch_of(block_t *b)
     return block_payload(b);
 }
 
-void heap_outbox_flush(heap_t *h)
+void pa_heap_outbox_flush(heap_t *h)
 {
     block_t *b = h->outbox;
     if (b) {
@@ -38,16 +39,16 @@ void heap_outbox_flush(heap_t *h)
     }
 }
 
-void heap_outbox_add(heap_t *h, heap_t *owner, block_t *b, size_t size)
+void pa_heap_outbox_add(heap_t *h, heap_t *owner, block_t *b, size_t size)
 {
     if (h->outbox && h->outbox_owner != owner)
-        heap_outbox_flush(h);
+        pa_heap_outbox_flush(h);
     if (!h->outbox) {
         /* A slab block (its handle, like a single handed-over slab
          * block's), never marked live. */
         void *p = slab_take(&h->slabs, slab_class_of(sizeof(handover_batch_t)));
         if (!p) {
-            heap_handover_push(owner, b);
+            pa_heap_handover_push(owner, b);
             return;
         }
         block_t *nb = block_from_payload(p);
@@ -59,7 +60,7 @@ void heap_outbox_add(heap_t *h, heap_t *owner, block_t *b, size_t size)
     batch->sizes[batch->count] = (uint32_t)size;
     batch->blocks[batch->count++] = b;
     if (batch->count == HEAP_OUTBOX_SLOTS)
-        heap_outbox_flush(h);
+        pa_heap_outbox_flush(h);
 }
 
 /* Frees a handed-over block of known size (0: a slab block) into h. */
@@ -69,7 +70,7 @@ static void heap_take_back_block(heap_t *h, block_t *b, size_t size)
         void *p = block_payload(b);
         slab_give(&h->slabs, slab_of(segment_of(p), p), p);
     } else {
-        heap_give(h, b);
+        pa_heap_give(h, b);
     }
 }
 
@@ -112,20 +113,20 @@ static void heap_take_back(heap_t *h, size_t limit)
     }
 }
 
-void heap_drain_handover_some(heap_t *h)
+void pa_heap_drain_handover_some(heap_t *h)
 {
     heap_take_back(h, HEAP_TAKE_BACK_LIMIT);
 }
 
-void heap_poll_handover(heap_t *h)
+void pa_heap_poll_handover(heap_t *h)
 {
     h->poll_countdown = HEAP_POLL_INTERVAL;
-    heap_outbox_flush(h);
+    pa_heap_outbox_flush(h);
     if (heap_has_handover(h))
-        heap_drain_handover_some(h);
+        pa_heap_drain_handover_some(h);
 }
 
-void heap_drain_handover(heap_t *h)
+void pa_heap_drain_handover(heap_t *h)
 {
     heap_take_back(h, SIZE_MAX);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * heap.c - thread heaps: growing and shrinking a heap's arena by segments,
  * and the registry of heaps: creating them, attaching them to threads,
@@ -39,11 +40,11 @@ static int arena_visit_block(const block_t *b, void *ctx)
     arena_tally_t *tally = ctx;
     bool live = segment_live_test(tally->segment, block_payload(b));
     if (block_is_free(b))
-        return live ? verify_fail("free block %p is marked live", (const void *)b) : 0;
+        return live ? pa_verify_fail("free block %p is marked live", (const void *)b) : 0;
     /* A used block without its live mark: another thread is freeing it
      * right now, between claiming the mark and handing it over. */
     if (live && !pa_canary_ok(block_payload(b), block_usable(b)))
-        return verify_fail("block %p: canary overwritten", block_payload(b));
+        return pa_verify_fail("block %p: canary overwritten", block_payload(b));
     if (live)
         tally->live_marks++;
     else
@@ -69,31 +70,31 @@ static bool arena_owns_block(const block_t *b, const void *ctx)
            b >= segment_first_block(s) && b < sentinel && ((uintptr_t)b & (PA_GRANULE - 1)) == 0;
 }
 
-int arena_verify(const heap_t *h, const arena_t *a, arena_usage_t *usage)
+int pa_arena_verify(const heap_t *h, const arena_t *a, arena_usage_t *usage)
 {
     arena_tally_t tally = {0};
     tlsf_area_tally_t area = {0};
     size_t count = 0;
     for (const segment_t *s = a->segments; s; s = s->next, count++) {
         if (s->arena != a)
-            return verify_fail("segment %p is listed in the wrong arena", (const void *)s);
+            return pa_verify_fail("segment %p is listed in the wrong arena", (const void *)s);
         tally.segment = s;
         tally.live_marks = 0;
         const block_t *sentinel = (const block_t *)((const char *)s + PA_SEGMENT_SIZE -
                                                     BLOCK_HEADER_SIZE);
-        if (tlsf_verify_area(segment_first_block(s), sentinel, arena_visit_block, &tally,
+        if (pa_tlsf_verify_area(segment_first_block(s), sentinel, arena_visit_block, &tally,
                              &area) ||
-            segment_verify(s, h, tally.live_marks))
+            pa_segment_verify(s, h, tally.live_marks))
             return -1;
     }
     if (count != a->segment_count)
-        return verify_fail("arena %p lists %zu segments, counts %zu", (const void *)a, count,
+        return pa_verify_fail("arena %p lists %zu segments, counts %zu", (const void *)a, count,
                            a->segment_count);
     arena_ref_t ref = {h, a};
-    if (tlsf_verify(&a->tlsf, arena_owns_block, &ref))
+    if (pa_tlsf_verify(&a->tlsf, arena_owns_block, &ref))
         return -1;
     if (area.free_bytes != a->tlsf.free_bytes || area.free_blocks != a->tlsf.free_blocks)
-        return verify_fail("arena %p: free blocks hold %zu bytes in %zu, statistics say "
+        return pa_verify_fail("arena %p: free blocks hold %zu bytes in %zu, statistics say "
                            "%zu in %zu", (const void *)a, area.free_bytes, area.free_blocks,
                            a->tlsf.free_bytes, a->tlsf.free_blocks);
     if (usage)
@@ -103,11 +104,11 @@ int arena_verify(const heap_t *h, const arena_t *a, arena_usage_t *usage)
 
 /* ---- growing and shrinking ------------------------------------------ */
 
-void heap_init(heap_t *h, unsigned id)
+void pa_heap_init(heap_t *h, unsigned id)
 {
     memset(h, 0, sizeof(*h));
-    slab_set_init(&h->slabs, h, &h->held);
-    tlsf_init(&h->arena.tlsf);
+    pa_slab_set_init(&h->slabs, h, &h->held);
+    pa_tlsf_init(&h->arena.tlsf);
     h->id = id;
     h->numa_node = -1;
     h->slabs.numa_node = &h->numa_node;
@@ -116,10 +117,10 @@ void heap_init(heap_t *h, unsigned id)
     h->gate = pa_asymmetric_barrier ? 0 : HEAP_GATE_FENCED;
 }
 
-bool heap_arena_grow(heap_t *h)
+bool pa_heap_arena_grow(heap_t *h)
 {
     arena_t *a = &h->arena;
-    segment_t *s = segment_acquire(h, a, numa_node_refresh(&h->numa_node));
+    segment_t *s = pa_segment_acquire(h, a, numa_node_refresh(&h->numa_node));
     if (!s)
         return false;
     segment_list_push(&a->segments, &a->segment_count, s);
@@ -128,27 +129,27 @@ bool heap_arena_grow(heap_t *h)
      * payload. */
     block_t *first = segment_first_block(s);
     pa_mem_open(first, SEGMENT_AREA_SIZE);
-    tlsf_add_area(&a->tlsf, first, SEGMENT_AREA_SIZE);
+    pa_tlsf_add_area(&a->tlsf, first, SEGMENT_AREA_SIZE);
     pa_mem_close(block_payload(first), block_usable(first));
-    pa_assert(arena_verify(h, a, NULL) == 0);
+    pa_assert(pa_arena_verify(h, a, NULL) == 0);
     return true;
 }
 
 static pa_noinline block_t *heap_grow(heap_t *h, arena_t *a, size_t block_size)
 {
-    if (!heap_arena_grow(h))
+    if (!pa_heap_arena_grow(h))
         return NULL;
-    return tlsf_take(&a->tlsf, block_size);
+    return pa_tlsf_take(&a->tlsf, block_size);
 }
 
-block_t *heap_take(heap_t *h, size_t n)
+block_t *pa_heap_take(heap_t *h, size_t n)
 {
     if (heap_has_handover(h))
-        heap_drain_handover_some(h);
+        pa_heap_drain_handover_some(h);
     /* A medium request gets its cache class's size, so the block serves
      * that class again once freed. */
     size_t block_size = n > SLAB_REQUEST_MAX ? cache_block_size_for(n) : tlsf_block_size_for(n);
-    block_t *b = tlsf_take(&h->arena.tlsf, block_size);
+    block_t *b = pa_tlsf_take(&h->arena.tlsf, block_size);
     if (pa_unlikely(!b))
         b = heap_grow(h, &h->arena, block_size);
     if (pa_likely(b != NULL))
@@ -160,9 +161,9 @@ static void arena_retire_segment(arena_t *a, segment_t *s, block_t *whole)
 {
     if (a->spare == s)
         a->spare = NULL;
-    tlsf_remove(&a->tlsf, whole);
+    pa_tlsf_remove(&a->tlsf, whole);
     segment_list_remove(&a->segments, &a->segment_count, s);
-    segment_retire(s);
+    pa_segment_retire(s);
 }
 
 static bool segment_is_empty(const segment_t *s)
@@ -178,20 +179,20 @@ static pa_noinline void arena_segment_emptied(arena_t *a, segment_t *s, block_t 
 {
     if (!a->spare || a->spare == s || !segment_is_empty(a->spare))
         a->spare = s;
-    else if (segment_may_retire())
+    else if (pa_segment_may_retire())
         arena_retire_segment(a, s, whole);
 }
 
-void heap_give(heap_t *h, block_t *b)
+void pa_heap_give(heap_t *h, block_t *b)
 {
     segment_t *s = segment_of(b);
     pa_assert(s->owner == h);
     heap_used_shrink(h, block_counted(b));
     arena_t *a = s->arena;
-    block_t *merged = tlsf_give(&a->tlsf, b);
+    block_t *merged = pa_tlsf_give(&a->tlsf, b);
     if (pa_unlikely(segment_area_is_whole(s, merged))) {
         arena_segment_emptied(a, s, merged);
-        pa_assert(arena_verify(h, a, NULL) == 0);
+        pa_assert(pa_arena_verify(h, a, NULL) == 0);
     }
 }
 
@@ -206,22 +207,22 @@ static void heap_shrink_fully(heap_t *h)
             arena_retire_segment(a, s, segment_first_block(s));
         s = next;
     }
-    pa_assert(arena_verify(h, a, NULL) == 0);
+    pa_assert(pa_arena_verify(h, a, NULL) == 0);
 }
 
 /* ---- the registry of heaps, thread attachment and exit -------------- */
 
-void heap_registry_lock(void)
+void pa_heap_registry_lock(void)
 {
     pa_mutex_lock(&registry_lock);
 }
 
-void heap_registry_unlock(void)
+void pa_heap_registry_unlock(void)
 {
     pa_mutex_unlock(&registry_lock);
 }
 
-heap_t *heap_registry_first(void)
+heap_t *pa_heap_registry_first(void)
 {
     return registry_all;
 }
@@ -229,43 +230,43 @@ heap_t *heap_registry_first(void)
 /* Caller holds registry_lock. */
 static heap_t *heap_create_locked(void)
 {
-    heap_t *h = os_map(HEAP_MAP_SIZE);
+    heap_t *h = pa_os_map(HEAP_MAP_SIZE);
     if (!h)
         return NULL;
-    heap_init(h, registry_next_id++);
+    pa_heap_init(h, registry_next_id++);
     h->next_all = registry_all;
     registry_all = h;
-    segment_claim_register(&h->claim);
+    pa_segment_claim_register(&h->claim);
     return h;
 }
 
-heap_t *heap_create(void)
+heap_t *pa_heap_create(void)
 {
-    heap_registry_lock();
+    pa_heap_registry_lock();
     heap_t *h = heap_create_locked();
-    heap_registry_unlock();
+    pa_heap_registry_unlock();
     return h;
 }
 
 static void heap_abandon(heap_t *h)
 {
     heap_enter(h);
-    heap_outbox_flush(h);
-    heap_drain_handover(h);
-    cache_flush(h);
+    pa_heap_outbox_flush(h);
+    pa_heap_drain_handover(h);
+    pa_cache_flush(h);
     heap_shrink_fully(h);
-    slab_shrink(&h->slabs);
+    pa_slab_shrink(&h->slabs);
     heap_leave(h);
-    heap_registry_lock();
+    pa_heap_registry_lock();
     h->state = HEAP_ABANDONED;
     h->thread = NULL;
     h->next_abandoned = registry_abandoned;
     registry_abandoned = h;
-    heap_registry_unlock();
+    pa_heap_registry_unlock();
     pa_log("heap %u abandoned", h->id);
 }
 
-void heap_release_late(heap_t *h)
+void pa_heap_release_late(heap_t *h)
 {
     int saved = errno;
     heap_abandon(h);
@@ -285,7 +286,7 @@ static void heap_thread_exit(void *value)
 
 /* Called under the init lock. Without the hook a thread's exit would leave
  * its heap unadopted and its slot recorded, so initialisation fails. */
-bool heap_exit_hook_setup(void)
+bool pa_heap_exit_hook_setup(void)
 {
     if (!thread_exit_key_created)
         thread_exit_key_created = pthread_key_create(&thread_exit_key, heap_thread_exit) == 0;
@@ -318,16 +319,16 @@ static heap_t *heap_adopt_locked(int node)
     return h;
 }
 
-heap_t *heap_attach_thread(void)
+heap_t *pa_heap_attach_thread(void)
 {
-    int node = numa_current_node();
-    heap_registry_lock();
+    int node = pa_numa_current_node();
+    pa_heap_registry_lock();
     heap_t *h = heap_adopt_locked(node);
     if (!h)
         h = heap_create_locked();
     if (h)
         h->thread = pa_thread.exited ? NULL : &pa_thread;
-    heap_registry_unlock();
+    pa_heap_registry_unlock();
     if (!h)
         return NULL;
     if (node >= 0)
@@ -338,34 +339,34 @@ heap_t *heap_attach_thread(void)
      * heap a second time; heap_attach_end abandons it instead. A thread
      * whose first heap comes in a destructor arms it for the next round. */
     if (!pa_thread.exited && pthread_setspecific(thread_exit_key, h) != 0) {
-        heap_registry_lock();
+        pa_heap_registry_lock();
         h->thread = NULL;
-        heap_registry_unlock();
-        pa_thread.exited = true; /* no hook: heap_release_late abandons h */
+        pa_heap_registry_unlock();
+        pa_thread.exited = true; /* no hook: pa_heap_release_late abandons h */
     }
     return h;
 }
 
 /* Unmaps every heap and its segments; only while nothing else runs. */
-void heap_release_all(void)
+void pa_heap_release_all(void)
 {
     heap_t *h = registry_all;
     while (h) {
         heap_t *next = h->next_all;
         if (h->thread)
             h->thread->heap = NULL; /* its thread attaches a new heap when it next allocates */
-        slab_release_all(&h->slabs);
+        pa_slab_release_all(&h->slabs);
         segment_t *s = h->arena.segments;
         while (s) {
             segment_t *snext = s->next;
-            segment_unmap(s);
+            pa_segment_unmap(s);
             s = snext;
         }
-        os_unmap(h, HEAP_MAP_SIZE);
+        pa_os_unmap(h, HEAP_MAP_SIZE);
         h = next;
     }
     registry_all = NULL;
-    segment_claim_forget_all();
+    pa_segment_claim_forget_all();
     registry_abandoned = NULL;
     registry_next_id = 0;
     pa_thread.heap = NULL;
@@ -398,7 +399,7 @@ void heap_single_leave(void)
 /* The registry's half of fork in the child: only the forking thread lives
  * on, so every other heap loses its owner and waits for adoption, its live
  * blocks still valid. */
-void heap_registry_fork_child(void)
+void pa_heap_registry_fork_child(void)
 {
     registry_abandoned = NULL;
     for (heap_t *h = registry_all; h; h = h->next_all) {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * heap.h - heaps: slabs for small requests and an arena (TLSF) for larger
  * ones, the segments they own, the heap's statistics, and the hand-over
@@ -39,7 +40,7 @@ typedef struct heap {
     pa_stats_t held;
     /* Single-threaded mode only, where the fast paths keep an exact count:
      * usable bytes of live heap blocks (slab blocks included) and of large
-     * blocks (charged by large_alloc), with the exact peak. */
+     * blocks (charged by pa_large_alloc), with the exact peak. */
     pa_stats_t live;
     /* Handed-over blocks taken off the shared list but not yet freed: each
      * call frees a bounded number, so no malloc or free waits for a backlog
@@ -69,7 +70,7 @@ typedef struct heap {
      * miss on every call for the fields it writes itself. */
     _Alignas(PA_CACHE_LINE) block_t *handover;
     char handover_pad[PA_CACHE_LINE - sizeof(block_t *)];
-    /* Set (for good) by heap_share before the first free of one of this
+    /* Set (for good) by pa_heap_share before the first free of one of this
      * heap's blocks by another thread; until then only the owner clears
      * its segments' live marks, and it does so without atomic operations.
      * Every remote free reads it (the owner's fast paths read its copy in
@@ -107,27 +108,27 @@ typedef struct pa_thread {
 
 extern __thread pa_thread_t pa_thread __attribute__((tls_model("initial-exec")));
 
-void heap_init(heap_t *h, unsigned id);
+void pa_heap_init(heap_t *h, unsigned id);
 /* A block of h's arena for a request of n bytes (up to
  * PA_LARGE_THRESHOLD), growing the heap when needed; NULL when out of
  * memory. The caller is h's owner (or holds it paused). */
-block_t *heap_take(heap_t *h, size_t n);
+block_t *pa_heap_take(heap_t *h, size_t n);
 /* Gives h's arena one more segment, for a caller that takes its block
  * itself (myalloc_aligned); false when none can be had. */
-bool heap_arena_grow(heap_t *h);
+bool pa_heap_arena_grow(heap_t *h);
 
-/* Checks h's arena a: each segment's block chain (tlsf_verify_area) and
- * live marks (segment_verify), the segment list and the TLSF lists and
+/* Checks h's arena a: each segment's block chain (pa_tlsf_verify_area) and
+ * live marks (pa_segment_verify), the segment list and the TLSF lists and
  * counts. usage (NULL: not wanted) gets the usable bytes of its used
  * blocks and how many of them are not marked live (being freed by another
- * thread). 0, or -1 after verify_fail. */
+ * thread). 0, or -1 after pa_verify_fail. */
 typedef struct arena_usage {
     size_t used_usable, unmarked_used;
 } arena_usage_t;
-int arena_verify(const heap_t *h, const arena_t *a, arena_usage_t *usage);
+int pa_arena_verify(const heap_t *h, const arena_t *a, arena_usage_t *usage);
 
 /* Frees a used block of h: merges and hands an emptied segment back. */
-void heap_give(heap_t *h, block_t *b);
+void pa_heap_give(heap_t *h, block_t *b);
 /* Usable bytes of the used blocks in h's arena. */
 static inline size_t heap_arena_used(const heap_t *h)
 {
@@ -148,9 +149,9 @@ static inline void heap_used_shrink(heap_t *h, size_t usable)
     h->cache.limit = cache_limit(heap_arena_used(h));
 }
 /* Takes back every block other threads have handed over. */
-void heap_drain_handover(heap_t *h);
+void pa_heap_drain_handover(heap_t *h);
 /* Takes back at most HEAP_TAKE_BACK_LIMIT of them (the fast paths' share). */
-void heap_drain_handover_some(heap_t *h);
+void pa_heap_drain_handover_some(heap_t *h);
 #define HEAP_TAKE_BACK_LIMIT 64
 /* A heap is polled (its outbox sent, its hand-over list looked at) after
  * every this many allocations and frees for other heaps, and when an
@@ -158,13 +159,13 @@ void heap_drain_handover_some(heap_t *h);
  * call, because the list's line belongs to the freeing threads most of the
  * time. */
 #define HEAP_POLL_INTERVAL 32
-void heap_poll_handover(heap_t *h);
+void pa_heap_poll_handover(heap_t *h);
 /* Pushes b (its live mark already cleared) onto its owner's hand-over list. */
-void heap_handover_push(heap_t *h, block_t *b);
+void pa_heap_handover_push(heap_t *h, block_t *b);
 /* Hands b (its live mark already cleared, owned by owner, of the size
  * heap_handed_size gives) over through the outbox of the caller's heap h,
  * inside an operation on h. */
-void heap_outbox_add(heap_t *h, heap_t *owner, block_t *b, size_t size);
+void pa_heap_outbox_add(heap_t *h, heap_t *owner, block_t *b, size_t size);
 /* The size a free hands over with block b: its TLSF size, or 0 for a slab
  * block (which has no header: b is only its payload's handle). The freeing
  * thread records it in its batch, where the block is at hand; the owner
@@ -174,7 +175,7 @@ static inline size_t heap_handed_size(const block_t *b)
     return segment_has_slabs(segment_of(b)) ? 0 : block_size_shared(b);
 }
 /* Sends the outbox's batch, if any (its owner, or a pauser). */
-void heap_outbox_flush(heap_t *h);
+void pa_heap_outbox_flush(heap_t *h);
 
 /* A batch of blocks one thread freed for one other heap: a slab block of
  * the freeing thread's heap, never marked live (no pointer to it is ever
@@ -224,21 +225,21 @@ _Static_assert(offsetof(handover_batch_t, link) == 0 &&
  * on first use and attaches a heap to the thread (init.c). */
 heap_t *pa_heap_slow(void);
 /* The calling thread's heap in concurrent mode, attached on first use. */
-heap_t *heap_attach_thread(void);
-void heap_release_late(heap_t *h);
+heap_t *pa_heap_attach_thread(void);
+void pa_heap_release_late(heap_t *h);
 /* Ends a call that attached h (the caller's heap, the call's operation on
  * it over). */
 static inline void heap_attach_end(heap_t *h)
 {
     if (pa_unlikely(pa_thread.exited) && h == pa_thread.heap)
-        heap_release_late(h);
+        pa_heap_release_late(h);
 }
-heap_t *heap_create(void);
-void heap_release_all(void);
+heap_t *pa_heap_create(void);
+void pa_heap_release_all(void);
 
 /* Creates the key whose destructor abandons an exiting thread's heap, once
  * per process; false when none can be created. */
-bool heap_exit_hook_setup(void);
+bool pa_heap_exit_hook_setup(void);
 
 /* Debug builds: the single-threaded mode's heap is marked in use from the
  * start to the end of each call. heap_single_enter marks it for the
@@ -255,26 +256,26 @@ static inline void heap_single_leave(void)
 #endif
 
 /* Pause handshake (concurrent mode only). */
-void heap_barrier_setup(void);
-void heap_enter_slow(heap_t *h);
-void heap_pause_all(void);
-void heap_resume_all(void);
+void pa_heap_barrier_setup(void);
+void pa_heap_enter_slow(heap_t *h);
+void pa_heap_pause_all(void);
+void pa_heap_resume_all(void);
 
 /* Registry iteration, for introspection: registry_lock held around it. */
-heap_t *heap_registry_first(void);
-void heap_registry_lock(void);
-void heap_registry_unlock(void);
-void heap_fork_prepare(void);
-void heap_fork_parent(void);
-void heap_fork_child(void);
-/* The registry's part of heap_fork_child (heap.c). */
-void heap_registry_fork_child(void);
+heap_t *pa_heap_registry_first(void);
+void pa_heap_registry_lock(void);
+void pa_heap_registry_unlock(void);
+void pa_heap_fork_prepare(void);
+void pa_heap_fork_parent(void);
+void pa_heap_fork_child(void);
+/* The registry's part of pa_heap_fork_child (heap.c). */
+void pa_heap_registry_fork_child(void);
 
 extern bool pa_asymmetric_barrier;
 
 /* The owner's half of the pause handshake as the fast paths take it: marks
  * the heap in use and returns its gate. Dekker handshake with
- * heap_pause_all: when the pauser issues a process-wide barrier
+ * pa_heap_pause_all: when the pauser issues a process-wide barrier
  * (membarrier), a compiler barrier suffices here; otherwise the gate holds
  * HEAP_GATE_FENCED and heap_announce completes the handshake. */
 static pa_always_inline unsigned heap_announce_unfenced(heap_t *h)
@@ -302,7 +303,7 @@ static inline bool heap_announce(heap_t *h)
 static inline void heap_enter(heap_t *h)
 {
     if (pa_unlikely(!heap_announce(h)))
-        heap_enter_slow(h);
+        pa_heap_enter_slow(h);
 }
 
 /* Whether the owner of h, in an announced operation, must clear live marks
@@ -315,7 +316,7 @@ static pa_always_inline bool heap_live_atomic(const heap_t *h, bool concurrent)
 /* Called by a thread about to free a block of h, which it does not own:
  * marks h shared, with h paused so no owner update without an atomic
  * operation is under way. */
-void heap_share(heap_t *h);
+void pa_heap_share(heap_t *h);
 
 static inline void heap_leave(heap_t *h)
 {

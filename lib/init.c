@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * init.c - the allocator's life cycle: allocator_init, automatic
  * initialisation on first use, allocator_cleanup, and the fork handlers.
@@ -21,31 +22,31 @@ __thread bool pa_fork_holder __attribute__((tls_model("initial-exec")));
 static bool fork_large_locked;
 
 /* The locks in the order every path takes them: pause and registry
- * (heap_fork_prepare), large blocks, segment pool, segment map. */
+ * (pa_heap_fork_prepare), large blocks, segment pool, segment map. */
 static void fork_prepare(void)
 {
     pthread_mutex_lock(&init_lock);
-    heap_fork_prepare();
+    pa_heap_fork_prepare();
     fork_large_locked = pa_is_concurrent();
-    large_lock();
-    segment_pool_lock();
-    segmap_lock();
+    pa_large_lock();
+    pa_segment_pool_lock();
+    pa_segmap_lock();
     pa_fork_holder = true;
 }
 
 static void fork_unlock_pool_and_large(void)
 {
     pa_fork_holder = false;
-    segmap_unlock();
-    segment_pool_unlock();
+    pa_segmap_unlock();
+    pa_segment_pool_unlock();
     if (fork_large_locked)
-        large_unlock();
+        pa_large_unlock();
 }
 
 static void fork_parent(void)
 {
     fork_unlock_pool_and_large();
-    heap_fork_parent();
+    pa_heap_fork_parent();
     pthread_mutex_unlock(&init_lock);
 }
 
@@ -54,7 +55,7 @@ static void fork_parent(void)
 static void fork_child(void)
 {
     fork_unlock_pool_and_large();
-    heap_fork_child();
+    pa_heap_fork_child();
     pthread_mutex_unlock(&init_lock);
 }
 
@@ -75,8 +76,8 @@ __attribute__((constructor)) static void register_fork_handlers_at_load(void)
 static int init_locked(int enable_concurrency)
 {
     pa_mode_t wanted = enable_concurrency ? PA_MODE_CONCURRENT : PA_MODE_SINGLE;
-    slab_tables_init();
-    numa_init();
+    pa_slab_tables_init();
+    pa_numa_init();
     if (pa_mode != PA_MODE_NONE) {
         if (pa_mode == wanted)
             return 0;
@@ -84,18 +85,18 @@ static int init_locked(int enable_concurrency)
         return -1;
     }
     if (wanted == PA_MODE_SINGLE) {
-        heap_t *h = heap_create();
+        heap_t *h = pa_heap_create();
         if (!h) {
             errno = ENOMEM;
             return -1;
         }
         pa_single_heap = h;
     } else {
-        if (!heap_exit_hook_setup()) {
+        if (!pa_heap_exit_hook_setup()) {
             errno = EAGAIN;
             return -1;
         }
-        heap_barrier_setup();
+        pa_heap_barrier_setup();
     }
     __atomic_store_n(&pa_mode, wanted, __ATOMIC_RELEASE);
     pa_log("initialised, concurrency %s", enable_concurrency ? "on" : "off");
@@ -118,7 +119,7 @@ heap_t *pa_heap_slow(void)
         allocator_init(1) != 0)
         return NULL;
     if (pa_is_concurrent())
-        return heap_attach_thread();
+        return pa_heap_attach_thread();
     return pa_single_heap;
 }
 
@@ -126,10 +127,10 @@ PALLOCATOR_API int allocator_cleanup(void)
 {
     pa_mutex_lock(&init_lock);
     if (pa_mode != PA_MODE_NONE) {
-        heap_release_all();
-        segment_pool_release_all();
-        large_release_all();
-        segmap_reset();
+        pa_heap_release_all();
+        pa_segment_pool_release_all();
+        pa_large_release_all();
+        pa_segmap_reset();
         pa_single_heap = NULL;
         __atomic_store_n(&pa_mode, PA_MODE_NONE, __ATOMIC_RELEASE);
         pa_log("cleaned up");

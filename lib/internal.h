@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * internal.h - definitions every layer of the library shares: build-mode
  * assertions and logging, branch hints, alignment arithmetic and the fixed
@@ -97,7 +98,7 @@ static inline bool pa_is_concurrent(void)
 
 /* Each layer checks its own structures with a verifier that returns 0, or
  * -1 after reporting what it found broken through this (verify.c). */
-__attribute__((cold, format(printf, 1, 2))) int verify_fail(const char *fmt, ...);
+__attribute__((cold, format(printf, 1, 2))) int pa_verify_fail(const char *fmt, ...);
 
 static inline size_t align_up(size_t n, size_t a)
 {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * introspect.c - allocator_stats, allocator_dump and allocator_verify.
  *
@@ -20,13 +21,13 @@
  * maker as a single entry, which the second pass takes back. */
 static void settle_all(void)
 {
-    for (heap_t *h = heap_registry_first(); h; h = h->next_all) {
-        heap_outbox_flush(h);
-        cache_flush(h);
+    for (heap_t *h = pa_heap_registry_first(); h; h = h->next_all) {
+        pa_heap_outbox_flush(h);
+        pa_cache_flush(h);
     }
     for (int pass = 0; pass < 2; pass++)
-        for (heap_t *h = heap_registry_first(); h; h = h->next_all)
-            heap_drain_handover(h);
+        for (heap_t *h = pa_heap_registry_first(); h; h = h->next_all)
+            pa_heap_drain_handover(h);
 }
 
 static size_t tlsf_free_usable(const tlsf_t *t)
@@ -85,12 +86,12 @@ typedef struct totals {
 } totals_t;
 
 /* Sums every heap's figures and the large blocks' (large, read under
- * large_lock). Call with every heap paused and settled. */
+ * pa_large_lock). Call with every heap paused and settled. */
 static totals_t totals_compute(large_stats_t large)
 {
     totals_t t = {.large = large};
     size_t heap_peaks = 0;
-    for (const heap_t *h = heap_registry_first(); h; h = h->next_all) {
+    for (const heap_t *h = pa_heap_registry_first(); h; h = h->next_all) {
         heap_figures_t f = heap_figures(h);
         t.slab_blocks += f.slab_blocks;
         t.slab_bytes += f.slab_bytes;
@@ -113,14 +114,14 @@ static totals_t totals_compute(large_stats_t large)
 
 PALLOCATOR_API int allocator_stats(size_t *allocated, size_t *freed, size_t *peak)
 {
-    heap_pause_all();
+    pa_heap_pause_all();
     settle_all();
     /* Large blocks come and go without pausing any heap. */
-    large_lock();
-    large_stats_t large = large_stats();
-    large_unlock();
+    pa_large_lock();
+    large_stats_t large = pa_large_stats();
+    pa_large_unlock();
     totals_t t = totals_compute(large);
-    heap_resume_all();
+    pa_heap_resume_all();
     if (allocated)
         *allocated = t.allocated;
     if (freed)
@@ -287,20 +288,20 @@ static void dump_heap(const heap_t *h)
 static void dump_summary(const totals_t *t)
 {
     size_t owned = 0, abandoned = 0, slab_segments = 0, arena_segments = 0, arena_blocks = 0;
-    for (const heap_t *h = heap_registry_first(); h; h = h->next_all) {
+    for (const heap_t *h = pa_heap_registry_first(); h; h = h->next_all) {
         owned += h->state == HEAP_OWNED;
         abandoned += h->state != HEAP_OWNED;
         slab_segments += h->slabs.segment_count;
         arena_segments += h->arena.segment_count;
         arena_blocks += arena_used_blocks(h);
     }
-    segment_pool_lock();
-    size_t pooled = segment_pool_count();
-    segment_pool_unlock();
+    pa_segment_pool_lock();
+    size_t pooled = pa_segment_pool_count();
+    pa_segment_pool_unlock();
     fprintf(stderr, "  allocated %zu, freed %zu, peak %zu\n", t->allocated, t->freed, t->peak);
     fprintf(stderr, "  heaps: %zu owned, %zu waiting for adoption\n", owned, abandoned);
     fprintf(stderr, "  segments: %zu slab, %zu arena (TLSF), %zu pooled; %zu segment map "
-            "slots in use\n", slab_segments, arena_segments, pooled, segmap_count());
+            "slots in use\n", slab_segments, arena_segments, pooled, pa_segmap_count());
     fprintf(stderr, "  live blocks: %zu slab (%zu bytes), %zu arena (%zu bytes), %zu large "
             "(%zu bytes)\n", t->slab_blocks, t->slab_bytes, arena_blocks, t->arena_bytes,
             t->large.count, t->large.allocated);
@@ -310,7 +311,7 @@ static void dump_large(const large_stats_t *large)
 {
     fprintf(stderr, "  large blocks: %zu, %zu bytes usable, %zu mapped, peak %zu\n",
             large->count, large->allocated, large->mapped, large->peak);
-    for (const large_t *l = large_first(); l; l = l->next)
+    for (const large_t *l = pa_large_first(); l; l = l->next)
         fprintf(stderr, "    large %p usable %zu mapped %zu\n",
                 (const void *)((const char *)l + l->map_size - l->usable), l->usable,
                 l->map_size);
@@ -320,22 +321,22 @@ static void dump_large(const large_stats_t *large)
  * kernel about each page: only here, and only with a NUMA mode on. */
 static void dump_numa(void)
 {
-    numa_mode_t mode = numa_mode();
+    numa_mode_t mode = pa_numa_mode();
     if (mode == NUMA_OFF) {
         fprintf(stderr, "  numa: off\n");
         return;
     }
-    fprintf(stderr, "  numa: %s, %d node%s\n", numa_mode_name(mode), numa_node_count(),
-            plural((size_t)numa_node_count()));
+    fprintf(stderr, "  numa: %s, %d node%s\n", pa_numa_mode_name(mode), pa_numa_node_count(),
+            plural((size_t)pa_numa_node_count()));
     size_t pages[NUMA_MAX_NODES] = {0};
-    for (const heap_t *h = heap_registry_first(); h; h = h->next_all) {
+    for (const heap_t *h = pa_heap_registry_first(); h; h = h->next_all) {
         for (const segment_t *s = h->slabs.segments; s; s = s->next)
-            numa_count_pages(s, PA_SEGMENT_SIZE, pages);
+            pa_numa_count_pages(s, PA_SEGMENT_SIZE, pages);
         for (const segment_t *s = h->arena.segments; s; s = s->next)
-            numa_count_pages(s, PA_SEGMENT_SIZE, pages);
+            pa_numa_count_pages(s, PA_SEGMENT_SIZE, pages);
     }
-    for (const large_t *l = large_first(); l; l = l->next)
-        numa_count_pages(l, l->map_size, pages);
+    for (const large_t *l = pa_large_first(); l; l = l->next)
+        pa_numa_count_pages(l, l->map_size, pages);
     for (int n = 0; n < NUMA_MAX_NODES; n++)
         if (pages[n])
             fprintf(stderr, "    node %d: %zu resident page%s\n", n, pages[n], plural(pages[n]));
@@ -343,20 +344,20 @@ static void dump_numa(void)
 
 PALLOCATOR_API void allocator_dump(void)
 {
-    heap_pause_all();
+    pa_heap_pause_all();
     settle_all();
     /* Held to the end, so the large blocks listed are those summed. */
-    large_lock();
-    totals_t t = totals_compute(large_stats());
+    pa_large_lock();
+    totals_t t = totals_compute(pa_large_stats());
     fprintf(stderr, "pallocator: %s, segment size %zu, large threshold %zu\n",
             mode_name(), (size_t)PA_SEGMENT_SIZE, (size_t)PA_LARGE_THRESHOLD);
     dump_summary(&t);
     dump_numa();
-    for (const heap_t *h = heap_registry_first(); h; h = h->next_all)
+    for (const heap_t *h = pa_heap_registry_first(); h; h = h->next_all)
         dump_heap(h);
     dump_large(&t.large);
-    large_unlock();
-    heap_resume_all();
+    pa_large_unlock();
+    pa_heap_resume_all();
 }
 
 /* ---- verify ---------------------------------------------------------- */
@@ -369,12 +370,12 @@ static int verify_handed_block(const heap_t *h, const block_t *b)
     bool in_area = (const char *)b >= area && (const char *)b < (const char *)s + PA_SEGMENT_SIZE &&
                    ((uintptr_t)b & (PA_GRANULE - 1)) == 0;
     if (!in_area || __atomic_load_n(&s->owner, __ATOMIC_RELAXED) != h)
-        return verify_fail("heap %u hand-over list holds foreign block %p", h->id, (const void *)b);
+        return pa_verify_fail("heap %u hand-over list holds foreign block %p", h->id, (const void *)b);
     bool in_use = segment_has_slabs(s) ? slab_holds_block(slab_of(s, block_payload(b)),
                                                           block_payload(b))
                                        : !block_is_free(b);
     if (!in_use || segment_live_test(s, block_payload(b)))
-        return verify_fail("heap %u hand-over list holds block %p that is not being freed",
+        return pa_verify_fail("heap %u hand-over list holds block %p that is not being freed",
                            h->id, (const void *)b);
     return 0;
 }
@@ -387,11 +388,11 @@ static int verify_batch(const heap_t *h, const block_t *batch_block)
     const heap_t *maker = __atomic_load_n(&s->owner, __ATOMIC_RELAXED);
     if (!maker || !segment_has_slabs(s) || !slab_holds_block(slab_of(s, batch), batch) ||
         segment_live_test(s, batch) || batch->count > HEAP_OUTBOX_SLOTS)
-        return verify_fail("heap %u hand-over list holds a broken batch %p", h->id,
+        return pa_verify_fail("heap %u hand-over list holds a broken batch %p", h->id,
                            (const void *)batch_block);
     for (uint32_t i = 0; i < batch->count; i++) {
         if (heap_handed_size(batch->blocks[i]) != batch->sizes[i])
-            return verify_fail("heap %u batch %p records a wrong size", h->id,
+            return pa_verify_fail("heap %u batch %p records a wrong size", h->id,
                                (const void *)batch_block);
         if (verify_handed_block(h, batch->blocks[i]))
             return -1;
@@ -418,64 +419,64 @@ static int verify_heap_layers(heap_t *h, size_t *segments)
     if (verify_handover_list(h, h->pending) ||
         verify_handover_list(h, __atomic_load_n(&h->handover, __ATOMIC_ACQUIRE)))
         return -1;
-    heap_drain_handover(h);
+    pa_heap_drain_handover(h);
     /* The cache checked, its blocks go back: the layers below then see
      * every free block as such. */
-    if (cache_verify(h))
+    if (pa_cache_verify(h))
         return -1;
-    cache_flush(h);
+    pa_cache_flush(h);
     arena_usage_t usage;
     size_t slab_bytes = 0;
-    if (arena_verify(h, &h->arena, &usage) || slab_set_verify(&h->slabs, &slab_bytes))
+    if (pa_arena_verify(h, &h->arena, &usage) || pa_slab_set_verify(&h->slabs, &slab_bytes))
         return -1;
     *segments += h->arena.segment_count + h->slabs.segment_count;
     if (usage.unmarked_used != 0 && !pa_is_concurrent())
-        return verify_fail("%zu used blocks are not marked live", usage.unmarked_used);
+        return pa_verify_fail("%zu used blocks are not marked live", usage.unmarked_used);
     if (usage.used_usable != heap_arena_used(h))
-        return verify_fail("used blocks hold %zu bytes, statistics say %zu", usage.used_usable,
+        return pa_verify_fail("used blocks hold %zu bytes, statistics say %zu", usage.used_usable,
                            heap_arena_used(h));
     if (h->held.peak < h->held.allocated)
-        return verify_fail("peak %zu below %zu held", h->held.peak, h->held.allocated);
+        return pa_verify_fail("peak %zu below %zu held", h->held.peak, h->held.allocated);
     if (pa_is_concurrent())
         return 0;
     /* At rest in the single-threaded mode: no large block comes or goes. */
-    size_t large = large_stats().allocated;
+    size_t large = pa_large_stats().allocated;
     if (h->live.allocated != heap_arena_used(h) + slab_bytes + large)
-        return verify_fail("%zu bytes allocated, %zu used in blocks, %zu in slabs and %zu in "
+        return pa_verify_fail("%zu bytes allocated, %zu used in blocks, %zu in slabs and %zu in "
                            "large blocks", h->live.allocated, heap_arena_used(h), slab_bytes,
                            large);
     if (h->live.peak < h->live.allocated)
-        return verify_fail("peak %zu below allocated %zu", h->live.peak, h->live.allocated);
+        return pa_verify_fail("peak %zu below allocated %zu", h->live.peak, h->live.allocated);
     return 0;
 }
 
 static int verify_heap(heap_t *h, size_t *segments)
 {
-    return verify_heap_layers(h, segments) ? verify_fail("in heap %u", h->id) : 0;
+    return verify_heap_layers(h, segments) ? pa_verify_fail("in heap %u", h->id) : 0;
 }
 
 PALLOCATOR_API int allocator_verify(void)
 {
     int rc = 0;
     size_t slots = 0;
-    heap_pause_all();
-    for (heap_t *h = heap_registry_first(); h; h = h->next_all)
-        heap_outbox_flush(h);
-    for (heap_t *h = heap_registry_first(); h && rc == 0; h = h->next_all)
+    pa_heap_pause_all();
+    for (heap_t *h = pa_heap_registry_first(); h; h = h->next_all)
+        pa_heap_outbox_flush(h);
+    for (heap_t *h = pa_heap_registry_first(); h && rc == 0; h = h->next_all)
         rc = verify_heap(h, &slots);
     /* Large blocks come and go without pausing any heap: count the map
      * while holding their lock. */
-    large_lock();
+    pa_large_lock();
     if (rc == 0)
-        rc = large_verify(&slots);
-    segment_pool_lock();
-    slots += segment_pool_count();
-    size_t mapped = segmap_count();
-    segment_pool_unlock();
-    large_unlock();
+        rc = pa_large_verify(&slots);
+    pa_segment_pool_lock();
+    slots += pa_segment_pool_count();
+    size_t mapped = pa_segmap_count();
+    pa_segment_pool_unlock();
+    pa_large_unlock();
     if (rc == 0 && slots != mapped)
-        rc = verify_fail("segment map holds %zu slots, heaps, pool and large blocks %zu",
+        rc = pa_verify_fail("segment map holds %zu slots, heaps, pool and large blocks %zu",
                          mapped, slots);
-    heap_resume_all();
+    pa_heap_resume_all();
     return rc;
 }

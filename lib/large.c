@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * large.c - large blocks, each in a mapping of its own aligned to the
  * segment size. One lock (taken only with concurrency enabled) guards their
@@ -24,13 +25,13 @@ static pthread_mutex_t large_mutex = PTHREAD_MUTEX_INITIALIZER;
 static large_t *large_list;
 static large_stats_t large_totals;
 
-void large_lock(void)
+void pa_large_lock(void)
 {
     if (pa_is_concurrent())
         pa_mutex_lock(&large_mutex);
 }
 
-void large_unlock(void)
+void pa_large_unlock(void)
 {
     if (pa_is_concurrent())
         pa_mutex_unlock(&large_mutex);
@@ -64,12 +65,12 @@ static pa_noinline void *large_fail(int error)
 
 /* Makes l, mapped with l->map_size bytes, a live block whose payload
  * starts offset bytes in: registered, listed and counted. Caller holds
- * large_lock; false when the map cannot take it. */
+ * pa_large_lock; false when the map cannot take it. */
 static bool large_publish(large_t *l, size_t offset, pa_stats_t *charge)
 {
     l->usable = l->map_size - offset;
     pa_canary_set(large_payload(l), l->usable); /* before verify can see the block */
-    if (!segmap_register((uintptr_t)l, l->map_size, (uintptr_t)l | SEGMAP_LARGE))
+    if (!pa_segmap_register((uintptr_t)l, l->map_size, (uintptr_t)l | SEGMAP_LARGE))
         return false;
     l->prev = NULL;
     l->next = large_list;
@@ -86,10 +87,10 @@ static bool large_publish(large_t *l, size_t offset, pa_stats_t *charge)
     return true;
 }
 
-/* The reverse: from here on no call finds l. Caller holds large_lock. */
+/* The reverse: from here on no call finds l. Caller holds pa_large_lock. */
 static void large_unpublish(large_t *l, pa_stats_t *charge)
 {
-    segmap_unregister((uintptr_t)l, l->map_size);
+    pa_segmap_unregister((uintptr_t)l, l->map_size);
     if (l->prev)
         l->prev->next = l->next;
     else
@@ -105,15 +106,15 @@ static void large_unpublish(large_t *l, pa_stats_t *charge)
 
 static bool large_publish_locked(large_t *l, size_t offset, pa_stats_t *charge)
 {
-    large_lock();
+    pa_large_lock();
     bool ok = large_publish(l, offset, charge);
-    large_unlock();
+    pa_large_unlock();
     return ok;
 }
 
-void *large_alloc(size_t size, bool zero, pa_stats_t *charge)
+void *pa_large_alloc(size_t size, bool zero, pa_stats_t *charge)
 {
-    return large_alloc_aligned(size, PA_GRANULE, zero, charge);
+    return pa_large_alloc_aligned(size, PA_GRANULE, zero, charge);
 }
 
 /* Cached and fresh mappings are aligned to the segment size; a larger
@@ -122,17 +123,17 @@ static large_t *large_map(size_t need, size_t align, size_t *mapped, bool *reuse
 {
     large_t *l = NULL;
     if (align <= PA_SEGMENT_SIZE)
-        l = segment_cache_take(need, mapped);
+        l = pa_segment_cache_take(need, mapped);
     *reused = l != NULL;
     if (l)
         return l;
     *mapped = need;
     if (align <= PA_SEGMENT_SIZE)
-        return segment_map_large(need);
-    return os_map_aligned(need, align);
+        return pa_segment_map_large(need);
+    return pa_os_map_aligned(need, align);
 }
 
-void *large_alloc_aligned(size_t size, size_t align, bool zero, pa_stats_t *charge)
+void *pa_large_alloc_aligned(size_t size, size_t align, bool zero, pa_stats_t *charge)
 {
     size_t offset = align > LARGE_PAYLOAD_OFFSET ? align : LARGE_PAYLOAD_OFFSET;
     if (offset > PA_MAX_REQUEST || size > PA_MAX_REQUEST - offset)
@@ -151,17 +152,17 @@ void *large_alloc_aligned(size_t size, size_t align, bool zero, pa_stats_t *char
     } else {
         /* Before its header is written; a reused mapping keeps its pages
          * where they are. */
-        os_bind_node(l, mapped, numa_current_node());
+        pa_os_bind_node(l, mapped, pa_numa_current_node());
     }
     l->map_size = mapped;
     if (!large_publish_locked(l, offset, charge)) {
-        os_unmap(l, mapped);
+        pa_os_unmap(l, mapped);
         return large_fail(ENOMEM);
     }
     return large_payload(l);
 }
 
-/* The live large block whose payload is p; caller holds large_lock. */
+/* The live large block whose payload is p; caller holds pa_large_lock. */
 static large_t *large_find(const void *p)
 {
     uintptr_t entry = segmap_lookup(p);
@@ -175,31 +176,31 @@ static large_t *large_find(const void *p)
  * owns its mapping; NULL when p is not one. */
 static large_t *large_claim(const void *p, pa_stats_t *charge)
 {
-    large_lock();
+    pa_large_lock();
     large_t *l = large_find(p);
     if (l)
         large_unpublish(l, charge);
-    large_unlock();
+    pa_large_unlock();
     return l;
 }
 
-int large_free(void *p, pa_stats_t *charge)
+int pa_large_free(void *p, pa_stats_t *charge)
 {
     large_t *l = large_claim(p, charge);
     if (!l) {
         errno = EINVAL;
         return -1;
     }
-    segment_cache_put(l, l->map_size);
+    pa_segment_cache_put(l, l->map_size);
     return 0;
 }
 
-size_t large_usable(void *p)
+size_t pa_large_usable(void *p)
 {
-    large_lock();
+    pa_large_lock();
     large_t *l = large_find(p);
     size_t usable = l ? l->usable : 0;
-    large_unlock();
+    pa_large_unlock();
     return usable;
 }
 
@@ -209,21 +210,21 @@ size_t large_usable(void *p)
 static large_t *large_grow(large_t *l, size_t need)
 {
     size_t old = l->map_size;
-    if (segmap_covers((uintptr_t)l, need) && os_resize(l, old, need))
+    if (pa_segmap_covers((uintptr_t)l, need) && pa_os_resize(l, old, need))
         return l;
     size_t reserve = need + (need / 2 & ~(os_page_size() - 1));
     if (reserve < need || reserve > PA_MAX_REQUEST)
         reserve = need;
-    char *dest = segment_reserve_large(reserve);
+    char *dest = pa_segment_reserve_large(reserve);
     if (!dest)
         return NULL;
-    if (!segmap_covers((uintptr_t)dest, need) || !os_move(l, old, need, dest)) {
-        os_unmap(dest, reserve);
+    if (!pa_segmap_covers((uintptr_t)dest, need) || !pa_os_move(l, old, need, dest)) {
+        pa_os_unmap(dest, reserve);
         return NULL;
     }
     /* The rest of the reservation becomes a hole that in-place growth uses. */
     if (reserve > need)
-        os_unmap(dest + need, reserve - need);
+        pa_os_unmap(dest + need, reserve - need);
     return (large_t *)dest;
 }
 
@@ -238,33 +239,33 @@ static large_t *large_remap(large_t *l, size_t need)
         return moved;
     }
     /* A failed shrink keeps the larger mapping, which still fits. */
-    if (os_resize(l, l->map_size, need))
+    if (pa_os_resize(l, l->map_size, need))
         l->map_size = need;
     return l;
 }
 
-void *large_resize(void *p, size_t size, pa_stats_t *charge)
+void *pa_large_resize(void *p, size_t size, pa_stats_t *charge)
 {
-    large_lock();
+    pa_large_lock();
     large_t *l = large_find(p);
     if (!l) {
-        large_unlock();
+        pa_large_unlock();
         return large_fail(EINVAL);
     }
     /* An aligned block keeps its payload's offset: the pages may move,
      * the bytes stay where they are in them. */
     size_t offset = large_offset(l);
     if (size > PA_MAX_REQUEST - offset) {
-        large_unlock();
+        pa_large_unlock();
         return large_fail(ENOMEM);
     }
     size_t need = large_map_size(offset, size);
     if (need == l->map_size) {
-        large_unlock(); /* the same pages: nothing to do */
+        pa_large_unlock(); /* the same pages: nothing to do */
         return p;
     }
     large_unpublish(l, charge);
-    large_unlock();
+    pa_large_unlock();
     large_t *moved = large_remap(l, need);
     large_t *live = moved ? moved : l;
     /* The ranges were checked, and the table exists: this cannot fail. */
@@ -274,51 +275,51 @@ void *large_resize(void *p, size_t size, pa_stats_t *charge)
     return moved ? large_payload(moved) : large_fail(ENOMEM);
 }
 
-large_stats_t large_stats(void)
+large_stats_t pa_large_stats(void)
 {
     large_stats_t totals = large_totals;
-    segment_cache_usage(&totals.cached_count, &totals.cached);
+    pa_segment_cache_usage(&totals.cached_count, &totals.cached);
     return totals;
 }
 
-const large_t *large_first(void)
+const large_t *pa_large_first(void)
 {
     return large_list;
 }
 
-void large_release_all(void)
+void pa_large_release_all(void)
 {
     while (large_list) {
         large_t *l = large_list;
         large_list = l->next;
         pa_ann_discard((char *)l + large_offset(l));
-        segmap_unregister((uintptr_t)l, l->map_size);
-        os_unmap(l, l->map_size);
+        pa_segmap_unregister((uintptr_t)l, l->map_size);
+        pa_os_unmap(l, l->map_size);
     }
     large_totals = (large_stats_t){0};
 }
 
-int large_verify(size_t *slots)
+int pa_large_verify(size_t *slots)
 {
     size_t count = 0, usable = 0;
     for (const large_t *l = large_list; l; l = l->next) {
         const char *payload = (const char *)l + large_offset(l);
         if (segmap_lookup(payload) != ((uintptr_t)l | SEGMAP_LARGE))
-            return verify_fail("large block %p is missing from the segment map",
+            return pa_verify_fail("large block %p is missing from the segment map",
                                (const void *)payload);
         if (!pa_canary_ok(payload, l->usable))
-            return verify_fail("large block %p: canary overwritten", (const void *)payload);
+            return pa_verify_fail("large block %p: canary overwritten", (const void *)payload);
         count++;
         usable += l->usable - PA_CANARY_SIZE;
         *slots += (l->map_size + PA_SEGMENT_SIZE - 1) / PA_SEGMENT_SIZE;
     }
     if (count != large_totals.count || usable != large_totals.allocated)
-        return verify_fail("large blocks: %zu holding %zu bytes, statistics say %zu holding %zu",
+        return pa_verify_fail("large blocks: %zu holding %zu bytes, statistics say %zu holding %zu",
                            count, usable, large_totals.count, large_totals.allocated);
     size_t cached_count, cached;
-    segment_cache_usage(&cached_count, &cached);
+    pa_segment_cache_usage(&cached_count, &cached);
     if (cached_count > MAPPING_CACHE_SLOTS || cached > MAPPING_CACHE_BYTES)
-        return verify_fail("mapping cache: %zu mappings of %zu bytes, above its bounds",
+        return pa_verify_fail("mapping cache: %zu mappings of %zu bytes, above its bounds",
                            cached_count, cached);
     return 0;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * numa.c - NUMA placement: reading the topology, finding the calling
  * thread's node, choosing the mode, binding mappings to a node, and
@@ -36,33 +37,33 @@ static int16_t cpu_node[NUMA_MAX_CPUS];    /* -1: named by no cpulist */
 static uint64_t nodes_present = 1;         /* bit n: node n exists (node 0 until read) */
 static bool topology_loaded;
 
-numa_mode_t numa_mode(void)
+numa_mode_t pa_numa_mode(void)
 {
     return __atomic_load_n(&mode_in_force, __ATOMIC_RELAXED);
 }
 
-void numa_mode_set(numa_mode_t mode)
+void pa_numa_mode_set(numa_mode_t mode)
 {
     if (mode != NUMA_OFF && !topology_loaded)
-        numa_topology_load(NUMA_SYSFS_DIR);
+        pa_numa_topology_load(NUMA_SYSFS_DIR);
     mode_chosen = true;
     __atomic_store_n(&mode_in_force, mode, __ATOMIC_RELAXED);
 }
 
 static const char *const mode_names[] = {"off", "preferred", "strict"};
 
-const char *numa_mode_name(numa_mode_t mode)
+const char *pa_numa_mode_name(numa_mode_t mode)
 {
     return mode_names[mode];
 }
 
-void numa_mode_forget(void)
+void pa_numa_mode_forget(void)
 {
     mode_chosen = false;
     __atomic_store_n(&mode_in_force, NUMA_OFF, __ATOMIC_RELAXED);
 }
 
-bool numa_mode_parse(const char *value, numa_mode_t *mode)
+bool pa_numa_mode_parse(const char *value, numa_mode_t *mode)
 {
     for (int m = NUMA_OFF; m <= NUMA_STRICT; m++) {
         if (strcmp(value, mode_names[m]) == 0) {
@@ -189,7 +190,7 @@ static bool node_cpus_read(const char *dir, int node)
     return access(path, R_OK) == 0;
 }
 
-int numa_topology_load(const char *dir)
+int pa_numa_topology_load(const char *dir)
 {
     for (int c = 0; c < NUMA_MAX_CPUS; c++)
         cpu_node[c] = -1;
@@ -208,48 +209,48 @@ int numa_topology_load(const char *dir)
     return __builtin_popcountll(found);
 }
 
-int numa_node_count(void)
+int pa_numa_node_count(void)
 {
     return __builtin_popcountll(nodes_present);
 }
 
-int numa_node_of_cpu(int cpu)
+int pa_numa_node_of_cpu(int cpu)
 {
     if (cpu >= 0 && cpu < NUMA_MAX_CPUS && cpu_node[cpu] >= 0)
         return cpu_node[cpu];
     return __builtin_ctzll(nodes_present);
 }
 
-void numa_init(void)
+void pa_numa_init(void)
 {
     if (mode_chosen)
         return;
     const char *value = getenv("PALLOCATOR_NUMA");
     numa_mode_t mode;
-    if (value && *value && numa_mode_parse(value, &mode)) {
-        numa_mode_set(mode);
+    if (value && *value && pa_numa_mode_parse(value, &mode)) {
+        pa_numa_mode_set(mode);
         return;
     }
     if (value && *value)
         fprintf(stderr, "pallocator: PALLOCATOR_NUMA=%s is not off, preferred or strict; "
                 "using the default\n", value);
     /* The default: a policy only where there is a choice of node. */
-    int nodes = numa_topology_load(NUMA_SYSFS_DIR);
-    numa_mode_set(nodes > 1 ? NUMA_PREFERRED : NUMA_OFF);
+    int nodes = pa_numa_topology_load(NUMA_SYSFS_DIR);
+    pa_numa_mode_set(nodes > 1 ? NUMA_PREFERRED : NUMA_OFF);
 }
 
-int numa_current_node(void)
+int pa_numa_current_node(void)
 {
-    if (numa_mode() == NUMA_OFF)
+    if (pa_numa_mode() == NUMA_OFF)
         return -1;
-    return numa_node_of_cpu(sched_getcpu());
+    return pa_numa_node_of_cpu(sched_getcpu());
 }
 
 /* ---- policies and pages ------------------------------------------------ */
 
-void os_bind_node(void *addr, size_t size, int node)
+void pa_os_bind_node(void *addr, size_t size, int node)
 {
-    numa_mode_t mode = numa_mode();
+    numa_mode_t mode = pa_numa_mode();
     if (mode == NUMA_OFF || node < 0 || node >= NUMA_MAX_NODES)
         return;
     unsigned long mask[NUMA_MASK_WORDS] = {0};
@@ -262,7 +263,7 @@ void os_bind_node(void *addr, size_t size, int node)
 
 #define NUMA_QUERY_PAGES 256
 
-void numa_count_pages(const void *addr, size_t size, size_t *pages)
+void pa_numa_count_pages(const void *addr, size_t size, size_t *pages)
 {
     void *batch[NUMA_QUERY_PAGES];
     int status[NUMA_QUERY_PAGES];

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * numa.h - NUMA placement: the machine's memory nodes and the node of each
  * CPU, the mode PALLOCATOR_NUMA chooses, the calling thread's node, and
@@ -14,39 +15,39 @@
 #define NUMA_MAX_CPUS 4096
 #define NUMA_MAX_NODES 64
 
-typedef enum numa_mode { NUMA_OFF, NUMA_PREFERRED, NUMA_STRICT } numa_mode_t;
+typedef enum pa_numa_mode { NUMA_OFF, NUMA_PREFERRED, NUMA_STRICT } numa_mode_t;
 
 /* Reads PALLOCATOR_NUMA and, unless it says off, the topology from sysfs;
  * once per process (later calls do nothing). Under the init lock. */
-void numa_init(void);
+void pa_numa_init(void);
 /* The mode in force: NUMA_OFF when no policy is set and no node asked. */
-numa_mode_t numa_mode(void);
-/* Sets the mode (and counts numa_init as done), or forgets it so that the
- * next numa_init reads the environment again: for tests. */
-void numa_mode_set(numa_mode_t mode);
-void numa_mode_forget(void);
+numa_mode_t pa_numa_mode(void);
+/* Sets the mode (and counts pa_numa_init as done), or forgets it so that the
+ * next pa_numa_init reads the environment again: for tests. */
+void pa_numa_mode_set(numa_mode_t mode);
+void pa_numa_mode_forget(void);
 /* Parses an environment value; false when it names no mode. */
-bool numa_mode_parse(const char *value, numa_mode_t *mode);
+bool pa_numa_mode_parse(const char *value, numa_mode_t *mode);
 /* The mode as PALLOCATOR_NUMA spells it. */
-const char *numa_mode_name(numa_mode_t mode);
+const char *pa_numa_mode_name(numa_mode_t mode);
 
 /* Reads nodeN/cpulist under dir (sysfs: /sys/devices/system/node) into the
  * tables, replacing what they held. Returns the number of nodes found, or
  * 0 when dir holds none (the tables then describe one node, node 0, with
  * every CPU on it). Allocates nothing. Exposed for tests. */
-int numa_topology_load(const char *dir);
-int numa_node_count(void);
+int pa_numa_topology_load(const char *dir);
+int pa_numa_node_count(void);
 /* The node of cpu: the node whose cpulist names it, else the lowest node. */
-int numa_node_of_cpu(int cpu);
+int pa_numa_node_of_cpu(int cpu);
 
 /* The calling thread's node, or -1 with the mode off (then without any
  * system call). */
-int numa_current_node(void);
-/* numa_current_node, also stored in *cache (if not NULL) when there is one: how a heap
+int pa_numa_current_node(void);
+/* pa_numa_current_node, also stored in *cache (if not NULL) when there is one: how a heap
  * keeps its node fresh each time it grows. */
 static inline int numa_node_refresh(int *cache)
 {
-    int node = numa_current_node();
+    int node = pa_numa_current_node();
     if (node >= 0 && cache)
         *cache = node;
     return node;
@@ -54,11 +55,11 @@ static inline int numa_node_refresh(int *cache)
 
 /* Gives [addr, addr + size), not yet touched, the policy of the mode for
  * node: preferred or bound. Nothing with the mode off or node < 0. */
-void os_bind_node(void *addr, size_t size, int node);
+void pa_os_bind_node(void *addr, size_t size, int node);
 
 /* Adds the resident pages of [addr, addr + size) (page aligned) to
  * pages[node] (NUMA_MAX_NODES entries), asking the kernel where each is.
  * For allocator_dump only: a system call per 256 pages. */
-void numa_count_pages(const void *addr, size_t size, size_t *pages);
+void pa_numa_count_pages(const void *addr, size_t size, size_t *pages);
 
 #endif /* PA_NUMA_H */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * os.c - page mapping ("vmalloc" layer): reserves and releases address space
  * with mmap and munmap, including mappings aligned to a power of two larger
@@ -23,13 +24,13 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-size_t os_page_size_cached;
+size_t pa_os_page_size_cached;
 
-size_t os_page_size_init(void)
+size_t pa_os_page_size_init(void)
 {
     long page = sysconf(_SC_PAGESIZE);
     size_t size = page > 0 ? (size_t)page : PA_PAGE_SIZE;
-    __atomic_store_n(&os_page_size_cached, size, __ATOMIC_RELAXED);
+    __atomic_store_n(&pa_os_page_size_cached, size, __ATOMIC_RELAXED);
     return size;
 }
 
@@ -39,17 +40,17 @@ static void *os_mmap(size_t size, int prot, int flags)
     return p == MAP_FAILED ? NULL : p;
 }
 
-void *os_map(size_t size)
+void *pa_os_map(size_t size)
 {
     return os_mmap(size, PROT_READ | PROT_WRITE, 0);
 }
 
-void *os_map_sparse(size_t size)
+void *pa_os_map_sparse(size_t size)
 {
     return os_mmap(size, PROT_READ | PROT_WRITE, MAP_NORESERVE);
 }
 
-void os_unmap(void *addr, size_t size)
+void pa_os_unmap(void *addr, size_t size)
 {
     if (addr)
         pa_mem_forget(addr, size);
@@ -72,34 +73,34 @@ static void *os_mmap_aligned(size_t size, size_t align, int prot, int flags)
     size_t head = start - (uintptr_t)raw;
     size_t tail = align - head;
     if (head)
-        os_unmap(raw, head);
+        pa_os_unmap(raw, head);
     if (tail)
-        os_unmap((char *)start + size, tail);
+        pa_os_unmap((char *)start + size, tail);
     return (void *)start;
 }
 
-void *os_map_aligned(size_t size, size_t align)
+void *pa_os_map_aligned(size_t size, size_t align)
 {
     return os_mmap_aligned(size, align, PROT_READ | PROT_WRITE, 0);
 }
 
-void *os_reserve_aligned(size_t size, size_t align)
+void *pa_os_reserve_aligned(size_t size, size_t align)
 {
     return os_mmap_aligned(size, align, PROT_NONE, MAP_NORESERVE);
 }
 
-void os_decommit(void *addr, size_t size)
+void pa_os_decommit(void *addr, size_t size)
 {
     if (size && madvise(addr, size, MADV_DONTNEED) != 0)
         pa_log("madvise(%p, %zu) failed", addr, size);
 }
 
-bool os_resize(void *addr, size_t old_size, size_t new_size)
+bool pa_os_resize(void *addr, size_t old_size, size_t new_size)
 {
     return mremap(addr, old_size, new_size, 0) == addr;
 }
 
-bool os_move(void *addr, size_t old_size, size_t new_size, void *dest)
+bool pa_os_move(void *addr, size_t old_size, size_t new_size, void *dest)
 {
     return mremap(addr, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, dest) == dest;
 }

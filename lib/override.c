@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * override.c - libpallocator-malloc: the C library's allocation calls
  * (malloc, free, calloc, realloc, reallocarray, posix_memalign,
@@ -597,12 +598,12 @@ typedef struct heap_census {
 static heap_census_t heap_census(void)
 {
     heap_census_t c = {0, 0};
-    heap_registry_lock();
-    for (heap_t *h = heap_registry_first(); h; h = h->next_all) {
+    pa_heap_registry_lock();
+    for (heap_t *h = pa_heap_registry_first(); h; h = h->next_all) {
         c.heaps++;
         c.segments += h->arena.segment_count + h->slabs.segment_count;
     }
-    heap_registry_unlock();
+    pa_heap_registry_unlock();
     return c;
 }
 
@@ -611,10 +612,10 @@ static void show_stats(void)
     size_t allocated = 0, freed = 0, peak = 0;
     allocator_stats(&allocated, &freed, &peak);
     heap_census_t c = heap_census();
-    size_t pooled = segment_pool_count();
-    large_lock();
-    large_stats_t large = large_stats();
-    large_unlock();
+    size_t pooled = pa_segment_pool_count();
+    pa_large_lock();
+    large_stats_t large = pa_large_stats();
+    pa_large_unlock();
     size_t mapped = (c.segments + pooled) * PA_SEGMENT_SIZE + large.mapped;
     char line[512];
     snprintf(line, sizeof line,

@@ -1,6 +1,7 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pause.c - the pause handshake that lets introspection, fork() and
- * heap_share see heaps at rest: the owner's slow half, the pauser's
+ * pa_heap_share see heaps at rest: the owner's slow half, the pauser's
  * membarrier (or fences), pausing and resuming every heap, and the heap
  * side of the fork handlers.
  */
@@ -43,14 +44,14 @@ static __attribute__((unused)) long membarrier_call(int cmd)
 
 static void heap_barrier_heavy(void);
 
-void heap_barrier_setup(void)
+void pa_heap_barrier_setup(void)
 {
     pa_asymmetric_barrier = false;
 #if defined(HAVE_LINUX_MEMBARRIER_H) && !defined(PA_UNDER_TSAN)
     if (membarrier_call(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0)
         pa_asymmetric_barrier = true;
 #endif
-    segment_claim_set_barrier(heap_barrier_heavy);
+    pa_segment_claim_set_barrier(heap_barrier_heavy);
 }
 
 /* The pauser's half of the handshake: with membarrier, forces a full
@@ -65,7 +66,7 @@ static void heap_barrier_heavy(void)
 #endif
 }
 
-void heap_enter_slow(heap_t *h)
+void pa_heap_enter_slow(heap_t *h)
 {
     if (pa_fork_holder)
         return; /* every other thread waits for the fork */
@@ -88,25 +89,25 @@ static void heap_wait_at_rest(heap_t *h)
 }
 
 /* Brings every heap to rest and keeps it there, with the registry locked,
- * until heap_resume_all. Single-threaded mode needs neither. */
-void heap_pause_all(void)
+ * until pa_heap_resume_all. Single-threaded mode needs neither. */
+void pa_heap_pause_all(void)
 {
     if (pa_fork_holder)
         return; /* paused for fork() already: introspection in a fork handler */
     pa_mutex_lock(&pause_lock);
-    heap_registry_lock();
+    pa_heap_registry_lock();
     if (!pa_is_concurrent())
         return;
     /* The pauser takes blocks back into heaps it does not own. */
-    segment_retire_hold(true);
-    for (heap_t *h = heap_registry_first(); h; h = h->next_all)
+    pa_segment_retire_hold(true);
+    for (heap_t *h = pa_heap_registry_first(); h; h = h->next_all)
         __atomic_fetch_or(&h->gate, HEAP_GATE_PAUSE, __ATOMIC_SEQ_CST);
     heap_barrier_heavy();
-    for (heap_t *h = heap_registry_first(); h; h = h->next_all)
+    for (heap_t *h = pa_heap_registry_first(); h; h = h->next_all)
         heap_wait_at_rest(h);
 }
 
-void heap_share(heap_t *h)
+void pa_heap_share(heap_t *h)
 {
     pa_mutex_lock(&pause_lock);
     if (!__atomic_load_n(&h->shared, __ATOMIC_ACQUIRE)) {
@@ -122,50 +123,50 @@ void heap_share(heap_t *h)
     pa_mutex_unlock(&pause_lock);
 }
 
-void heap_resume_all(void)
+void pa_heap_resume_all(void)
 {
     if (pa_fork_holder)
         return;
     if (pa_is_concurrent()) {
-        for (heap_t *h = heap_registry_first(); h; h = h->next_all)
+        for (heap_t *h = pa_heap_registry_first(); h; h = h->next_all)
             __atomic_fetch_and(&h->gate, ~HEAP_GATE_PAUSE, __ATOMIC_RELEASE);
-        segment_retire_hold(false);
+        pa_segment_retire_hold(false);
     }
-    heap_registry_unlock();
+    pa_heap_registry_unlock();
     pa_mutex_unlock(&pause_lock);
 }
 
 /* ---- fork ------------------------------------------------------------ */
 
-void heap_fork_prepare(void)
+void pa_heap_fork_prepare(void)
 {
-    heap_pause_all();
+    pa_heap_pause_all();
 }
 
-void heap_fork_parent(void)
+void pa_heap_fork_parent(void)
 {
-    heap_resume_all();
+    pa_heap_resume_all();
 }
 
 /* Only the forking thread lives on in the child: every other heap loses
- * its owner and waits for adoption (heap_registry_fork_child). That thread
+ * its owner and waits for adoption (pa_heap_registry_fork_child). That thread
  * holds the locks, and releases them as in the parent (which also tells
  * ThreadSanitizer they are free). */
-void heap_fork_child(void)
+void pa_heap_fork_child(void)
 {
-    for (heap_t *h = heap_registry_first(); h; h = h->next_all)
-        heap_outbox_flush(h);
-    for (heap_t *h = heap_registry_first(); h; h = h->next_all) {
+    for (heap_t *h = pa_heap_registry_first(); h; h = h->next_all)
+        pa_heap_outbox_flush(h);
+    for (heap_t *h = pa_heap_registry_first(); h; h = h->next_all) {
         h->gate &= ~HEAP_GATE_PAUSE;
         h->in_call = 0;
     }
-    heap_registry_fork_child();
+    pa_heap_registry_fork_child();
     if (pa_is_concurrent()) {
-        heap_barrier_setup();
+        pa_heap_barrier_setup();
         /* The child's barrier may differ from the parent's. */
-        for (heap_t *h = heap_registry_first(); h; h = h->next_all)
+        for (heap_t *h = pa_heap_registry_first(); h; h = h->next_all)
             h->gate = (h->gate & ~HEAP_GATE_FENCED) |
                       (pa_asymmetric_barrier ? 0 : HEAP_GATE_FENCED);
     }
-    heap_resume_all();
+    pa_heap_resume_all();
 }

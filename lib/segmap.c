@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * segmap.c - the global segment map: a flat table indexed by the segment
  * number of an address (address >> PA_SEGMENT_SHIFT), reserved without
@@ -6,7 +7,7 @@
  * for the whole of it when a mapping falls outside (segmap.h).
  *
  * Writers hold segmap_mutex (the innermost lock: fork handlers take it
- * last), so a table being copied into its successor changes under nobody. A replaced table stays mapped until segmap_reset:
+ * last), so a table being copied into its successor changes under nobody. A replaced table stays mapped until pa_segmap_reset:
  * a lookup may still read it, and finds what it held when replaced.
  */
 #include "segmap.h"
@@ -16,11 +17,11 @@
 
 #include "os.h"
 
-segmap_t segmap;
+segmap_t pa_segmap;
 
 static pthread_mutex_t segmap_mutex = PTHREAD_MUTEX_INITIALIZER;
 
-/* The window's table and the whole address space's, for segmap_reset. */
+/* The window's table and the whole address space's, for pa_segmap_reset. */
 static uintptr_t *tables[2];
 static size_t table_entries[2];
 static int table_count;
@@ -29,17 +30,17 @@ static int table_count;
  * table. */
 static size_t segmap_used;
 
-void segmap_lock(void)
+void pa_segmap_lock(void)
 {
     pa_mutex_lock(&segmap_mutex);
 }
 
-void segmap_unlock(void)
+void pa_segmap_unlock(void)
 {
     pa_mutex_unlock(&segmap_mutex);
 }
 
-uintptr_t *segmap_table(void)
+uintptr_t *pa_segmap_table(void)
 {
     return table_count ? tables[table_count - 1] : NULL;
 }
@@ -49,16 +50,16 @@ uintptr_t *segmap_table(void)
  * Caller holds segmap_mutex. */
 static bool segmap_replace(size_t base, size_t limit)
 {
-    uintptr_t *fresh = os_map_sparse(limit * sizeof(uintptr_t));
+    uintptr_t *fresh = pa_os_map_sparse(limit * sizeof(uintptr_t));
     if (!fresh)
         return false;
-    if (segmap.limit)
-        memcpy(fresh + (segmap.base - base), segmap_table(), segmap.limit * sizeof(uintptr_t));
+    if (pa_segmap.limit)
+        memcpy(fresh + (pa_segmap.base - base), pa_segmap_table(), pa_segmap.limit * sizeof(uintptr_t));
     tables[table_count] = fresh;
     table_entries[table_count++] = limit;
-    __atomic_store_n(&segmap.entries, (uintptr_t)(fresh - base), __ATOMIC_RELEASE);
-    __atomic_store_n(&segmap.base, base, __ATOMIC_RELEASE);
-    __atomic_store_n(&segmap.limit, limit, __ATOMIC_RELEASE);
+    __atomic_store_n(&pa_segmap.entries, (uintptr_t)(fresh - base), __ATOMIC_RELEASE);
+    __atomic_store_n(&pa_segmap.base, base, __ATOMIC_RELEASE);
+    __atomic_store_n(&pa_segmap.limit, limit, __ATOMIC_RELEASE);
     return true;
 }
 
@@ -66,9 +67,9 @@ static bool segmap_replace(size_t base, size_t limit)
  * SEGMAP_ENTRIES); caller holds segmap_mutex. */
 static bool segmap_cover(size_t first, size_t last)
 {
-    if (segmap.limit && first >= segmap.base && last < segmap.base + segmap.limit)
+    if (pa_segmap.limit && first >= pa_segmap.base && last < pa_segmap.base + pa_segmap.limit)
         return true;
-    if (!segmap.limit) {
+    if (!pa_segmap.limit) {
         size_t base = first > SEGMAP_WINDOW_ENTRIES / 2 ? first - SEGMAP_WINDOW_ENTRIES / 2 : 0;
         if (base > SEGMAP_ENTRIES - SEGMAP_WINDOW_ENTRIES)
             base = SEGMAP_ENTRIES - SEGMAP_WINDOW_ENTRIES;
@@ -83,20 +84,20 @@ static bool segmap_range_ok(uintptr_t base, size_t size)
     return size > 0 && base + size - 1 >= base && segmap_index(base + size - 1) < SEGMAP_ENTRIES;
 }
 
-bool segmap_covers(uintptr_t base, size_t size)
+bool pa_segmap_covers(uintptr_t base, size_t size)
 {
     if (!segmap_range_ok(base, size))
         return false;
-    segmap_lock();
+    pa_segmap_lock();
     bool ok = segmap_cover(segmap_index(base), segmap_index(base + size - 1));
-    segmap_unlock();
+    pa_segmap_unlock();
     return ok;
 }
 
 /* Caller holds segmap_mutex; the table covers the range. */
 static void segmap_store(uintptr_t base, size_t size, uintptr_t value)
 {
-    uintptr_t *entries = (uintptr_t *)segmap.entries;
+    uintptr_t *entries = (uintptr_t *)pa_segmap.entries;
     for (size_t i = segmap_index(base); i <= segmap_index(base + size - 1); i++) {
         uintptr_t old = __atomic_exchange_n(&entries[i], value, __ATOMIC_ACQ_REL);
         if ((old != 0) != (value != 0))
@@ -104,45 +105,45 @@ static void segmap_store(uintptr_t base, size_t size, uintptr_t value)
     }
 }
 
-bool segmap_register(uintptr_t base, size_t size, uintptr_t entry)
+bool pa_segmap_register(uintptr_t base, size_t size, uintptr_t entry)
 {
     pa_assert((base & PA_SEGMENT_MASK) == 0 && size > 0);
     if (!segmap_range_ok(base, size))
         return false;
-    segmap_lock();
+    pa_segmap_lock();
     bool ok = segmap_cover(segmap_index(base), segmap_index(base + size - 1));
     if (ok)
         segmap_store(base, size, entry);
-    segmap_unlock();
+    pa_segmap_unlock();
     return ok;
 }
 
-void segmap_update(uintptr_t base, size_t size, uintptr_t entry)
+void pa_segmap_update(uintptr_t base, size_t size, uintptr_t entry)
 {
-    segmap_lock();
+    pa_segmap_lock();
     segmap_store(base, size, entry);
-    segmap_unlock();
+    pa_segmap_unlock();
 }
 
-void segmap_unregister(uintptr_t base, size_t size)
+void pa_segmap_unregister(uintptr_t base, size_t size)
 {
-    segmap_update(base, size, 0);
+    pa_segmap_update(base, size, 0);
 }
 
-size_t segmap_count(void)
+size_t pa_segmap_count(void)
 {
     return __atomic_load_n(&segmap_used, __ATOMIC_RELAXED);
 }
 
-void segmap_reset(void)
+void pa_segmap_reset(void)
 {
-    segmap_lock();
-    __atomic_store_n(&segmap.limit, 0, __ATOMIC_RELEASE);
-    __atomic_store_n(&segmap.base, 0, __ATOMIC_RELAXED);
-    __atomic_store_n(&segmap.entries, 0, __ATOMIC_RELAXED);
+    pa_segmap_lock();
+    __atomic_store_n(&pa_segmap.limit, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&pa_segmap.base, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&pa_segmap.entries, 0, __ATOMIC_RELAXED);
     for (int i = 0; i < table_count; i++)
-        os_unmap(tables[i], table_entries[i] * sizeof(uintptr_t));
+        pa_os_unmap(tables[i], table_entries[i] * sizeof(uintptr_t));
     table_count = 0;
     segmap_used = 0;
-    segmap_unlock();
+    pa_segmap_unlock();
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * segmap.h - the global segment map: answers "which live mapping of ours
  * holds this address, and which heap owns it?" in O(1) without touching the
@@ -20,14 +21,14 @@
 
 /* Records that [base, base + size) is ours, with the given entry; base is
  * segment-aligned. Returns false when the map cannot grow (out of memory). */
-bool segmap_register(uintptr_t base, size_t size, uintptr_t entry);
+bool pa_segmap_register(uintptr_t base, size_t size, uintptr_t entry);
 /* Makes the table cover [base, base + size), so that registering the range
  * cannot fail; false when the range is beyond the address space or the
  * table cannot grow. */
-bool segmap_covers(uintptr_t base, size_t size);
+bool pa_segmap_covers(uintptr_t base, size_t size);
 /* Changes the entry of a registered range. */
-void segmap_update(uintptr_t base, size_t size, uintptr_t entry);
-void segmap_unregister(uintptr_t base, size_t size);
+void pa_segmap_update(uintptr_t base, size_t size, uintptr_t entry);
+void pa_segmap_unregister(uintptr_t base, size_t size);
 
 /* A flat table with an entry for every segment-sized piece of the address
  * space in use, filled in as segments come and go: its untouched pages
@@ -54,13 +55,13 @@ void segmap_unregister(uintptr_t base, size_t size);
  * reads base and limit of one table and entries of the larger table that
  * replaced it still reads the right entry. Side by side, so a lookup reads
  * one line besides its entry. */
-typedef struct segmap {
+typedef struct pa_segmap {
     uintptr_t entries;
     size_t base;
     size_t limit;
 } segmap_t;
 
-extern segmap_t segmap;
+extern segmap_t pa_segmap;
 
 static inline size_t segmap_index(uintptr_t p)
 {
@@ -73,21 +74,21 @@ static inline size_t segmap_index(uintptr_t p)
 static inline uintptr_t segmap_lookup(const void *p)
 {
     size_t index = segmap_index((uintptr_t)p);
-    size_t limit = __atomic_load_n(&segmap.limit, __ATOMIC_ACQUIRE);
-    size_t base = __atomic_load_n(&segmap.base, __ATOMIC_ACQUIRE);
+    size_t limit = __atomic_load_n(&pa_segmap.limit, __ATOMIC_ACQUIRE);
+    size_t base = __atomic_load_n(&pa_segmap.base, __ATOMIC_ACQUIRE);
     if (pa_unlikely(index - base >= limit))
         return 0;
-    const uintptr_t *entries = (const uintptr_t *)__atomic_load_n(&segmap.entries, __ATOMIC_RELAXED);
+    const uintptr_t *entries = (const uintptr_t *)__atomic_load_n(&pa_segmap.entries, __ATOMIC_RELAXED);
     return __atomic_load_n(&entries[index], __ATOMIC_ACQUIRE);
 }
 /* The current table's first entry (NULL: none); for tests. */
-uintptr_t *segmap_table(void);
+uintptr_t *pa_segmap_table(void);
 /* The writers' lock, innermost of the library's; for the fork handlers. */
-void segmap_lock(void);
-void segmap_unlock(void);
+void pa_segmap_lock(void);
+void pa_segmap_unlock(void);
 /* Forgets every entry and unmaps the table; only while nothing else runs. */
-void segmap_reset(void);
+void pa_segmap_reset(void);
 /* Number of entries in use; for introspection. */
-size_t segmap_count(void);
+size_t pa_segmap_count(void);
 
 #endif /* PA_SEGMAP_H */

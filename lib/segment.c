@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * segment.c - acquiring, retiring and checking segments, and the address
  * space kept for reuse: the pool of retired segments and the cache of freed
@@ -46,14 +47,14 @@ typedef struct cached_mapping {
 } cached_mapping_t;
 
 static cached_mapping_t cache[MAPPING_CACHE_SLOTS];
-static size_t cache_count, cache_bytes;
+static size_t pa_cache_count, cache_bytes;
 
-void segment_pool_lock(void)
+void pa_segment_pool_lock(void)
 {
     pa_mutex_lock(&pool_lock);
 }
 
-void segment_pool_unlock(void)
+void pa_segment_pool_unlock(void)
 {
     pa_mutex_unlock(&pool_lock);
 }
@@ -74,11 +75,11 @@ static void pool_unlink(segment_t *s)
 
 static segment_t *segment_pool_pop(void)
 {
-    segment_pool_lock();
+    pa_segment_pool_lock();
     segment_t *s = pool_head;
     if (s)
         pool_unlink(s);
-    segment_pool_unlock();
+    pa_segment_pool_unlock();
     return s;
 }
 
@@ -87,20 +88,20 @@ static segment_t *segment_pool_pop(void)
 static void *segment_map_or_reclaim(size_t size, bool reserve_only)
 {
     for (int attempt = 0; attempt < 2; attempt++) {
-        void *p = reserve_only ? os_reserve_aligned(size, PA_SEGMENT_SIZE)
-                               : os_map_aligned(size, PA_SEGMENT_SIZE);
-        if (p || !segment_reclaim())
+        void *p = reserve_only ? pa_os_reserve_aligned(size, PA_SEGMENT_SIZE)
+                               : pa_os_map_aligned(size, PA_SEGMENT_SIZE);
+        if (p || !pa_segment_reclaim())
             return p;
     }
     return NULL;
 }
 
-void *segment_map_large(size_t size)
+void *pa_segment_map_large(size_t size)
 {
     return segment_map_or_reclaim(size, false);
 }
 
-void *segment_reserve_large(size_t size)
+void *pa_segment_reserve_large(size_t size)
 {
     return segment_map_or_reclaim(size, true);
 }
@@ -110,25 +111,25 @@ static segment_t *segment_map_new(void)
     segment_t *s = segment_map_or_reclaim(PA_SEGMENT_SIZE, false);
     if (!s)
         return NULL;
-    if (!segmap_register((uintptr_t)s, PA_SEGMENT_SIZE, SEGMAP_POOLED)) {
-        os_unmap(s, PA_SEGMENT_SIZE);
+    if (!pa_segmap_register((uintptr_t)s, PA_SEGMENT_SIZE, SEGMAP_POOLED)) {
+        pa_os_unmap(s, PA_SEGMENT_SIZE);
         return NULL;
     }
     return s;
 }
 
-segment_t *segment_acquire(struct heap *owner, struct arena *arena, int node)
+segment_t *pa_segment_acquire(struct heap *owner, struct arena *arena, int node)
 {
     segment_t *s = segment_pool_pop();
     if (!s)
         s = segment_map_new();
     if (!s)
         return NULL;
-    os_bind_node(s, PA_SEGMENT_SIZE, node);
+    pa_os_bind_node(s, PA_SEGMENT_SIZE, node);
     s->next = s->prev = NULL;
     s->arena = arena;
     __atomic_store_n(&s->owner, owner, __ATOMIC_RELEASE);
-    segmap_update((uintptr_t)s, PA_SEGMENT_SIZE, (uintptr_t)owner | (arena ? 0 : SEGMAP_SLABS));
+    pa_segmap_update((uintptr_t)s, PA_SEGMENT_SIZE, (uintptr_t)owner | (arena ? 0 : SEGMAP_SLABS));
     pa_log("segment %p acquired", (void *)s);
     return s;
 }
@@ -139,7 +140,7 @@ static segment_claim_t heapless_claim;
 static void (*claim_barrier)(void);
 static bool retire_held;
 
-void segment_claim_register(segment_claim_t *c)
+void pa_segment_claim_register(segment_claim_t *c)
 {
     segment_claim_t *head = __atomic_load_n(&claims, __ATOMIC_RELAXED);
     do {
@@ -148,28 +149,28 @@ void segment_claim_register(segment_claim_t *c)
                                           __ATOMIC_RELAXED));
 }
 
-void segment_claim_forget_all(void)
+void pa_segment_claim_forget_all(void)
 {
     claims = NULL;
 }
 
-void segment_claim_set_barrier(void (*barrier)(void))
+void pa_segment_claim_set_barrier(void (*barrier)(void))
 {
     claim_barrier = barrier;
 }
 
-segment_claim_t *segment_claim_heapless(void)
+segment_claim_t *pa_segment_claim_heapless(void)
 {
-    segment_pool_lock();
+    pa_segment_pool_lock();
     return &heapless_claim;
 }
 
-bool segment_may_retire(void)
+bool pa_segment_may_retire(void)
 {
     return !__atomic_load_n(&retire_held, __ATOMIC_RELAXED);
 }
 
-void segment_retire_hold(bool hold)
+void pa_segment_retire_hold(bool hold)
 {
     __atomic_store_n(&retire_held, hold, __ATOMIC_RELAXED);
 }
@@ -188,11 +189,11 @@ static void segment_wait_unclaimed(const segment_t *s)
         sched_yield();
 }
 
-void segment_retire(segment_t *s)
+void pa_segment_retire(segment_t *s)
 {
     /* The entry first: a free that finds the owner gone and looks again
      * finds the entry changed too. */
-    segmap_update((uintptr_t)s, PA_SEGMENT_SIZE, SEGMAP_POOLED);
+    pa_segmap_update((uintptr_t)s, PA_SEGMENT_SIZE, SEGMAP_POOLED);
     __atomic_store_n(&s->owner, NULL, __ATOMIC_SEQ_CST);
     segment_wait_unclaimed(s);
     /* The first page (owner field, start of the live map) stays; the rest
@@ -202,9 +203,9 @@ void segment_retire(segment_t *s)
     size_t keep = os_page_size();
     pa_assert(keep - offsetof(segment_t, live) <= sizeof s->live);
     memset(&s->live, 0, keep - offsetof(segment_t, live));
-    os_decommit((char *)s + keep, PA_SEGMENT_SIZE - keep);
+    pa_os_decommit((char *)s + keep, PA_SEGMENT_SIZE - keep);
     segment_t *oldest = NULL;
-    segment_pool_lock();
+    pa_segment_pool_lock();
     s->next = pool_head;
     s->prev = NULL;
     if (pool_head)
@@ -216,9 +217,9 @@ void segment_retire(segment_t *s)
         oldest = pool_tail;
         pool_unlink(oldest);
     }
-    segment_pool_unlock();
+    pa_segment_pool_unlock();
     if (oldest)
-        segment_unmap(oldest);
+        pa_segment_unmap(oldest);
     pa_log("segment %p retired", (void *)s);
 }
 
@@ -231,22 +232,22 @@ static void segment_discard_live(const segment_t *s)
             pa_ann_discard((const char *)s + (g << PA_GRANULE_SHIFT));
 }
 
-void segment_unmap(segment_t *s)
+void pa_segment_unmap(segment_t *s)
 {
     if (PA_ANN_TRACKS_BLOCKS)
         segment_discard_live(s);
-    segmap_unregister((uintptr_t)s, PA_SEGMENT_SIZE);
-    os_unmap(s, PA_SEGMENT_SIZE);
+    pa_segmap_unregister((uintptr_t)s, PA_SEGMENT_SIZE);
+    pa_os_unmap(s, PA_SEGMENT_SIZE);
 }
 
-size_t segment_pool_count(void)
+size_t pa_segment_pool_count(void)
 {
     return pool_size;
 }
 
 /* ---- the cache of large mappings ---- */
 
-uint64_t segment_clock_ms(void)
+uint64_t pa_segment_clock_ms(void)
 {
     struct timespec ts;
 #ifdef CLOCK_MONOTONIC_COARSE
@@ -263,14 +264,14 @@ static void cache_remove(size_t i, cached_mapping_t *victims, size_t *nvictims)
     if (victims)
         victims[(*nvictims)++] = cache[i];
     __atomic_store_n(&cache_bytes, cache_bytes - cache[i].size, __ATOMIC_RELAXED);
-    __atomic_store_n(&cache_count, cache_count - 1, __ATOMIC_RELAXED);
-    cache[i] = cache[cache_count];
+    __atomic_store_n(&pa_cache_count, pa_cache_count - 1, __ATOMIC_RELAXED);
+    cache[i] = cache[pa_cache_count];
 }
 
 /* Moves the entries cached before cutoff to victims; caller holds pool_lock. */
 static void cache_expire_locked(uint64_t cutoff, cached_mapping_t *victims, size_t *nvictims)
 {
-    for (size_t i = cache_count; i-- > 0;)
+    for (size_t i = pa_cache_count; i-- > 0;)
         if (cache[i].stamp < cutoff)
             cache_remove(i, victims, nvictims);
 }
@@ -278,7 +279,7 @@ static void cache_expire_locked(uint64_t cutoff, cached_mapping_t *victims, size
 static void cache_unmap(const cached_mapping_t *victims, size_t nvictims)
 {
     for (size_t i = 0; i < nvictims; i++)
-        os_unmap(victims[i].base, victims[i].size);
+        pa_os_unmap(victims[i].base, victims[i].size);
 }
 
 static uint64_t cache_cutoff(uint64_t now)
@@ -286,74 +287,74 @@ static uint64_t cache_cutoff(uint64_t now)
     return now > MAPPING_CACHE_DECAY_MS ? now - MAPPING_CACHE_DECAY_MS : 0;
 }
 
-void segment_cache_expire(uint64_t now)
+void pa_segment_cache_expire(uint64_t now)
 {
     cached_mapping_t victims[MAPPING_CACHE_SLOTS];
     size_t nvictims = 0;
-    segment_pool_lock();
+    pa_segment_pool_lock();
     cache_expire_locked(cache_cutoff(now), victims, &nvictims);
-    segment_pool_unlock();
+    pa_segment_pool_unlock();
     cache_unmap(victims, nvictims);
 }
 
-void *segment_cache_take(size_t size, size_t *mapped)
+void *pa_segment_cache_take(size_t size, size_t *mapped)
 {
     cached_mapping_t victims[MAPPING_CACHE_SLOTS], found = {0};
     size_t nvictims = 0;
-    uint64_t now = segment_clock_ms();
-    segment_pool_lock();
+    uint64_t now = pa_segment_clock_ms();
+    pa_segment_pool_lock();
     cache_expire_locked(cache_cutoff(now), victims, &nvictims);
-    size_t best = cache_count;
-    for (size_t i = 0; i < cache_count; i++)
-        if (cache[i].size >= size && (best == cache_count || cache[i].size < cache[best].size))
+    size_t best = pa_cache_count;
+    for (size_t i = 0; i < pa_cache_count; i++)
+        if (cache[i].size >= size && (best == pa_cache_count || cache[i].size < cache[best].size))
             best = i;
-    if (best < cache_count) {
+    if (best < pa_cache_count) {
         found = cache[best];
         cache_remove(best, NULL, NULL);
     }
-    segment_pool_unlock();
+    pa_segment_pool_unlock();
     cache_unmap(victims, nvictims);
     /* A mapping more than twice the size asked for gives its tail back;
      * a smaller surplus stays, sparing the munmap (it costs more than the
      * rest of a reuse) and keeping the mapping whole for a later request. */
     if (found.base && found.size - size > size) {
-        os_unmap((char *)found.base + size, found.size - size);
+        pa_os_unmap((char *)found.base + size, found.size - size);
         found.size = size;
     }
     *mapped = found.size;
     return found.base;
 }
 
-void segment_cache_put(void *base, size_t size)
+void pa_segment_cache_put(void *base, size_t size)
 {
     if (size > MAPPING_CACHE_BYTES) {
-        os_unmap(base, size);
+        pa_os_unmap(base, size);
         return;
     }
     cached_mapping_t victims[MAPPING_CACHE_SLOTS];
     size_t nvictims = 0;
-    uint64_t now = segment_clock_ms();
-    segment_pool_lock();
+    uint64_t now = pa_segment_clock_ms();
+    pa_segment_pool_lock();
     cache_expire_locked(cache_cutoff(now), victims, &nvictims);
-    while (cache_count == MAPPING_CACHE_SLOTS || cache_bytes + size > MAPPING_CACHE_BYTES) {
+    while (pa_cache_count == MAPPING_CACHE_SLOTS || cache_bytes + size > MAPPING_CACHE_BYTES) {
         size_t oldest = 0;
-        for (size_t i = 1; i < cache_count; i++)
+        for (size_t i = 1; i < pa_cache_count; i++)
             if (cache[i].stamp < cache[oldest].stamp)
                 oldest = i;
         cache_remove(oldest, victims, &nvictims);
     }
-    cache[cache_count] = (cached_mapping_t){base, size, now};
-    __atomic_store_n(&cache_count, cache_count + 1, __ATOMIC_RELAXED);
+    cache[pa_cache_count] = (cached_mapping_t){base, size, now};
+    __atomic_store_n(&pa_cache_count, pa_cache_count + 1, __ATOMIC_RELAXED);
     __atomic_store_n(&cache_bytes, cache_bytes + size, __ATOMIC_RELAXED);
-    segment_pool_unlock();
+    pa_segment_pool_unlock();
     cache_unmap(victims, nvictims);
 }
 
-/* Without the lock: statistics read it under large_lock, which fork
+/* Without the lock: statistics read it under pa_large_lock, which fork
  * handlers take after pool_lock. */
-void segment_cache_usage(size_t *count, size_t *bytes)
+void pa_segment_cache_usage(size_t *count, size_t *bytes)
 {
-    *count = __atomic_load_n(&cache_count, __ATOMIC_RELAXED);
+    *count = __atomic_load_n(&pa_cache_count, __ATOMIC_RELAXED);
     *bytes = __atomic_load_n(&cache_bytes, __ATOMIC_RELAXED);
 }
 
@@ -364,29 +365,29 @@ static void release_detached(segment_t *pooled, cached_mapping_t *mappings, size
     while (pooled) {
         segment_t *s = pooled;
         pooled = s->next;
-        segment_unmap(s);
+        pa_segment_unmap(s);
     }
     cache_unmap(mappings, nmappings);
 }
 
-bool segment_reclaim(void)
+bool pa_segment_reclaim(void)
 {
     cached_mapping_t victims[MAPPING_CACHE_SLOTS];
     size_t nvictims = 0;
-    segment_pool_lock();
+    pa_segment_pool_lock();
     segment_t *pooled = pool_head;
     pool_head = pool_tail = NULL;
     pool_size = 0;
-    while (cache_count)
-        cache_remove(cache_count - 1, victims, &nvictims);
-    segment_pool_unlock();
+    while (pa_cache_count)
+        cache_remove(pa_cache_count - 1, victims, &nvictims);
+    pa_segment_pool_unlock();
     release_detached(pooled, victims, nvictims);
     return pooled || nvictims;
 }
 
-void segment_pool_release_all(void)
+void pa_segment_pool_release_all(void)
 {
-    segment_reclaim();
+    pa_segment_reclaim();
 }
 
 /* ---- verification ----------------------------------------------------- */
@@ -400,20 +401,20 @@ static size_t segment_live_population(const segment_t *s)
     return n;
 }
 
-int segment_verify(const segment_t *s, const struct heap *owner, size_t live_blocks)
+int pa_segment_verify(const segment_t *s, const struct heap *owner, size_t live_blocks)
 {
     if (__atomic_load_n(&s->owner, __ATOMIC_RELAXED) != owner)
-        return verify_fail("segment %p is listed by heap %p but owned by another",
+        return pa_verify_fail("segment %p is listed by heap %p but owned by another",
                            (const void *)s, (const void *)owner);
     uintptr_t entry = (uintptr_t)owner | (segment_has_slabs(s) ? SEGMAP_SLABS : 0);
     if (segmap_lookup(s) != entry)
-        return verify_fail("segment %p is missing from the segment map", (const void *)s);
+        return pa_verify_fail("segment %p is missing from the segment map", (const void *)s);
     /* Other threads may claim live marks (freeing blocks) while the owner
      * looks, never set them: with concurrency, fewer marks than live blocks
      * is a free in progress, more is an error. */
     size_t marks = segment_live_population(s);
     if (marks > live_blocks || (marks < live_blocks && !pa_is_concurrent()))
-        return verify_fail("segment %p: %zu live marks for %zu live blocks", (const void *)s,
+        return pa_verify_fail("segment %p: %zu live marks for %zu live blocks", (const void *)s,
                            marks, live_blocks);
     return 0;
 }

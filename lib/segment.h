@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * segment.h - segments, the unit a heap grows by: PA_SEGMENT_SIZE bytes
  * aligned to their size, a header (owner, list links, live map) followed
@@ -152,7 +153,7 @@ static inline bool segment_live_clear(segment_t *s, const void *p, bool atomic)
 
 /* A claim slot: the segment of another heap whose block a thread is
  * freeing, from just before it reads the segment's owner again until it
- * has claimed the block's live byte (NULL: none). segment_retire takes the
+ * has claimed the block's live byte (NULL: none). pa_segment_retire takes the
  * owner away, then waits until no slot names the segment, so a free claims
  * only while the owner it read still holds the segment. One per heap, on a
  * line of its own; one for threads without a heap. */
@@ -162,8 +163,8 @@ typedef struct segment_claim {
 } segment_claim_t;
 
 /* Publishes s in slot c and returns s's owner: a Dekker handshake with
- * segment_retire. With asymmetric set, the retiring side issues a
- * process-wide barrier (segment_claim_set_barrier) and this side needs a
+ * pa_segment_retire. With asymmetric set, the retiring side issues a
+ * process-wide barrier (pa_segment_claim_set_barrier) and this side needs a
  * compiler barrier only; otherwise both use sequentially consistent
  * accesses. */
 static pa_always_inline struct heap *segment_claim_begin(segment_claim_t *c, segment_t *s,
@@ -176,7 +177,7 @@ static pa_always_inline struct heap *segment_claim_begin(segment_claim_t *c, seg
         __atomic_store_n(&c->segment, s, __ATOMIC_SEQ_CST);
         __atomic_thread_fence(__ATOMIC_SEQ_CST);
     }
-    /* The owner as the segment map names it, not s->owner: segment_retire
+    /* The owner as the segment map names it, not s->owner: pa_segment_retire
      * changes the entry first, and a retired segment's header may be
      * unmapped by now (the pool is bounded), its entry never is. */
     uintptr_t entry = segmap_lookup(s);
@@ -190,55 +191,55 @@ static pa_always_inline void segment_claim_end(segment_claim_t *c)
     __atomic_store_n(&c->segment, NULL, __ATOMIC_RELEASE);
 }
 
-/* Adds c to the slots segment_retire waits on, for good (until
- * segment_claim_forget_all). */
-void segment_claim_register(segment_claim_t *c);
+/* Adds c to the slots pa_segment_retire waits on, for good (until
+ * pa_segment_claim_forget_all). */
+void pa_segment_claim_register(segment_claim_t *c);
 /* Forgets every registered slot; only while nothing else runs. */
-void segment_claim_forget_all(void);
+void pa_segment_claim_forget_all(void);
 /* The retiring side's barrier (see segment_claim_begin). */
-void segment_claim_set_barrier(void (*barrier)(void));
+void pa_segment_claim_set_barrier(void (*barrier)(void));
 /* The slot of threads without a heap, returned with the pool lock held:
- * one such claim at a time (segment_pool_unlock ends it). */
-segment_claim_t *segment_claim_heapless(void);
+ * one such claim at a time (pa_segment_pool_unlock ends it). */
+segment_claim_t *pa_segment_claim_heapless(void);
 
 /* Whether an emptied segment may be retired now: not while a thread that
  * is not its owner may be taking blocks back into its heap (every heap
- * paused, segment_retire_hold), since the owner may be about to free a
+ * paused, pa_segment_retire_hold), since the owner may be about to free a
  * block of the segment through a segment-map entry read before the pause.
  * Such a segment stays with its heap. */
-bool segment_may_retire(void);
-void segment_retire_hold(bool hold);
+bool pa_segment_may_retire(void);
+void pa_segment_retire_hold(bool hold);
 
 /* A segment for a heap: from the pool or freshly mapped and registered,
  * its untouched pages bound to node (numa.h; -1: left to first touch). */
-segment_t *segment_acquire(struct heap *owner, struct arena *arena, int node);
+segment_t *pa_segment_acquire(struct heap *owner, struct arena *arena, int node);
 /* Returns the segment's pages to the OS and parks its address range, once
  * no claim slot names it. */
-void segment_retire(segment_t *s);
+void pa_segment_retire(segment_t *s);
 /* Pooled segments cost a page each (their header) and their address range:
  * beyond this many, the oldest is unmapped. */
 #define SEGMENT_POOL_MAX 8
 /* Unmaps every pooled segment and cached mapping; only while nothing else
  * runs. */
-void segment_pool_release_all(void);
-size_t segment_pool_count(void);
-void segment_pool_lock(void);
-void segment_pool_unlock(void);
+void pa_segment_pool_release_all(void);
+size_t pa_segment_pool_count(void);
+void pa_segment_pool_lock(void);
+void pa_segment_pool_unlock(void);
 /* Unmaps one segment outright; only while nothing else runs. */
-void segment_unmap(segment_t *s);
+void pa_segment_unmap(segment_t *s);
 
 /* Checks that s is owner's, in the segment map as such, and holds as many
  * live marks as live_blocks (fewer with concurrency: frees in progress).
- * 0, or -1 after verify_fail. */
-int segment_verify(const segment_t *s, const struct heap *owner, size_t live_blocks);
+ * 0, or -1 after pa_verify_fail. */
+int pa_segment_verify(const segment_t *s, const struct heap *owner, size_t live_blocks);
 
 /* Gives the pooled segments and the cached mappings back to the OS (after
  * it refused a mapping); false when there was nothing to give. */
-bool segment_reclaim(void);
-/* size bytes mapped (segment_map_large) or only reserved, aligned to the
- * segment size; on refusal, once more after segment_reclaim. */
-void *segment_map_large(size_t size);
-void *segment_reserve_large(size_t size);
+bool pa_segment_reclaim(void);
+/* size bytes mapped (pa_segment_map_large) or only reserved, aligned to the
+ * segment size; on refusal, once more after pa_segment_reclaim. */
+void *pa_segment_map_large(size_t size);
+void *pa_segment_reserve_large(size_t size);
 
 /* The cache of freed large mappings: at most MAPPING_CACHE_SLOTS of them,
  * MAPPING_CACHE_BYTES together, each kept MAPPING_CACHE_DECAY_MS. */
@@ -248,14 +249,14 @@ void *segment_reserve_large(size_t size);
 /* The smallest cached mapping of at least size bytes (its tail given back
  * when it is more than twice that), with its size in *mapped; NULL when
  * none. */
-void *segment_cache_take(size_t size, size_t *mapped);
+void *pa_segment_cache_take(size_t size, size_t *mapped);
 /* Keeps an unregistered mapping for reuse, or unmaps it (or older ones)
  * to stay within the bounds. */
-void segment_cache_put(void *base, size_t size);
+void pa_segment_cache_put(void *base, size_t size);
 /* Unmaps what was cached more than MAPPING_CACHE_DECAY_MS before now. */
-void segment_cache_expire(uint64_t now);
-void segment_cache_usage(size_t *count, size_t *bytes);
+void pa_segment_cache_expire(uint64_t now);
+void pa_segment_cache_usage(size_t *count, size_t *bytes);
 /* Coarse monotonic milliseconds, the cache's clock. */
-uint64_t segment_clock_ms(void);
+uint64_t pa_segment_clock_ms(void);
 
 #endif /* PA_SEGMENT_H */

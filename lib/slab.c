@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * slab.c - the rare steps of slabs: choosing a new current slab, giving a
  * class to a free slab, mapping and retiring slab segments, and moving a
@@ -7,31 +8,31 @@
 
 #include "numa.h"
 
-const uint16_t slab_class_size[SLAB_CLASSES] = {16,  32,  48,  64,  80,  96,  112,
+const uint16_t pa_slab_class_size[SLAB_CLASSES] = {16,  32,  48,  64,  80,  96,  112,
                                                128, 160, 192, 224, 256, 320, 384,
                                                448, 512, 640, 768, 896, 1024,
                                                1280, 1536, 1792, 2048, 2560, 3072, 3584, 4096,
                                                5120, 6144, 7168, 8192};
-uint8_t slab_request_class[(SLAB_REQUEST_MAX >> PA_GRANULE_SHIFT) + 1];
-slab_t slab_none = {.state = SLAB_CURRENT};
+uint8_t pa_slab_request_class[(SLAB_REQUEST_MAX >> PA_GRANULE_SHIFT) + 1];
+slab_t pa_slab_none = {.state = SLAB_CURRENT};
 
 _Static_assert(SLAB_REQUEST_MAX == 8192, "the last class serves the largest request");
 _Static_assert(SLAB_SIZE / 16 <= UINT32_MAX, "block counts fit the records");
 
-void slab_tables_init(void)
+void pa_slab_tables_init(void)
 {
     unsigned c = 0;
     for (size_t g = 0; g <= SLAB_REQUEST_MAX >> PA_GRANULE_SHIFT; g++) {
-        while (slab_class_size[c] < g << PA_GRANULE_SHIFT)
+        while (pa_slab_class_size[c] < g << PA_GRANULE_SHIFT)
             c++;
-        slab_request_class[g] = (uint8_t)c;
+        pa_slab_request_class[g] = (uint8_t)c;
     }
 }
 
-void slab_set_init(slab_set_t *set, struct heap *owner, pa_stats_t *held)
+void pa_slab_set_init(slab_set_t *set, struct heap *owner, pa_stats_t *held)
 {
     for (unsigned c = 0; c < SLAB_CLASSES; c++) {
-        set->current[c] = &slab_none;
+        set->current[c] = &pa_slab_none;
         set->partial[c] = NULL;
     }
     set->free = NULL;
@@ -75,7 +76,7 @@ static slab_t *slab_list_pop(slab_t **head)
 
 static bool slab_grow(slab_set_t *set)
 {
-    segment_t *s = segment_acquire(set->owner, NULL, numa_node_refresh(set->numa_node));
+    segment_t *s = pa_segment_acquire(set->owner, NULL, numa_node_refresh(set->numa_node));
     if (!s)
         return false;
     s->slabs_in_use = 0;
@@ -89,7 +90,7 @@ static bool slab_grow(slab_set_t *set)
         sl->state = SLAB_FREE;
         slab_list_push(&set->free, sl);
     }
-    pa_assert(slab_set_verify(set, NULL) == 0);
+    pa_assert(pa_slab_set_verify(set, NULL) == 0);
     return true;
 }
 
@@ -100,8 +101,8 @@ static void slab_retire_segment(slab_set_t *set, segment_t *s)
     if (set->spare == s)
         set->spare = NULL;
     segment_list_remove(&set->segments, &set->segment_count, s);
-    segment_retire(s);
-    pa_assert(slab_set_verify(set, NULL) == 0);
+    pa_segment_retire(s);
+    pa_assert(pa_slab_set_verify(set, NULL) == 0);
 }
 
 /* Keeps one wholly free segment mapped, so a heap whose use swings around
@@ -110,7 +111,7 @@ static void slab_segment_emptied(slab_set_t *set, segment_t *s)
 {
     if (!set->spare || set->spare == s || set->spare->slabs_in_use != 0)
         set->spare = s;
-    else if (segment_may_retire())
+    else if (pa_segment_may_retire())
         slab_retire_segment(set, s);
 }
 
@@ -124,7 +125,7 @@ static slab_t *slab_assign(slab_set_t *set, unsigned c)
     segment_of(sl)->slabs_in_use++;
     set->assigned++;
     sl->cls = (uint8_t)c;
-    sl->block_size = slab_class_size[c];
+    sl->block_size = pa_slab_class_size[c];
     sl->capacity = (uint32_t)(SLAB_SIZE / sl->block_size);
     sl->free = NULL;
     sl->used = sl->bump = 0;
@@ -166,17 +167,17 @@ static bool slab_carve(slab_t *sl)
     return true;
 }
 
-void *slab_take_slow(slab_set_t *set, unsigned c)
+void *pa_slab_take_slow(slab_set_t *set, unsigned c)
 {
     slab_t *old = set->current[c];
-    if (old != &slab_none && slab_carve(old))
+    if (old != &pa_slab_none && slab_carve(old))
         return slab_pop(old);
     slab_t *sl = slab_list_pop(&set->partial[c]);
     if (!sl)
         sl = slab_assign(set, c);
     if (!sl)
         return NULL;
-    if (old != &slab_none)
+    if (old != &pa_slab_none)
         old->state = SLAB_FULL; /* nothing left to give: its free list and end are spent */
     sl->state = SLAB_CURRENT;
     set->current[c] = sl;
@@ -185,14 +186,14 @@ void *slab_take_slow(slab_set_t *set, unsigned c)
     return slab_pop(sl);
 }
 
-void *slab_free_list_broken(slab_t *sl, const void *p)
+void *pa_slab_free_list_broken(slab_t *sl, const void *p)
 {
     fprintf(stderr, "pallocator: slab %p: free block %p has a broken link; "
             "the blocks after it stay out of use\n", (void *)sl->start, p);
     return NULL;
 }
 
-void slab_give_slow(slab_set_t *set, slab_t *sl)
+void pa_slab_give_slow(slab_set_t *set, slab_t *sl)
 {
     if (sl->state == SLAB_FULL) {
         sl->state = SLAB_PARTIAL;
@@ -204,12 +205,12 @@ void slab_give_slow(slab_set_t *set, slab_t *sl)
     }
 }
 
-void slab_shrink(slab_set_t *set)
+void pa_slab_shrink(slab_set_t *set)
 {
     for (unsigned c = 0; c < SLAB_CLASSES; c++) {
         slab_t *sl = set->current[c];
-        if (sl != &slab_none && sl->used == 0) {
-            set->current[c] = &slab_none;
+        if (sl != &pa_slab_none && sl->used == 0) {
+            set->current[c] = &pa_slab_none;
             slab_release(set, sl);
         }
     }
@@ -222,15 +223,15 @@ void slab_shrink(slab_set_t *set)
     }
 }
 
-void slab_release_all(slab_set_t *set)
+void pa_slab_release_all(slab_set_t *set)
 {
     segment_t *s = set->segments;
     while (s) {
         segment_t *next = s->next;
-        segment_unmap(s);
+        pa_segment_unmap(s);
         s = next;
     }
-    slab_set_init(set, set->owner, set->held);
+    pa_slab_set_init(set, set->owner, set->held);
 }
 
 /* ---- verification ----------------------------------------------------- */
@@ -244,10 +245,10 @@ static int slab_verify(const slab_set_t *set, const segment_t *s, const slab_t *
                        slab_tally_t *tally)
 {
     unsigned c = sl->cls;
-    if (c >= SLAB_CLASSES || sl->block_size != slab_class_size[c] ||
+    if (c >= SLAB_CLASSES || sl->block_size != pa_slab_class_size[c] ||
         sl->capacity != SLAB_SIZE / sl->block_size || sl->bump > sl->capacity ||
         sl->used > sl->bump || sl->start != (const char *)s + (size_t)(sl - s->slabs) * SLAB_SIZE)
-        return verify_fail("slab %p has a broken record", (const void *)sl->start);
+        return pa_verify_fail("slab %p has a broken record", (const void *)sl->start);
     size_t listed = 0;
     /* Canaries first: an overflow that reached a free neighbour's link
      * is named by the block it came from. */
@@ -255,19 +256,19 @@ static int slab_verify(const slab_set_t *set, const segment_t *s, const slab_t *
         for (uint32_t i = 0; i < sl->bump; i++) {
             const char *p = sl->start + (size_t)i * sl->block_size;
             if (segment_live_test(s, p) && !pa_canary_ok(p, sl->block_size))
-                return verify_fail("block %p: canary overwritten", (const void *)p);
+                return pa_verify_fail("block %p: canary overwritten", (const void *)p);
         }
     for (const void *p = sl->free; p; p = PA_LINK_LOAD(*(void *const *)p))
         if (++listed > sl->bump || !slab_holds_block(sl, p) || segment_live_test(s, p))
-            return verify_fail("slab %p: bad free list at %p", (const void *)sl->start, p);
+            return pa_verify_fail("slab %p: bad free list at %p", (const void *)sl->start, p);
     if (sl->used + listed != sl->bump)
-        return verify_fail("slab %p: %u used and %zu free of %u carved",
+        return pa_verify_fail("slab %p: %u used and %zu free of %u carved",
                            (const void *)sl->start, sl->used, listed, sl->bump);
     bool current = set->current[c] == sl;
     if (current != (sl->state == SLAB_CURRENT) ||
         (sl->state == SLAB_FULL && (listed || sl->bump != sl->capacity)) ||
         (sl->state == SLAB_PARTIAL && (!listed || !sl->used)))
-        return verify_fail("slab %p is in the wrong state", (const void *)sl->start);
+        return pa_verify_fail("slab %p is in the wrong state", (const void *)sl->start);
     tally->partial += sl->state == SLAB_PARTIAL;
     tally->assigned++;
     tally->live_bytes += (size_t)sl->used * (sl->block_size - PA_CANARY_SIZE);
@@ -277,7 +278,7 @@ static int slab_verify(const slab_set_t *set, const segment_t *s, const slab_t *
 static int slab_verify_segment(const slab_set_t *set, const segment_t *s, slab_tally_t *tally)
 {
     if (!segment_has_slabs(s))
-        return verify_fail("segment %p in a slab set has no slabs", (const void *)s);
+        return pa_verify_fail("segment %p in a slab set has no slabs", (const void *)s);
     size_t in_use = 0, used = 0;
     for (size_t k = SEGMENT_HEADER_SLABS; k < SEGMENT_SLABS; k++) {
         const slab_t *sl = &s->slabs[k];
@@ -291,10 +292,10 @@ static int slab_verify_segment(const slab_set_t *set, const segment_t *s, slab_t
         used += sl->used;
     }
     if (in_use != s->slabs_in_use)
-        return verify_fail("slab segment %p: %zu slabs in use, counts %zu", (const void *)s,
+        return pa_verify_fail("slab segment %p: %zu slabs in use, counts %zu", (const void *)s,
                            in_use, s->slabs_in_use);
     /* Blocks being freed by other threads are counted used but not live. */
-    return segment_verify(s, set->owner, used);
+    return pa_segment_verify(s, set->owner, used);
 }
 
 static size_t slab_list_length(const slab_t *sl, unsigned state, unsigned cls)
@@ -306,7 +307,7 @@ static size_t slab_list_length(const slab_t *sl, unsigned state, unsigned cls)
     return n;
 }
 
-int slab_set_verify(const slab_set_t *set, size_t *live_bytes)
+int pa_slab_set_verify(const slab_set_t *set, size_t *live_bytes)
 {
     slab_tally_t tally = {0};
     size_t count = 0;
@@ -314,21 +315,21 @@ int slab_set_verify(const slab_set_t *set, size_t *live_bytes)
         if (slab_verify_segment(set, s, &tally))
             return -1;
     if (count != set->segment_count)
-        return verify_fail("slab set %p lists %zu segments, counts %zu", (const void *)set,
+        return pa_verify_fail("slab set %p lists %zu segments, counts %zu", (const void *)set,
                            count, set->segment_count);
     size_t partial = 0;
     for (unsigned c = 0; c < SLAB_CLASSES; c++) {
         size_t n = slab_list_length(set->partial[c], SLAB_PARTIAL, c);
         const slab_t *cur = set->current[c];
-        if (n == SIZE_MAX || (cur != &slab_none && cur->cls != c))
-            return verify_fail("slab set %p: lists of class %u are broken", (const void *)set, c);
+        if (n == SIZE_MAX || (cur != &pa_slab_none && cur->cls != c))
+            return pa_verify_fail("slab set %p: lists of class %u are broken", (const void *)set, c);
         partial += n;
     }
     if (partial != tally.partial || tally.assigned != set->assigned ||
         slab_list_length(set->free, SLAB_FREE, 0) != tally.free)
-        return verify_fail("slab set %p: lists disagree with the slabs", (const void *)set);
+        return pa_verify_fail("slab set %p: lists disagree with the slabs", (const void *)set);
     if (set->held->allocated < set->assigned * SLAB_SIZE)
-        return verify_fail("slab set %p: %zu slabs with a class, %zu bytes charged",
+        return pa_verify_fail("slab set %p: %zu slabs with a class, %zu bytes charged",
                            (const void *)set, set->assigned, set->held->allocated);
     if (live_bytes)
         *live_bytes = tally.live_bytes;

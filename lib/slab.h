@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * slab.h - slabs: SLAB_SIZE pieces of a heap's slab segments, each cut into
  * blocks of one size class with no header, for requests of up to
@@ -40,43 +41,43 @@ typedef struct slab_set {
     segment_t *spare;            /* a wholly free segment kept mapped */
     size_t segment_count;
     size_t assigned;             /* slabs with a class */
-    struct heap *owner;          /* for segment_acquire only: the segments' owner */
+    struct heap *owner;          /* for pa_segment_acquire only: the segments' owner */
     pa_stats_t *held;            /* charged SLAB_SIZE per slab with a class */
     int *numa_node;              /* the owner's node, refreshed as it grows (numa.h) */
 } slab_set_t;
 
 /* The class of a request by its granule count, and each class's block size. */
-extern uint8_t slab_request_class[(SLAB_REQUEST_MAX >> PA_GRANULE_SHIFT) + 1];
-extern const uint16_t slab_class_size[SLAB_CLASSES];
+extern uint8_t pa_slab_request_class[(SLAB_REQUEST_MAX >> PA_GRANULE_SHIFT) + 1];
+extern const uint16_t pa_slab_class_size[SLAB_CLASSES];
 /* Stands for "no current slab" in every class: it has nothing to give. */
-extern slab_t slab_none;
+extern slab_t pa_slab_none;
 
-/* Fills slab_request_class (once, at initialisation). */
-void slab_tables_init(void);
+/* Fills pa_slab_request_class (once, at initialisation). */
+void pa_slab_tables_init(void);
 /* An empty set whose segments name owner and whose slabs are charged to
  * held. */
-void slab_set_init(slab_set_t *set, struct heap *owner, pa_stats_t *held);
+void pa_slab_set_init(slab_set_t *set, struct heap *owner, pa_stats_t *held);
 /* The rare halves of slab_take and slab_give (slab.c): carving, a new
  * current slab, and moving a slab between lists. */
-void *slab_take_slow(slab_set_t *set, unsigned c);
-void slab_give_slow(slab_set_t *set, slab_t *sl);
+void *pa_slab_take_slow(slab_set_t *set, unsigned c);
+void pa_slab_give_slow(slab_set_t *set, slab_t *sl);
 /* Hardened build: block p's link is broken; reports it and gives up the
  * rest of sl's free list (those blocks stay out of use). Returns NULL. */
-void *slab_free_list_broken(slab_t *sl, const void *p);
+void *pa_slab_free_list_broken(slab_t *sl, const void *p);
 /* Gives back every slab without live blocks and every wholly free segment
  * (a heap whose thread exits). */
-void slab_shrink(slab_set_t *set);
+void pa_slab_shrink(slab_set_t *set);
 /* Unmaps every segment of the set; only while nothing else runs. */
-void slab_release_all(slab_set_t *set);
+void pa_slab_release_all(slab_set_t *set);
 /* Checks every slab's record, free list and state, the set's lists and
- * counts, and each segment (segment_verify); the bytes of live blocks go
+ * counts, and each segment (pa_segment_verify); the bytes of live blocks go
  * to *live_bytes (NULL: not wanted). Called by the set's owner, or with
- * it paused. 0, or -1 after verify_fail. */
-int slab_set_verify(const slab_set_t *set, size_t *live_bytes);
+ * it paused. 0, or -1 after pa_verify_fail. */
+int pa_slab_set_verify(const slab_set_t *set, size_t *live_bytes);
 
 static inline unsigned slab_class_of(size_t n)
 {
-    return slab_request_class[(n + PA_GRANULE - 1) >> PA_GRANULE_SHIFT];
+    return pa_slab_request_class[(n + PA_GRANULE - 1) >> PA_GRANULE_SHIFT];
 }
 
 static inline slab_t *slab_of(const segment_t *s, const void *p)
@@ -99,7 +100,7 @@ static inline void *slab_pop(slab_t *sl)
         /* Hardened: a link an overflow has overwritten is never followed. */
         if (PA_GUARDED && pa_unlikely(next != NULL && (!slab_holds_block(sl, next) ||
                                                       segment_live_test(segment_of(p), next))))
-            next = slab_free_list_broken(sl, p);
+            next = pa_slab_free_list_broken(sl, p);
         sl->free = next;
         sl->used++;
         pa_mem_open(p, sl->block_size); /* free memory until now */
@@ -111,11 +112,11 @@ static inline void *slab_pop(slab_t *sl)
 static inline void *slab_take(slab_set_t *set, unsigned c)
 {
     void *p = slab_pop(set->current[c]);
-    return pa_likely(p != NULL) ? p : slab_take_slow(set, c);
+    return pa_likely(p != NULL) ? p : pa_slab_take_slow(set, c);
 }
 
 /* Puts block p (its live mark claimed) back in slab sl; true when the slab
- * must change lists, which slab_give_slow then does. Split from slab_give
+ * must change lists, which pa_slab_give_slow then does. Split from slab_give
  * so a fast path can leave the rare step to a tail call. */
 static inline bool slab_push(slab_t *sl, void *p)
 {
@@ -136,7 +137,7 @@ static inline bool slab_push(slab_t *sl, void *p)
 static inline void slab_give(slab_set_t *set, slab_t *sl, void *p)
 {
     if (slab_push(sl, p))
-        slab_give_slow(set, sl);
+        pa_slab_give_slow(set, sl);
 }
 
 #endif /* PA_SLAB_H */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * stats.h - a byte count that keeps its own peak. Each layer that counts
  * bytes owns one and charges it itself, so no layer reaches up into

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * strdup.c - mystrdup and mystrndup: copies of strings in blocks of the
  * allocator, which every user would otherwise write by hand.

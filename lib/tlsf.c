@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tlsf.c - TLSF, the arena's allocator: bounded-time search over segregated free lists.
  *
@@ -13,7 +14,7 @@
 
 #include <string.h>
 
-void tlsf_init(tlsf_t *t)
+void pa_tlsf_init(tlsf_t *t)
 {
     memset(t, 0, sizeof(*t));
 }
@@ -33,7 +34,7 @@ static void tlsf_insert(tlsf_t *t, block_t *b)
     t->free_blocks++;
 }
 
-void tlsf_remove(tlsf_t *t, block_t *b)
+void pa_tlsf_remove(tlsf_t *t, block_t *b)
 {
     tlsf_bin_t bin = tlsf_bin_of(block_size(b));
     block_t *next = PA_LINK_LOAD(b->next_free), *prev = PA_LINK_LOAD(b->prev_free);
@@ -100,11 +101,11 @@ static void tlsf_trim(tlsf_t *t, block_t *b, size_t size)
 {
     if (block_size(b) >= size + BLOCK_MIN_SIZE) {
         block_t *rest = block_split(b, size);
-        tlsf_give(t, rest);
+        pa_tlsf_give(t, rest);
     }
 }
 
-block_t *tlsf_take(tlsf_t *t, size_t size)
+block_t *pa_tlsf_take(tlsf_t *t, size_t size)
 {
     if (size >= (size_t)1 << PA_SEGMENT_SHIFT)
         return NULL;
@@ -118,7 +119,7 @@ block_t *tlsf_take(tlsf_t *t, size_t size)
     if (!b)
         return NULL;
     pa_assert(block_size(b) >= size);
-    tlsf_remove(t, b);
+    pa_tlsf_remove(t, b);
     block_mark_used(b);
     tlsf_trim(t, b, size);
     /* Its payload held free-list links and headers, closed to checkers. */
@@ -126,18 +127,18 @@ block_t *tlsf_take(tlsf_t *t, size_t size)
     return b;
 }
 
-block_t *tlsf_give(tlsf_t *t, block_t *b)
+block_t *pa_tlsf_give(tlsf_t *t, block_t *b)
 {
     pa_assert(!block_is_free(b));
     /* Hardened: a damaged neighbour is left alone, never merged. */
     if (block_prev_is_free(b) && (!PA_GUARDED || tlsf_free_block_sane(b->prev_phys))) {
         block_t *prev = b->prev_phys;
-        tlsf_remove(t, prev);
+        pa_tlsf_remove(t, prev);
         b = block_absorb(prev, b);
     }
     block_t *next = block_next(b);
     if (block_is_free(next) && (!PA_GUARDED || tlsf_free_block_sane(next))) {
-        tlsf_remove(t, next);
+        pa_tlsf_remove(t, next);
         b = block_absorb(b, next);
     }
     block_mark_free(b);
@@ -145,7 +146,7 @@ block_t *tlsf_give(tlsf_t *t, block_t *b)
     return b;
 }
 
-bool tlsf_resize(tlsf_t *t, block_t *b, size_t size)
+bool pa_tlsf_resize(tlsf_t *t, block_t *b, size_t size)
 {
     size_t have = block_size(b);
     if (size > have) {
@@ -153,7 +154,7 @@ bool tlsf_resize(tlsf_t *t, block_t *b, size_t size)
         if (!block_is_free(next) || (PA_GUARDED && !tlsf_free_block_sane(next)) ||
             have + block_size(next) < size)
             return false;
-        tlsf_remove(t, next);
+        pa_tlsf_remove(t, next);
         block_absorb(b, next);
         block_mark_used(b);
     }
@@ -161,49 +162,49 @@ bool tlsf_resize(tlsf_t *t, block_t *b, size_t size)
     return true;
 }
 
-block_t *tlsf_add_area(tlsf_t *t, void *start, size_t size)
+block_t *pa_tlsf_add_area(tlsf_t *t, void *start, size_t size)
 {
     block_t *b = block_make_area(start, size);
-    return tlsf_give(t, b);
+    return pa_tlsf_give(t, b);
 }
 
 /* ---- verification ----------------------------------------------------- */
 
-int tlsf_verify(const tlsf_t *t, tlsf_owns_fn owns, const void *ctx)
+int pa_tlsf_verify(const tlsf_t *t, tlsf_owns_fn owns, const void *ctx)
 {
     size_t listed = 0;
     for (unsigned fl = 0; fl < TLSF_FL_COUNT; fl++) {
         if (((t->fl_bitmap >> fl) & 1) != (t->sl_bitmap[fl] != 0))
-            return verify_fail("TLSF %p: first-level bit %u disagrees with its row",
+            return pa_verify_fail("TLSF %p: first-level bit %u disagrees with its row",
                                (const void *)t, fl);
         for (unsigned sl = 0; sl < TLSF_SL_COUNT; sl++) {
             const block_t *b = t->lists[fl][sl];
             if (((t->sl_bitmap[fl] >> sl) & 1) != (b != NULL))
-                return verify_fail("TLSF %p: bitmap bit %u/%u disagrees with its list",
+                return pa_verify_fail("TLSF %p: bitmap bit %u/%u disagrees with its list",
                                    (const void *)t, fl, sl);
             for (const block_t *prev = NULL; b; prev = b, b = PA_LINK_LOAD(b->next_free)) {
                 if (++listed > t->free_blocks)
-                    return verify_fail("TLSF %p: free lists hold more blocks than counted",
+                    return pa_verify_fail("TLSF %p: free lists hold more blocks than counted",
                                        (const void *)t);
                 if (owns && !owns(b, ctx))
-                    return verify_fail("TLSF %p: list %u/%u holds foreign block %p",
+                    return pa_verify_fail("TLSF %p: list %u/%u holds foreign block %p",
                                        (const void *)t, fl, sl, (const void *)b);
                 if (!block_is_free(b))
-                    return verify_fail("TLSF %p: list %u/%u holds used block %p",
+                    return pa_verify_fail("TLSF %p: list %u/%u holds used block %p",
                                        (const void *)t, fl, sl, (const void *)b);
                 tlsf_bin_t bin = tlsf_bin_of(block_size(b));
                 if (bin.fl != fl || bin.sl != sl)
-                    return verify_fail("TLSF %p: block %p of size %zu is in list %u/%u, "
+                    return pa_verify_fail("TLSF %p: block %p of size %zu is in list %u/%u, "
                                        "belongs in %u/%u", (const void *)t, (const void *)b,
                                        block_size(b), fl, sl, bin.fl, bin.sl);
                 if (PA_LINK_LOAD(b->prev_free) != prev)
-                    return verify_fail("TLSF %p: list %u/%u: back link of %p is wrong",
+                    return pa_verify_fail("TLSF %p: list %u/%u: back link of %p is wrong",
                                        (const void *)t, fl, sl, (const void *)b);
             }
         }
     }
     if (listed != t->free_blocks)
-        return verify_fail("TLSF %p: %zu blocks listed, %zu counted free", (const void *)t,
+        return pa_verify_fail("TLSF %p: %zu blocks listed, %zu counted free", (const void *)t,
                            listed, t->free_blocks);
     return 0;
 }
@@ -213,7 +214,7 @@ static bool tlsf_block_in(const block_t *b, const block_t *first, const block_t 
     return b >= first && b <= sentinel && ((uintptr_t)b & (PA_GRANULE - 1)) == 0;
 }
 
-int tlsf_verify_area(const block_t *first, const block_t *sentinel, tlsf_visit_fn visit,
+int pa_tlsf_verify_area(const block_t *first, const block_t *sentinel, tlsf_visit_fn visit,
                      void *ctx, tlsf_area_tally_t *tally)
 {
     const block_t *prev = NULL;
@@ -221,18 +222,18 @@ int tlsf_verify_area(const block_t *first, const block_t *sentinel, tlsf_visit_f
     while (!block_is_sentinel(b)) {
         size_t size = block_size(b);
         if (size < BLOCK_MIN_SIZE || size % PA_GRANULE)
-            return verify_fail("block %p has bad size %zu", (const void *)b, size);
+            return pa_verify_fail("block %p has bad size %zu", (const void *)b, size);
         const block_t *next = block_next(b);
         if (!tlsf_block_in(next, first, sentinel))
-            return verify_fail("block %p runs past its area", (const void *)b);
+            return pa_verify_fail("block %p runs past its area", (const void *)b);
         if (block_prev_is_free(b) != (prev && block_is_free(prev)))
-            return verify_fail("block %p: predecessor flag disagrees", (const void *)b);
+            return pa_verify_fail("block %p: predecessor flag disagrees", (const void *)b);
         if (block_is_free(b)) {
             if (prev && block_is_free(prev))
-                return verify_fail("blocks %p and %p: two free neighbours not merged",
+                return pa_verify_fail("blocks %p and %p: two free neighbours not merged",
                                    (const void *)prev, (const void *)b);
             if (next->prev_phys != b)
-                return verify_fail("block %p: boundary tag of successor is wrong",
+                return pa_verify_fail("block %p: boundary tag of successor is wrong",
                                    (const void *)b);
             tally->free_bytes += size;
             tally->free_blocks++;
@@ -243,10 +244,10 @@ int tlsf_verify_area(const block_t *first, const block_t *sentinel, tlsf_visit_f
         b = next;
     }
     if (b != sentinel)
-        return verify_fail("area %p: block chain ends at %p, not at its sentinel",
+        return pa_verify_fail("area %p: block chain ends at %p, not at its sentinel",
                            (const void *)first, (const void *)b);
     if (block_prev_is_free(b) != (prev && block_is_free(prev)))
-        return verify_fail("area %p: sentinel predecessor flag disagrees", (const void *)first);
+        return pa_verify_fail("area %p: sentinel predecessor flag disagrees", (const void *)first);
     return 0;
 }
 
@@ -275,7 +276,7 @@ static size_t tlsf_aligned_gap(const block_t *b, size_t align)
     return gap;
 }
 
-block_t *tlsf_take_aligned(tlsf_t *t, size_t size, size_t align)
+block_t *pa_tlsf_take_aligned(tlsf_t *t, size_t size, size_t align)
 {
     pa_assert(align > PA_GRANULE && (align & (align - 1)) == 0);
     /* The widest gap is align plus a granule; searching for room for it
@@ -295,16 +296,16 @@ block_t *tlsf_take_aligned(tlsf_t *t, size_t size, size_t align)
     if (!b)
         return NULL;
     pa_assert(block_size(b) >= search);
-    tlsf_remove(t, b);
+    pa_tlsf_remove(t, b);
     block_mark_used(b);
     size_t gap = tlsf_aligned_gap(b, align);
     if (gap) {
         block_t *front = b;
         b = block_split(front, gap);
-        tlsf_give(t, front);
+        pa_tlsf_give(t, front);
     }
     tlsf_trim(t, b, size);
-    /* As in tlsf_take: the payload is opened to memory checkers. */
+    /* As in pa_tlsf_take: the payload is opened to memory checkers. */
     pa_mem_open(block_payload(b), block_usable(b));
     return b;
 }

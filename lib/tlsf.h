@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tlsf.h - one TLSF control structure: first- and second-level
  * bitmaps over segregated free lists. It knows blocks only; which memory the
@@ -79,29 +80,29 @@ static inline size_t tlsf_block_size_for(size_t n)
     return size;
 }
 
-void tlsf_init(tlsf_t *t);
+void pa_tlsf_init(tlsf_t *t);
 /* Takes a used block of exactly size bytes (from tlsf_block_size_for) out of
  * the free lists, splitting off what is left; NULL when nothing fits. */
-block_t *tlsf_take(tlsf_t *t, size_t size);
-/* As tlsf_take, for a block whose payload is a multiple of align (a power
+block_t *pa_tlsf_take(tlsf_t *t, size_t size);
+/* As pa_tlsf_take, for a block whose payload is a multiple of align (a power
  * of two above the granule): the free space in front of it goes back to
  * the free lists. NULL when no free block has room for the worst case. */
-block_t *tlsf_take_aligned(tlsf_t *t, size_t size, size_t align);
+block_t *pa_tlsf_take_aligned(tlsf_t *t, size_t size, size_t align);
 /* Frees b, merging it with free neighbours; returns the merged free block. */
-block_t *tlsf_give(tlsf_t *t, block_t *b);
+block_t *pa_tlsf_give(tlsf_t *t, block_t *b);
 /* Resizes a used block in place, using its free successor to grow;
  * false when it cannot. */
-bool tlsf_resize(tlsf_t *t, block_t *b, size_t size);
+bool pa_tlsf_resize(tlsf_t *t, block_t *b, size_t size);
 /* Lays out a new area as one free block (plus sentinel); returns it. */
-block_t *tlsf_add_area(tlsf_t *t, void *start, size_t size);
+block_t *pa_tlsf_add_area(tlsf_t *t, void *start, size_t size);
 /* Removes a free block from its list (to hand its area back). */
-void tlsf_remove(tlsf_t *t, block_t *b);
+void pa_tlsf_remove(tlsf_t *t, block_t *b);
 
 /* Checks t's bitmaps, free lists and counts; owns (NULL: skipped) tells
  * whether a listed block lies where t's blocks may. 0, or -1 after
- * verify_fail. */
+ * pa_verify_fail. */
 typedef bool (*tlsf_owns_fn)(const block_t *b, const void *ctx);
-int tlsf_verify(const tlsf_t *t, tlsf_owns_fn owns, const void *ctx);
+int pa_tlsf_verify(const tlsf_t *t, tlsf_owns_fn owns, const void *ctx);
 /* Walks the physical chain of the area from first to its sentinel: sizes,
  * flags, merged neighbours and boundary tags; adds the free blocks to
  * tally and calls visit (NULL: none) on every block, whose nonzero return
@@ -110,7 +111,7 @@ typedef struct tlsf_area_tally {
     size_t free_bytes, free_blocks;
 } tlsf_area_tally_t;
 typedef int (*tlsf_visit_fn)(const block_t *b, void *ctx);
-int tlsf_verify_area(const block_t *first, const block_t *sentinel, tlsf_visit_fn visit,
+int pa_tlsf_verify_area(const block_t *first, const block_t *sentinel, tlsf_visit_fn visit,
                      void *ctx, tlsf_area_tally_t *tally);
 
 #endif /* PA_TLSF_H */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * verify.c - the one report every layer's verifier makes when it finds a
  * structure broken (allocator_verify, and the assertions of debug builds).
@@ -6,7 +7,7 @@
 
 #include "internal.h"
 
-int verify_fail(const char *fmt, ...)
+int pa_verify_fail(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);

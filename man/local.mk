@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Manual pages: one per public call in section 3, the overview in section 7,
 # the wrapper that runs a program on the override library in section 1.
 PA_MAN_PAGES = \

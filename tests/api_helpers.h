@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * api_helpers.h - what the single-threaded Check programs of the public
  * interface share (check_alloc, check_realloc, check_free, check_lifecycle,

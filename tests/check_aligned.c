@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_aligned.c - myalloc_aligned, mystrdup and mystrndup: every
  * alignment from 1 to 2 MiB against a range of sizes, contents, pointers

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_alloc.c - myalloc and mycalloc: alignment, no overlap,
  * contents kept, myalloc(0), reuse of freed memory, boundary sizes and

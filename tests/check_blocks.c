@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_blocks.c - block metadata: header layout, boundary tags, split and
  * merge, exercised on a plain buffer.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_cache.c - the heap's cache of freed blocks (arena blocks and the
  * largest slab classes): the size classes arena requests round up to,
@@ -56,8 +57,8 @@ START_TEST(test_cache_classes)
     ck_assert_msg(bad == 0, "request %zu: block size %zu, class %u", bad, cache_block_size_for(bad),
                   cache_class_of_request(bad));
     /* The cached slab classes start right above CACHE_SLAB_MIN_REQUEST. */
-    ck_assert_uint_eq(slab_class_size[CACHE_SLAB_FIRST - 1], CACHE_SLAB_MIN_REQUEST);
-    ck_assert_uint_gt(slab_class_size[CACHE_SLAB_FIRST], CACHE_SLAB_MIN_REQUEST);
+    ck_assert_uint_eq(pa_slab_class_size[CACHE_SLAB_FIRST - 1], CACHE_SLAB_MIN_REQUEST);
+    ck_assert_uint_gt(pa_slab_class_size[CACHE_SLAB_FIRST], CACHE_SLAB_MIN_REQUEST);
     /* Blocks shrunk in place below every class are not taken. */
     ck_assert(!cache_takes_class(cache_class_of_block(128)));
     ck_assert(!cache_takes_class(cache_class_of_block(SLAB_REQUEST_MAX)));
@@ -75,7 +76,7 @@ START_TEST(test_cache_refuses_and_reuses)
     unsigned char *keep = myalloc(20000), *p = myalloc(20000);
     ck_assert(keep && p);
     ck_assert_int_eq(myfree(p), 0);
-    ck_assert_uint_eq(cache_count(&my_heap()->cache), 1);
+    ck_assert_uint_eq(pa_cache_count(&my_heap()->cache), 1);
     errno = 0;
     ck_assert_int_eq(myfree(p), -1);
     ck_assert_int_eq(errno, EINVAL);
@@ -85,10 +86,10 @@ START_TEST(test_cache_refuses_and_reuses)
     errno = 0;
     ck_assert_ptr_null(myrealloc(p, 100));
     ck_assert_int_eq(errno, EINVAL);
-    ck_assert_uint_eq(cache_count(&my_heap()->cache), 1);
+    ck_assert_uint_eq(pa_cache_count(&my_heap()->cache), 1);
     unsigned char *q = myalloc(19000); /* the same class */
     ck_assert_ptr_eq(q, p);
-    ck_assert_uint_eq(cache_count(&my_heap()->cache), 0);
+    ck_assert_uint_eq(pa_cache_count(&my_heap()->cache), 0);
     ck_assert_int_eq(allocator_verify(), 0);
     ck_assert_int_eq(myfree(q), 0);
     ck_assert_int_eq(myfree(keep), 0);
@@ -111,18 +112,18 @@ START_TEST(test_cache_counts_as_free)
     ck_assert_uint_ge(allocated_now(), before + N * 16000);
     for (int i = 0; i < N; i++)
         ck_assert_int_eq(myfree(p[i]), 0);
-    ck_assert_uint_eq(cache_count(&my_heap()->cache), N);
+    ck_assert_uint_eq(pa_cache_count(&my_heap()->cache), N);
     ck_assert_int_eq(allocator_stats(NULL, &freed, NULL), 0);
     ck_assert_uint_ge(freed, N * 16000);
     ck_assert_uint_eq(allocated_now(), before);
-    ck_assert_uint_eq(cache_count(&my_heap()->cache), 0);
+    ck_assert_uint_eq(pa_cache_count(&my_heap()->cache), 0);
     for (int i = 0; i < N; i++)
         ck_assert_ptr_nonnull(p[i] = myalloc(17000));
     for (int i = 0; i < N; i++)
         ck_assert_int_eq(myfree(p[i]), 0);
-    ck_assert_uint_eq(cache_count(&my_heap()->cache), N);
+    ck_assert_uint_eq(pa_cache_count(&my_heap()->cache), N);
     ck_assert_int_eq(allocator_verify(), 0);
-    ck_assert_uint_eq(cache_count(&my_heap()->cache), 0);
+    ck_assert_uint_eq(pa_cache_count(&my_heap()->cache), 0);
 }
 END_TEST
 
@@ -143,7 +144,7 @@ START_TEST(test_cache_verify_catches_damage)
         ck_assert_int_eq(allocator_verify(), -1);
         PA_LINK_STORE(*(void **)p, link);
     }
-    ck_assert_uint_eq(cache_count(&my_heap()->cache), 2);
+    ck_assert_uint_eq(pa_cache_count(&my_heap()->cache), 2);
     my_heap()->cache.bytes += PA_GRANULE;
     ck_assert_int_eq(allocator_verify(), -1);
     my_heap()->cache.bytes -= 2 * PA_GRANULE;
@@ -172,7 +173,7 @@ START_TEST(test_cache_is_bounded)
         ck_assert_uint_le(my_heap()->cache.bytes, cache_limit(peak_used));
     }
     ck_assert_uint_le(my_heap()->cache.bytes, CACHE_MAX_BYTES);
-    ck_assert_uint_lt(cache_count(&my_heap()->cache), N);
+    ck_assert_uint_lt(pa_cache_count(&my_heap()->cache), N);
     ck_assert_uint_eq(allocated_now(), 0);
 }
 END_TEST
@@ -187,7 +188,7 @@ START_TEST(test_cache_slab_blocks)
     unsigned char *a = myalloc(5000), *keep = myalloc(5000);
     ck_assert(a && keep);
     ck_assert_int_eq(myfree(a), 0);
-    ck_assert_uint_eq(cache_count(&my_heap()->cache), 1);
+    ck_assert_uint_eq(pa_cache_count(&my_heap()->cache), 1);
     errno = 0;
     ck_assert_int_eq(myfree(a), -1);
     ck_assert_int_eq(errno, EINVAL);
@@ -215,10 +216,10 @@ START_TEST(test_cache_slab_blocks)
         ck_assert_uint_le(my_heap()->cache.slab_bytes[k],
                           cache_slab_limit(my_heap()->slabs.assigned));
     }
-    ck_assert_uint_gt(cache_count(&my_heap()->cache), 0);
+    ck_assert_uint_gt(pa_cache_count(&my_heap()->cache), 0);
     ck_assert_int_eq(myfree(keep), 0);
     ck_assert_uint_eq(allocated_now(), 0);
-    ck_assert_uint_eq(cache_count(&my_heap()->cache), 0);
+    ck_assert_uint_eq(pa_cache_count(&my_heap()->cache), 0);
 }
 END_TEST
 
@@ -232,7 +233,7 @@ static void *thread_caches_and_exits(void *arg)
             return NULL;
     heap_t **h = arg;
     *h = pa_thread.heap;
-    return cache_count(&(*h)->cache) == 8 ? arg : NULL;
+    return pa_cache_count(&(*h)->cache) == 8 ? arg : NULL;
 }
 
 /* A thread's exit gives its cached blocks back to its heap's arena. */
@@ -246,7 +247,7 @@ START_TEST(test_cache_emptied_at_thread_exit)
     ck_assert_int_eq(pthread_join(t, &ret), 0);
     ck_assert_ptr_nonnull(ret);
     ck_assert_uint_eq(h->state, HEAP_ABANDONED);
-    ck_assert_uint_eq(cache_count(&h->cache), 0);
+    ck_assert_uint_eq(pa_cache_count(&h->cache), 0);
     ck_assert_uint_eq(h->cache.bytes, 0);
     ck_assert_uint_eq(allocated_now(), 0);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_dump.c - allocator_dump(): its summary gives allocator_stats'
  * figures and their parts by kind, each heap's line its own share, and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_faults.c - the allocator when the kernel refuses: every call that
  * maps, unmaps or advises pages fails in turn (this program defines mmap,

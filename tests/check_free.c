@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_free.c - myfree of pointers it must refuse: foreign,
  * interior and misaligned pointers, double frees (after merges, after

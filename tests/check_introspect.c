@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_introspect.c - allocator_stats() and allocator_verify() over long
  * random sequences (allocator_dump() is in check_dump.c).

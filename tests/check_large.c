@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_large.c - blocks above the large threshold: the cache of freed
  * mappings (reuse, its bounds, giving it back, stale pointers into it),
@@ -55,14 +56,14 @@ static bool is_mapped(const void *p)
 static size_t cached_count(void)
 {
     size_t count, bytes;
-    segment_cache_usage(&count, &bytes);
+    pa_segment_cache_usage(&count, &bytes);
     return count;
 }
 
 static size_t cached_bytes(void)
 {
     size_t count, bytes;
-    segment_cache_usage(&count, &bytes);
+    pa_segment_cache_usage(&count, &bytes);
     return bytes;
 }
 
@@ -201,17 +202,17 @@ START_TEST(test_realloc_shrink_in_place)
     unsigned char *p = myalloc(16 * MiB);
     ck_assert_ptr_nonnull(p);
     block_fill(p, 2 * MiB);
-    large_lock();
-    size_t mapped_before = large_stats().mapped;
-    large_unlock();
+    pa_large_lock();
+    size_t mapped_before = pa_large_stats().mapped;
+    pa_large_unlock();
     unsigned char *q = myrealloc(p, 2 * MiB);
     ck_assert_ptr_eq(q, p);
     ck_assert(block_ok(q, 2 * MiB));
     ck_assert_uint_ge(myalloc_usable_size(q), 2 * MiB);
     ck_assert_uint_lt(myalloc_usable_size(q), 2 * MiB + 64 * KiB);
-    large_lock();
-    ck_assert_uint_le(large_stats().mapped + 14 * MiB, mapped_before);
-    large_unlock();
+    pa_large_lock();
+    ck_assert_uint_le(pa_large_stats().mapped + 14 * MiB, mapped_before);
+    pa_large_unlock();
     /* The pages given back are gone: the old end is no longer ours. */
     ck_assert(!is_mapped(p + 15 * MiB));
     ck_assert_int_eq(allocator_verify(), 0);
@@ -271,10 +272,10 @@ START_TEST(test_cache_given_back)
     ck_assert_int_eq(myfree(q), 0);
     ck_assert_uint_eq(cached_count(), 2);
     /* Not yet: both were cached just now. */
-    segment_cache_expire(segment_clock_ms());
+    pa_segment_cache_expire(pa_segment_clock_ms());
     ck_assert_uint_eq(cached_count(), 2);
     /* After the decay time without reuse they are unmapped. */
-    segment_cache_expire(segment_clock_ms() + MAPPING_CACHE_DECAY_MS + 50);
+    pa_segment_cache_expire(pa_segment_clock_ms() + MAPPING_CACHE_DECAY_MS + 50);
     ck_assert_uint_eq(cached_count(), 0);
     ck_assert(!is_mapped(p));
     ck_assert(!is_mapped(q));
@@ -472,7 +473,7 @@ static int body_freed_memory_reusable(void)
         return 11;
     if (!free_all(n))
         return 12;
-    if (segment_pool_count() > SEGMENT_POOL_MAX)
+    if (pa_segment_pool_count() > SEGMENT_POOL_MAX)
         return 19;
     void *p = myalloc(2 * MiB);
     if (!p)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_lifecycle.c - allocator_cleanup() unmapping all the library
  * mapped, and allocator_init() in both modes.

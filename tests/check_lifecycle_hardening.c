@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_lifecycle_hardening.c - the allocator across a thread's and a
  * process's life cycle: destructors that allocate after the library's exit
@@ -52,12 +53,12 @@ static int alloc_round(void)
 static size_t count_heaps(size_t *abandoned)
 {
     size_t n = 0, a = 0;
-    heap_registry_lock();
-    for (const heap_t *h = heap_registry_first(); h; h = h->next_all) {
+    pa_heap_registry_lock();
+    for (const heap_t *h = pa_heap_registry_first(); h; h = h->next_all) {
         n++;
         a += h->state == HEAP_ABANDONED;
     }
-    heap_registry_unlock();
+    pa_heap_registry_unlock();
     if (abandoned)
         *abandoned = a;
     return n;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_main.h - the main() of the Check programs split by area: it runs the
  * program's one suite and exits non-zero when a test failed.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_numa.c - NUMA placement: the topology read from fake sysfs trees
  * (1, 2 and 4 nodes, a node without CPUs, sparse nodes, long CPU lists,
@@ -78,9 +79,9 @@ static void load_tree(const char *const *cpulists, int nodes, const char *online
 {
     char dir[4096];
     make_tree(dir, cpulists, nodes, online);
-    ck_assert_int_eq(numa_topology_load(dir), expect);
+    ck_assert_int_eq(pa_numa_topology_load(dir), expect);
     remove_tree(dir);
-    ck_assert_int_eq(numa_node_count(), expect > 0 ? expect : 1);
+    ck_assert_int_eq(pa_numa_node_count(), expect > 0 ? expect : 1);
 }
 
 START_TEST(test_topology_one_node)
@@ -88,9 +89,9 @@ START_TEST(test_topology_one_node)
     static const char *const lists[] = {"0-3\n"};
     load_tree(lists, 1, "0\n", 1);
     for (int cpu = 0; cpu < 4; cpu++)
-        ck_assert_int_eq(numa_node_of_cpu(cpu), 0);
-    ck_assert_int_eq(numa_node_of_cpu(100), 0); /* unlisted: the lowest node */
-    ck_assert_int_eq(numa_node_of_cpu(-1), 0);  /* sched_getcpu failed */
+        ck_assert_int_eq(pa_numa_node_of_cpu(cpu), 0);
+    ck_assert_int_eq(pa_numa_node_of_cpu(100), 0); /* unlisted: the lowest node */
+    ck_assert_int_eq(pa_numa_node_of_cpu(-1), 0);  /* sched_getcpu failed */
 }
 END_TEST
 
@@ -98,11 +99,11 @@ START_TEST(test_topology_two_nodes)
 {
     static const char *const lists[] = {"0-1\n", "2-3\n"};
     load_tree(lists, 2, "0-1\n", 2);
-    ck_assert_int_eq(numa_node_of_cpu(0), 0);
-    ck_assert_int_eq(numa_node_of_cpu(1), 0);
-    ck_assert_int_eq(numa_node_of_cpu(2), 1);
-    ck_assert_int_eq(numa_node_of_cpu(3), 1);
-    ck_assert_int_eq(numa_node_of_cpu(4), 0);
+    ck_assert_int_eq(pa_numa_node_of_cpu(0), 0);
+    ck_assert_int_eq(pa_numa_node_of_cpu(1), 0);
+    ck_assert_int_eq(pa_numa_node_of_cpu(2), 1);
+    ck_assert_int_eq(pa_numa_node_of_cpu(3), 1);
+    ck_assert_int_eq(pa_numa_node_of_cpu(4), 0);
 }
 END_TEST
 
@@ -112,9 +113,9 @@ START_TEST(test_topology_four_nodes)
     static const char *const lists[] = {"0,4\n", "1,5\n", "2,6\n", "3,7\n"};
     load_tree(lists, 4, NULL, 4);
     for (int cpu = 0; cpu < 8; cpu++)
-        ck_assert_int_eq(numa_node_of_cpu(cpu), cpu % 4);
+        ck_assert_int_eq(pa_numa_node_of_cpu(cpu), cpu % 4);
     load_tree(lists, 4, "0-3\n", 4);
-    ck_assert_int_eq(numa_node_of_cpu(7), 3);
+    ck_assert_int_eq(pa_numa_node_of_cpu(7), 3);
 }
 END_TEST
 
@@ -124,10 +125,10 @@ START_TEST(test_topology_empty_node)
     static const char *const lists[] = {"0-3\n", "\n", "4-7\n"};
     load_tree(lists, 3, "0-2\n", 3);
     for (int cpu = 0; cpu < 8; cpu++)
-        ck_assert_int_eq(numa_node_of_cpu(cpu), cpu < 4 ? 0 : 2);
+        ck_assert_int_eq(pa_numa_node_of_cpu(cpu), cpu < 4 ? 0 : 2);
     static const char *const bare[] = {"0-1\n", ""}; /* an empty file, too */
     load_tree(bare, 2, NULL, 2);
-    ck_assert_int_eq(numa_node_of_cpu(1), 0);
+    ck_assert_int_eq(pa_numa_node_of_cpu(1), 0);
 }
 END_TEST
 
@@ -136,14 +137,14 @@ START_TEST(test_topology_sparse_nodes)
 {
     static const char *const lists[] = {NULL, "0-1\n", NULL, "2-3\n"};
     load_tree(lists, 4, NULL, 2);
-    ck_assert_int_eq(numa_node_of_cpu(0), 1);
-    ck_assert_int_eq(numa_node_of_cpu(3), 3);
-    ck_assert_int_eq(numa_node_of_cpu(9), 1);
+    ck_assert_int_eq(pa_numa_node_of_cpu(0), 1);
+    ck_assert_int_eq(pa_numa_node_of_cpu(3), 3);
+    ck_assert_int_eq(pa_numa_node_of_cpu(9), 1);
     /* The online file decides which nodes are read. */
     static const char *const both[] = {"0-1\n", "2-3\n"};
     load_tree(both, 2, "1\n", 1);
-    ck_assert_int_eq(numa_node_of_cpu(0), 1);
-    ck_assert_int_eq(numa_node_of_cpu(2), 1);
+    ck_assert_int_eq(pa_numa_node_of_cpu(0), 1);
+    ck_assert_int_eq(pa_numa_node_of_cpu(2), 1);
 }
 END_TEST
 
@@ -154,12 +155,12 @@ START_TEST(test_topology_long_ranges)
     static const int node0[] = {0, 3, 8, 11, 64, 100, 127};
     static const int node1[] = {4, 7, 12, 63, 128, 2048, NUMA_MAX_CPUS - 1};
     for (size_t i = 0; i < sizeof node0 / sizeof node0[0]; i++)
-        ck_assert_int_eq(numa_node_of_cpu(node0[i]), 0);
+        ck_assert_int_eq(pa_numa_node_of_cpu(node0[i]), 0);
     for (size_t i = 0; i < sizeof node1 / sizeof node1[0]; i++)
-        ck_assert_int_eq(numa_node_of_cpu(node1[i]), 1);
+        ck_assert_int_eq(pa_numa_node_of_cpu(node1[i]), 1);
     /* Past the table: the lowest node, however the list ran on. */
-    ck_assert_int_eq(numa_node_of_cpu(NUMA_MAX_CPUS), 0);
-    ck_assert_int_eq(numa_node_of_cpu(4500), 0);
+    ck_assert_int_eq(pa_numa_node_of_cpu(NUMA_MAX_CPUS), 0);
+    ck_assert_int_eq(pa_numa_node_of_cpu(4500), 0);
 }
 END_TEST
 
@@ -179,7 +180,7 @@ START_TEST(test_topology_list_across_reads)
     const char *const lists[] = {odd, even};
     load_tree(lists, 2, NULL, 2);
     for (int cpu = 0; cpu < 2000; cpu++)
-        ck_assert_int_eq(numa_node_of_cpu(cpu), cpu % 2 ? 0 : 1);
+        ck_assert_int_eq(pa_numa_node_of_cpu(cpu), cpu % 2 ? 0 : 1);
 }
 END_TEST
 
@@ -190,48 +191,48 @@ START_TEST(test_topology_malformed)
     static const char *const lists[] = {"0-1\n", "2-3,x\n", "5-4\n", "6,,7\n", "8-\n",
                                         "9-10-11\n", "12\n"};
     load_tree(lists, 7, NULL, 7);
-    ck_assert_int_eq(numa_node_of_cpu(1), 0);
+    ck_assert_int_eq(pa_numa_node_of_cpu(1), 0);
     for (int cpu = 2; cpu <= 11; cpu++)
-        ck_assert_msg(numa_node_of_cpu(cpu) == 0, "cpu %d of a malformed list mapped to %d",
-                      cpu, numa_node_of_cpu(cpu));
-    ck_assert_int_eq(numa_node_of_cpu(12), 6);
+        ck_assert_msg(pa_numa_node_of_cpu(cpu) == 0, "cpu %d of a malformed list mapped to %d",
+                      cpu, pa_numa_node_of_cpu(cpu));
+    ck_assert_int_eq(pa_numa_node_of_cpu(12), 6);
     /* A malformed online file: every node directory is tried instead. */
     static const char *const two[] = {"0\n", "1\n"};
     load_tree(two, 2, "0-z\n", 2);
-    ck_assert_int_eq(numa_node_of_cpu(1), 1);
+    ck_assert_int_eq(pa_numa_node_of_cpu(1), 1);
 }
 END_TEST
 
 START_TEST(test_topology_no_nodes)
 {
     load_tree(NULL, 0, NULL, 0);
-    ck_assert_int_eq(numa_node_of_cpu(0), 0);
-    ck_assert_int_eq(numa_node_of_cpu(77), 0);
-    ck_assert_int_eq(numa_topology_load("/nonexistent/pa_numa"), 0);
-    ck_assert_int_eq(numa_node_count(), 1);
+    ck_assert_int_eq(pa_numa_node_of_cpu(0), 0);
+    ck_assert_int_eq(pa_numa_node_of_cpu(77), 0);
+    ck_assert_int_eq(pa_numa_topology_load("/nonexistent/pa_numa"), 0);
+    ck_assert_int_eq(pa_numa_node_count(), 1);
 }
 END_TEST
 
 /* The real tree, against the node the kernel names for the running CPU. */
 START_TEST(test_topology_sysfs)
 {
-    ck_assert_int_ge(numa_topology_load(SYSFS_NODES), 1);
+    ck_assert_int_ge(pa_numa_topology_load(SYSFS_NODES), 1);
     unsigned cpu, node;
     ck_assert_int_eq(syscall(SYS_getcpu, &cpu, &node, NULL), 0);
-    ck_assert_int_eq(numa_node_of_cpu((int)cpu), (int)node);
+    ck_assert_int_eq(pa_numa_node_of_cpu((int)cpu), (int)node);
 }
 END_TEST
 
 START_TEST(test_mode_parse)
 {
     numa_mode_t m = NUMA_STRICT;
-    ck_assert(numa_mode_parse("off", &m) && m == NUMA_OFF);
-    ck_assert(numa_mode_parse("preferred", &m) && m == NUMA_PREFERRED);
-    ck_assert(numa_mode_parse("strict", &m) && m == NUMA_STRICT);
-    ck_assert(!numa_mode_parse("Strict", &m) && m == NUMA_STRICT);
-    ck_assert(!numa_mode_parse("", &m));
-    ck_assert(!numa_mode_parse("bind", &m));
-    ck_assert_str_eq(numa_mode_name(NUMA_PREFERRED), "preferred");
+    ck_assert(pa_numa_mode_parse("off", &m) && m == NUMA_OFF);
+    ck_assert(pa_numa_mode_parse("preferred", &m) && m == NUMA_PREFERRED);
+    ck_assert(pa_numa_mode_parse("strict", &m) && m == NUMA_STRICT);
+    ck_assert(!pa_numa_mode_parse("Strict", &m) && m == NUMA_STRICT);
+    ck_assert(!pa_numa_mode_parse("", &m));
+    ck_assert(!pa_numa_mode_parse("bind", &m));
+    ck_assert_str_eq(pa_numa_mode_name(NUMA_PREFERRED), "preferred");
 }
 END_TEST
 
@@ -290,7 +291,7 @@ static const size_t kind_sizes[] = {48, 100000, 3u << 20};
 static void restart_in_mode(numa_mode_t mode)
 {
     allocator_cleanup();
-    numa_mode_set(mode);
+    pa_numa_mode_set(mode);
     ck_assert_int_eq(allocator_init(1), 0);
 }
 
@@ -298,7 +299,7 @@ static void restart_in_mode(numa_mode_t mode)
  * node, the node the thread runs on, and its touched pages lie there. */
 static void check_bound_blocks(numa_mode_t mode, int policy)
 {
-    ck_assert_int_ge(numa_topology_load(SYSFS_NODES), 1);
+    ck_assert_int_ge(pa_numa_topology_load(SYSFS_NODES), 1);
     restart_in_mode(mode);
     unsigned cpu, node;
     ck_assert_int_eq(syscall(SYS_getcpu, &cpu, &node, NULL), 0);
@@ -310,7 +311,7 @@ static void check_bound_blocks(numa_mode_t mode, int policy)
         /* Single-node machines cannot tell a migration; on several nodes
          * a test thread may be moved, so the heap's own node is the one. */
         ck_assert_int_ge(h->numa_node, 0);
-        if (numa_node_count() == 1)
+        if (pa_numa_node_count() == 1)
             ck_assert_int_eq(h->numa_node, (int)node);
         page_policy_t pol = policy_of(p);
         ck_assert_msg(pol.mode == policy, "block of %zu bytes: policy %d, want %d",
@@ -354,10 +355,10 @@ START_TEST(test_off_sets_nothing)
 END_TEST
 
 /* A segment retired under one policy and reused under another gets the
- * new one (the pool hands it back through segment_acquire). */
+ * new one (the pool hands it back through pa_segment_acquire). */
 START_TEST(test_pooled_segment_rebound)
 {
-    ck_assert_int_ge(numa_topology_load(SYSFS_NODES), 1);
+    ck_assert_int_ge(pa_numa_topology_load(SYSFS_NODES), 1);
     restart_in_mode(NUMA_STRICT);
     size_t n = 40;
     void *blocks[40];
@@ -365,7 +366,7 @@ START_TEST(test_pooled_segment_rebound)
         ck_assert_ptr_nonnull(blocks[i] = myalloc(200000));
     for (size_t i = 0; i < n; i++)
         ck_assert_int_eq(myfree(blocks[i]), 0);
-    size_t pooled = segment_pool_count();
+    size_t pooled = pa_segment_pool_count();
     ck_assert_uint_gt(pooled, 0);
     /* The segments the heap kept (its spare, and those its cache of freed
      * blocks holds on to) stay bound; only pooled ones are bound anew. */
@@ -373,7 +374,7 @@ START_TEST(test_pooled_segment_rebound)
     size_t kept_count = 0;
     for (const segment_t *s = pa_thread.heap->arena.segments; s && kept_count < 64; s = s->next)
         kept[kept_count++] = s;
-    numa_mode_set(NUMA_PREFERRED);
+    pa_numa_mode_set(NUMA_PREFERRED);
     for (size_t i = 0; i < n; i++) {
         ck_assert_ptr_nonnull(blocks[i] = myalloc(200000));
         int want = MPOL_PREFERRED;
@@ -382,7 +383,7 @@ START_TEST(test_pooled_segment_rebound)
                 want = MPOL_BIND;
         ck_assert_int_eq(policy_of(blocks[i]).mode, want);
     }
-    ck_assert_uint_lt(segment_pool_count(), pooled);
+    ck_assert_uint_lt(pa_segment_pool_count(), pooled);
     for (size_t i = 0; i < n; i++)
         ck_assert_int_eq(myfree(blocks[i]), 0);
     allocator_cleanup();
@@ -407,7 +408,7 @@ static int run_child_with(const char *value, int (*body)(void), char *err, size_
     if (pid == 0) {
         dup2(fd, STDERR_FILENO);
         allocator_cleanup();
-        numa_mode_forget(); /* as in a process that never initialised */
+        pa_numa_mode_forget(); /* as in a process that never initialised */
         setenv("PALLOCATOR_NUMA", value, 1);
         _exit(body());
     }
@@ -431,10 +432,10 @@ static int child_block_policy(void)
                 (unsigned long)MPOL_F_ADDR) != 0)
         return 2;
     if (pol.mode == MPOL_DEFAULT)
-        return pa_thread.heap->numa_node == -1 && numa_mode() == NUMA_OFF ? 1 : 2;
+        return pa_thread.heap->numa_node == -1 && pa_numa_mode() == NUMA_OFF ? 1 : 2;
     bool bound = pol.mode == MPOL_BIND && pa_thread.heap->numa_node >= 0 &&
                  mask_is_only(&pol, pa_thread.heap->numa_node);
-    return bound && numa_mode() == NUMA_STRICT ? 0 : 2;
+    return bound && pa_numa_mode() == NUMA_STRICT ? 0 : 2;
 }
 
 /* Lines of err that name PALLOCATOR_NUMA (debug builds log more). */
@@ -462,8 +463,8 @@ static int child_default_mode(void)
 {
     if (!myalloc(1000))
         return 2;
-    int nodes = numa_node_count();
-    return numa_mode() == (nodes > 1 ? NUMA_PREFERRED : NUMA_OFF) ? 0 : 1;
+    int nodes = pa_numa_node_count();
+    return pa_numa_mode() == (nodes > 1 ? NUMA_PREFERRED : NUMA_OFF) ? 0 : 1;
 }
 
 START_TEST(test_environment_unknown)
@@ -504,7 +505,7 @@ static bool fake_two_nodes(void)
     snprintf(l1, sizeof l1, "%d\n", fake_cpu[1]);
     const char *const lists[] = {l0, l1};
     make_tree(dir, lists, 2, NULL);
-    ck_assert_int_eq(numa_topology_load(dir), 2);
+    ck_assert_int_eq(pa_numa_topology_load(dir), 2);
     remove_tree(dir);
     /* Preferred: the fake node 1 may not exist, and a failed mbind only
      * leaves the pages to first touch. */

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # make check-override: real programs from the distribution run on
 # libpallocator-malloc and on glibc's malloc, and must behave the same:
 # python3 (an allocation-heavy script and modules of its own test suite),

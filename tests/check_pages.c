@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_pages.c - the page-mapping layer, the segment map and segments:
  * aligned mappings, O(1) lookups that never touch foreign memory, the live
@@ -35,13 +36,13 @@ START_TEST(test_map_aligned_alignments)
     static const size_t aligns[] = {4096, 65536, 1 << 20, PA_SEGMENT_SIZE};
     for (size_t i = 0; i < sizeof aligns / sizeof aligns[0]; i++) {
         size_t size = 3 * aligns[i];
-        char *p = os_map_aligned(size, aligns[i]);
+        char *p = pa_os_map_aligned(size, aligns[i]);
         ck_assert_ptr_nonnull(p);
         ck_assert_uint_eq((uintptr_t)p % aligns[i], 0);
         memset(p, 0xab, size);
         ck_assert_int_eq(p[size - 1], (char)0xab);
         ck_assert(mapped_in_maps(p, size));
-        os_unmap(p, size);
+        pa_os_unmap(p, size);
         ck_assert(!mapped_in_maps(p, 1));
     }
 }
@@ -49,7 +50,7 @@ END_TEST
 
 START_TEST(test_map_aligned_overflow)
 {
-    ck_assert_ptr_null(os_map_aligned(SIZE_MAX - 4095, PA_SEGMENT_SIZE));
+    ck_assert_ptr_null(pa_os_map_aligned(SIZE_MAX - 4095, PA_SEGMENT_SIZE));
 }
 END_TEST
 
@@ -71,41 +72,41 @@ static bool is_mapped(const void *p)
 
 START_TEST(test_segmap_register_lookup)
 {
-    char *base = os_map_aligned(2 * PA_SEGMENT_SIZE, PA_SEGMENT_SIZE);
+    char *base = pa_os_map_aligned(2 * PA_SEGMENT_SIZE, PA_SEGMENT_SIZE);
     ck_assert_ptr_nonnull(base);
     ck_assert_uint_eq(segmap_lookup(base), 0);
-    ck_assert(segmap_register((uintptr_t)base, PA_SEGMENT_SIZE, SEGMAP_POOLED));
+    ck_assert(pa_segmap_register((uintptr_t)base, PA_SEGMENT_SIZE, SEGMAP_POOLED));
     ck_assert_uint_eq(segmap_lookup(base), SEGMAP_POOLED);
     ck_assert_uint_eq(segmap_lookup(base + PA_SEGMENT_SIZE - 1), SEGMAP_POOLED);
     ck_assert_uint_eq(segmap_lookup(base + PA_SEGMENT_SIZE), 0);
-    ck_assert_uint_eq(segmap_count(), 1);
+    ck_assert_uint_eq(pa_segmap_count(), 1);
     /* A segment's entry names its owner, and whether it holds slabs. */
-    segmap_update((uintptr_t)base, PA_SEGMENT_SIZE, (uintptr_t)fake_owner | SEGMAP_SLABS);
+    pa_segmap_update((uintptr_t)base, PA_SEGMENT_SIZE, (uintptr_t)fake_owner | SEGMAP_SLABS);
     ck_assert_uint_eq(segmap_lookup(base + 100), (uintptr_t)fake_owner | SEGMAP_SLABS);
 
     /* A large mapping covers several slots, each naming its base. */
-    ck_assert(segmap_register((uintptr_t)base, 2 * PA_SEGMENT_SIZE,
+    ck_assert(pa_segmap_register((uintptr_t)base, 2 * PA_SEGMENT_SIZE,
                               (uintptr_t)base | SEGMAP_LARGE));
     ck_assert_uint_eq(segmap_lookup(base + PA_SEGMENT_SIZE + 100),
                       (uintptr_t)base | SEGMAP_LARGE);
-    ck_assert_uint_eq(segmap_count(), 2);
-    segmap_unregister((uintptr_t)base, 2 * PA_SEGMENT_SIZE);
+    ck_assert_uint_eq(pa_segmap_count(), 2);
+    pa_segmap_unregister((uintptr_t)base, 2 * PA_SEGMENT_SIZE);
     ck_assert_uint_eq(segmap_lookup(base), 0);
     ck_assert_uint_eq(segmap_lookup(base + PA_SEGMENT_SIZE), 0);
-    ck_assert_uint_eq(segmap_count(), 0);
+    ck_assert_uint_eq(pa_segmap_count(), 0);
     /* Reset unmaps the table itself (allocator_cleanup leaves no mapping). */
-    uintptr_t *table = segmap_table();
+    uintptr_t *table = pa_segmap_table();
     ck_assert_ptr_nonnull(table);
     ck_assert(is_mapped(table));
-    segmap_reset();
+    pa_segmap_reset();
     ck_assert_uint_eq(segmap_lookup(base), 0);
     ck_assert(!is_mapped(table));
     /* And the map works again after a reset. */
-    ck_assert(segmap_register((uintptr_t)base, PA_SEGMENT_SIZE, SEGMAP_POOLED));
+    ck_assert(pa_segmap_register((uintptr_t)base, PA_SEGMENT_SIZE, SEGMAP_POOLED));
     ck_assert_uint_eq(segmap_lookup(base), SEGMAP_POOLED);
-    segmap_unregister((uintptr_t)base, PA_SEGMENT_SIZE);
-    segmap_reset();
-    os_unmap(base, 2 * PA_SEGMENT_SIZE);
+    pa_segmap_unregister((uintptr_t)base, PA_SEGMENT_SIZE);
+    pa_segmap_reset();
+    pa_os_unmap(base, 2 * PA_SEGMENT_SIZE);
 }
 END_TEST
 
@@ -122,24 +123,24 @@ START_TEST(test_segmap_foreign_addresses)
     ck_assert_uint_eq(segmap_lookup((void *)UINTPTR_MAX), 0);
     /* The same once the table exists; the last piece it covers reads 0
      * until registered, and a range past its end cannot be registered. */
-    char *base = os_map_aligned(PA_SEGMENT_SIZE, PA_SEGMENT_SIZE);
+    char *base = pa_os_map_aligned(PA_SEGMENT_SIZE, PA_SEGMENT_SIZE);
     ck_assert_ptr_nonnull(base);
-    ck_assert(segmap_register((uintptr_t)base, PA_SEGMENT_SIZE, SEGMAP_POOLED));
+    ck_assert(pa_segmap_register((uintptr_t)base, PA_SEGMENT_SIZE, SEGMAP_POOLED));
     uintptr_t end = (uintptr_t)1 << SEGMAP_VA_BITS;
     ck_assert_uint_eq(segmap_lookup(&local), 0);
     ck_assert_uint_eq(segmap_lookup((void *)(end - 1)), 0);
     ck_assert_uint_eq(segmap_lookup((void *)end), 0);
     ck_assert_uint_eq(segmap_lookup((void *)(uintptr_t)0xffff800000001000ULL), 0);
     ck_assert_uint_eq(segmap_lookup((void *)UINTPTR_MAX), 0);
-    ck_assert(!segmap_register(end, PA_SEGMENT_SIZE, SEGMAP_POOLED));
-    ck_assert(segmap_register(end - PA_SEGMENT_SIZE, PA_SEGMENT_SIZE, SEGMAP_POOLED));
+    ck_assert(!pa_segmap_register(end, PA_SEGMENT_SIZE, SEGMAP_POOLED));
+    ck_assert(pa_segmap_register(end - PA_SEGMENT_SIZE, PA_SEGMENT_SIZE, SEGMAP_POOLED));
     ck_assert_uint_eq(segmap_lookup((void *)(end - 1)), SEGMAP_POOLED);
-    ck_assert_uint_eq(segmap_count(), 2);
-    segmap_unregister(end - PA_SEGMENT_SIZE, PA_SEGMENT_SIZE);
-    segmap_unregister((uintptr_t)base, PA_SEGMENT_SIZE);
-    ck_assert_uint_eq(segmap_count(), 0);
-    segmap_reset();
-    os_unmap(base, PA_SEGMENT_SIZE);
+    ck_assert_uint_eq(pa_segmap_count(), 2);
+    pa_segmap_unregister(end - PA_SEGMENT_SIZE, PA_SEGMENT_SIZE);
+    pa_segmap_unregister((uintptr_t)base, PA_SEGMENT_SIZE);
+    ck_assert_uint_eq(pa_segmap_count(), 0);
+    pa_segmap_reset();
+    pa_os_unmap(base, PA_SEGMENT_SIZE);
 }
 END_TEST
 
@@ -148,32 +149,32 @@ END_TEST
  * keeping every entry. */
 START_TEST(test_segmap_window_grows)
 {
-    char *base = os_map_aligned(PA_SEGMENT_SIZE, PA_SEGMENT_SIZE);
+    char *base = pa_os_map_aligned(PA_SEGMENT_SIZE, PA_SEGMENT_SIZE);
     ck_assert_ptr_nonnull(base);
-    ck_assert(segmap_register((uintptr_t)base, PA_SEGMENT_SIZE, SEGMAP_POOLED));
-    ck_assert_uint_eq(segmap.limit, SEGMAP_WINDOW_ENTRIES);
+    ck_assert(pa_segmap_register((uintptr_t)base, PA_SEGMENT_SIZE, SEGMAP_POOLED));
+    ck_assert_uint_eq(pa_segmap.limit, SEGMAP_WINDOW_ENTRIES);
     /* 4 TiB away: beyond the window whichever way; not mapped, which
      * registering does not need. */
     uintptr_t away = (uintptr_t)1 << 42;
     uintptr_t far = (uintptr_t)base > away ? (uintptr_t)base - away : (uintptr_t)base + away;
     ck_assert_uint_eq(segmap_lookup((void *)far), 0);
-    ck_assert(segmap_covers(far, PA_SEGMENT_SIZE));
-    ck_assert_uint_eq(segmap.limit, SEGMAP_ENTRIES);
-    ck_assert(segmap_register(far, PA_SEGMENT_SIZE, (uintptr_t)fake_owner));
+    ck_assert(pa_segmap_covers(far, PA_SEGMENT_SIZE));
+    ck_assert_uint_eq(pa_segmap.limit, SEGMAP_ENTRIES);
+    ck_assert(pa_segmap_register(far, PA_SEGMENT_SIZE, (uintptr_t)fake_owner));
     ck_assert_uint_eq(segmap_lookup((void *)(far + 5)), (uintptr_t)fake_owner);
     ck_assert_uint_eq(segmap_lookup(base + 5), SEGMAP_POOLED);
-    ck_assert_uint_eq(segmap_count(), 2);
-    segmap_unregister(far, PA_SEGMENT_SIZE);
-    segmap_unregister((uintptr_t)base, PA_SEGMENT_SIZE);
+    ck_assert_uint_eq(pa_segmap_count(), 2);
+    pa_segmap_unregister(far, PA_SEGMENT_SIZE);
+    pa_segmap_unregister((uintptr_t)base, PA_SEGMENT_SIZE);
     ck_assert_uint_eq(segmap_lookup(base + 5), 0);
-    segmap_reset();
-    os_unmap(base, PA_SEGMENT_SIZE);
+    pa_segmap_reset();
+    pa_os_unmap(base, PA_SEGMENT_SIZE);
 }
 END_TEST
 
 START_TEST(test_segment_live_marks)
 {
-    segment_t *s = segment_acquire(fake_owner, NULL, -1);
+    segment_t *s = pa_segment_acquire(fake_owner, NULL, -1);
     ck_assert_ptr_nonnull(s);
     ck_assert_uint_eq((uintptr_t)s % PA_SEGMENT_SIZE, 0);
     ck_assert_ptr_eq(s->owner, fake_owner);
@@ -191,36 +192,36 @@ START_TEST(test_segment_live_marks)
         ck_assert(segment_live_test(s, q));
         ck_assert(segment_live_clear(s, q, atomic));
     }
-    segment_unmap(s);
-    segmap_reset();
+    pa_segment_unmap(s);
+    pa_segmap_reset();
 }
 END_TEST
 
 START_TEST(test_segment_retire_and_reuse)
 {
-    segment_t *s = segment_acquire(fake_owner, fake_arena, -1);
+    segment_t *s = pa_segment_acquire(fake_owner, fake_arena, -1);
     ck_assert_ptr_nonnull(s);
     char *p = (char *)segment_first_block(s) + BLOCK_HEADER_SIZE;
     ck_assert_uint_eq(segmap_lookup(p), (uintptr_t)fake_owner); /* no slabs */
     segment_live_set(s, p);
     memset(p, 0x5a, 1 << 20);
-    segment_retire(s);
+    pa_segment_retire(s);
     /* Still readable and still in the map, but owned by nobody and with no
      * live mark: a racing free finds nothing to free. */
     ck_assert_ptr_null(s->owner);
     ck_assert(!segment_live_test(s, p));
     ck_assert_uint_eq(segmap_lookup(p), SEGMAP_POOLED);
     ck_assert_int_eq(p[100], 0); /* pages went back to the OS */
-    ck_assert_uint_eq(segment_pool_count(), 1);
-    segment_t *again = segment_acquire(fake_owner, fake_arena, -1);
+    ck_assert_uint_eq(pa_segment_pool_count(), 1);
+    segment_t *again = pa_segment_acquire(fake_owner, fake_arena, -1);
     ck_assert_ptr_eq(again, s);
-    ck_assert_uint_eq(segment_pool_count(), 0);
-    segment_retire(again);
-    segment_pool_release_all();
-    ck_assert_uint_eq(segment_pool_count(), 0);
+    ck_assert_uint_eq(pa_segment_pool_count(), 0);
+    pa_segment_retire(again);
+    pa_segment_pool_release_all();
+    ck_assert_uint_eq(pa_segment_pool_count(), 0);
     ck_assert_uint_eq(segmap_lookup(p), 0);
     ck_assert(!mapped_in_maps(s, 1));
-    segmap_reset();
+    pa_segmap_reset();
 }
 END_TEST
 
@@ -231,7 +232,7 @@ static Suite *pages_suite(void)
     tcase_add_test(tc, test_map_aligned_alignments);
     tcase_add_test(tc, test_map_aligned_overflow);
     suite_add_tcase(s, tc);
-    tc = tcase_create("segmap");
+    tc = tcase_create("pa_segmap");
     tcase_add_test(tc, test_segmap_register_lookup);
     tcase_add_test(tc, test_segmap_foreign_addresses);
     tcase_add_test(tc, test_segmap_window_grows);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_race.c - frees that race with the reuse of their segments, and the
  * single-threaded mode called from two threads at once.

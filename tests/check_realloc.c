@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_realloc.c - myrealloc: NULL, contents kept, growth that
  * moves, invalid pointers, size 0 and a failed request that keeps the block.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_slab.c - slabs: the size classes, blocks packed without headers, a
  * slab's way from current to full to partial to free, segments going back
@@ -26,15 +27,15 @@ static pa_stats_t bare_held;
 
 static void bare_setup(void)
 {
-    slab_tables_init();
+    pa_slab_tables_init();
     bare_held = (pa_stats_t){0};
-    slab_set_init(&bare, (struct heap *)&bare_owner, &bare_held);
+    pa_slab_set_init(&bare, (struct heap *)&bare_owner, &bare_held);
 }
 
 static void bare_teardown(void)
 {
-    slab_release_all(&bare);
-    segment_pool_release_all();
+    pa_slab_release_all(&bare);
+    pa_segment_pool_release_all();
 }
 
 static void bare_give(void *p)
@@ -83,11 +84,11 @@ START_TEST(test_bare_set_takes_and_gives)
     for (size_t i = per_slab; i < n; i++)
         bare_give(p[i]);
     /* The current slab keeps its class until the set shrinks. */
-    slab_shrink(&bare);
+    pa_slab_shrink(&bare);
     ck_assert_uint_eq(bare.assigned, 0);
     ck_assert_uint_eq(bare_held.allocated, 0);
     ck_assert_uint_eq(bare.segment_count, 0);
-    ck_assert_uint_ge(segment_pool_count(), 1);
+    ck_assert_uint_ge(pa_segment_pool_count(), 1);
     free(p);
 }
 END_TEST
@@ -142,7 +143,7 @@ static size_t slab_usable_for(size_t n)
 {
     if (PA_CANARY_SIZE && n < PA_GRANULE)
         n = PA_GRANULE;
-    return slab_class_size[slab_class_of(n + PA_CANARY_SIZE)] - PA_CANARY_SIZE;
+    return pa_slab_class_size[slab_class_of(n + PA_CANARY_SIZE)] - PA_CANARY_SIZE;
 }
 
 START_TEST(test_slab_classes_fit_tightly)
@@ -150,9 +151,9 @@ START_TEST(test_slab_classes_fit_tightly)
     for (size_t n = 0; n <= SLAB_REQUEST_MAX; n++) {
         unsigned c = slab_class_of(n);
         ck_assert_uint_lt(c, SLAB_CLASSES);
-        ck_assert_uint_ge(slab_class_size[c], n);
-        ck_assert(c == 0 || slab_class_size[c - 1] < n);
-        ck_assert_uint_eq(slab_class_size[c] % PA_GRANULE, 0);
+        ck_assert_uint_ge(pa_slab_class_size[c], n);
+        ck_assert(c == 0 || pa_slab_class_size[c - 1] < n);
+        ck_assert_uint_eq(pa_slab_class_size[c] % PA_GRANULE, 0);
     }
     /* A hardened build's canary takes the last bytes of each block. */
     for (size_t n = 1; n <= SLAB_REQUEST_MAX - PA_CANARY_SIZE; n += 7) {
@@ -245,7 +246,7 @@ START_TEST(test_slab_segments_go_back)
         ck_assert_int_eq(myfree(p[i]), 0);
     /* Kept: the segment of the current slab, and one spare. */
     ck_assert_uint_le(slabs()->segment_count, 2);
-    ck_assert_uint_ge(segment_pool_count(), 1);
+    ck_assert_uint_ge(pa_segment_pool_count(), 1);
     ck_assert_uint_eq(allocated_now(), 0);
     free(p);
 }

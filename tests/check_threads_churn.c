@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_threads_churn.c - many threads allocating, reallocating and
  * freeing their own and each other's blocks at random, and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_threads_lifetime.c - threads that end or outlive the
  * allocator: threads that exit with live blocks, threads that outlive

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_threads_remote.c - blocks freed by a thread other than the
  * one that allocated them: producers and consumers, remote frees while the

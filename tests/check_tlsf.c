@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check_tlsf.c - the TLSF control of a heap's arena, on its own over a
  * plain area: bin mapping and rounding, bounded search finding what was
@@ -20,15 +21,15 @@ static block_t *whole;
 
 static void area_setup(void)
 {
-    area = os_map(AREA_SIZE);
+    area = pa_os_map(AREA_SIZE);
     ck_assert_ptr_nonnull(area);
-    tlsf_init(&tlsf);
-    whole = tlsf_add_area(&tlsf, area, AREA_SIZE);
+    pa_tlsf_init(&tlsf);
+    whole = pa_tlsf_add_area(&tlsf, area, AREA_SIZE);
 }
 
 static void area_teardown(void)
 {
-    os_unmap(area, AREA_SIZE);
+    pa_os_unmap(area, AREA_SIZE);
 }
 
 /* Lower bound of the bin that holds blocks of this size. */
@@ -78,8 +79,8 @@ START_TEST(test_impossible_sizes)
     ck_assert_uint_eq(tlsf_block_size_for(SIZE_MAX - 8), 0);
     ck_assert_uint_eq(tlsf_block_size_for(SIZE_MAX - 4096), 0);
     ck_assert_uint_eq(tlsf_block_size_for(PA_LARGE_THRESHOLD + 1), 0);
-    ck_assert_ptr_null(tlsf_take(&tlsf, PA_SEGMENT_SIZE));
-    ck_assert_ptr_null(tlsf_take(&tlsf, AREA_SIZE));
+    ck_assert_ptr_null(pa_tlsf_take(&tlsf, PA_SEGMENT_SIZE));
+    ck_assert_ptr_null(pa_tlsf_take(&tlsf, AREA_SIZE));
 }
 END_TEST
 
@@ -93,16 +94,16 @@ START_TEST(test_freed_block_found_again)
         block_t *keep[4096];
         size_t n = 0;
         block_t *b;
-        while (n < 4096 && (b = tlsf_take(&tlsf, size)) != NULL)
+        while (n < 4096 && (b = pa_tlsf_take(&tlsf, size)) != NULL)
             keep[n++] = b;
         ck_assert_uint_gt(n, 2);
         /* Whatever is left is too small for this request. */
         block_t *victim = keep[n / 2];
-        tlsf_give(&tlsf, victim);
-        b = tlsf_take(&tlsf, size);
+        pa_tlsf_give(&tlsf, victim);
+        b = pa_tlsf_take(&tlsf, size);
         ck_assert_ptr_eq(b, victim);
         for (size_t i = 0; i < n; i++)
-            tlsf_give(&tlsf, keep[i]);
+            pa_tlsf_give(&tlsf, keep[i]);
         ck_assert_uint_eq(tlsf.free_blocks, 1);
         ck_assert_uint_eq(tlsf.free_bytes, AREA_SIZE - BLOCK_HEADER_SIZE);
     }
@@ -112,15 +113,15 @@ END_TEST
 START_TEST(test_coalescing)
 {
     size_t size = tlsf_block_size_for(100);
-    block_t *a = tlsf_take(&tlsf, size);
-    block_t *b = tlsf_take(&tlsf, size);
-    block_t *c = tlsf_take(&tlsf, size);
+    block_t *a = pa_tlsf_take(&tlsf, size);
+    block_t *b = pa_tlsf_take(&tlsf, size);
+    block_t *c = pa_tlsf_take(&tlsf, size);
     ck_assert_ptr_eq(block_next(a), b);
     ck_assert_ptr_eq(block_next(b), c);
-    tlsf_give(&tlsf, a);
-    tlsf_give(&tlsf, c); /* merges with the free tail */
+    pa_tlsf_give(&tlsf, a);
+    pa_tlsf_give(&tlsf, c); /* merges with the free tail */
     ck_assert_uint_eq(tlsf.free_blocks, 2);
-    block_t *merged = tlsf_give(&tlsf, b); /* joins both neighbours */
+    block_t *merged = pa_tlsf_give(&tlsf, b); /* joins both neighbours */
     ck_assert_ptr_eq(merged, a);
     ck_assert_uint_eq(tlsf.free_blocks, 1);
     ck_assert_uint_eq(block_size(merged), AREA_SIZE - BLOCK_HEADER_SIZE);
@@ -130,18 +131,18 @@ END_TEST
 START_TEST(test_resize_in_place)
 {
     size_t small = tlsf_block_size_for(100), big = tlsf_block_size_for(5000);
-    block_t *a = tlsf_take(&tlsf, small);
-    block_t *guard = tlsf_take(&tlsf, small);
-    tlsf_give(&tlsf, guard); /* a's successor is now free */
-    ck_assert(tlsf_resize(&tlsf, a, big));
+    block_t *a = pa_tlsf_take(&tlsf, small);
+    block_t *guard = pa_tlsf_take(&tlsf, small);
+    pa_tlsf_give(&tlsf, guard); /* a's successor is now free */
+    ck_assert(pa_tlsf_resize(&tlsf, a, big));
     ck_assert_uint_ge(block_size(a), big);
     ck_assert(!block_is_free(a));
-    ck_assert(tlsf_resize(&tlsf, a, small));
+    ck_assert(pa_tlsf_resize(&tlsf, a, small));
     ck_assert_uint_eq(block_size(a), small);
     ck_assert_uint_eq(tlsf.free_blocks, 1);
-    block_t *wall = tlsf_take(&tlsf, small);
+    block_t *wall = pa_tlsf_take(&tlsf, small);
     ck_assert_ptr_eq(wall, block_next(a));
-    ck_assert(!tlsf_resize(&tlsf, a, big)); /* successor is used */
+    ck_assert(!pa_tlsf_resize(&tlsf, a, big)); /* successor is used */
     ck_assert_uint_eq(block_size(a), small);
 }
 END_TEST
@@ -157,13 +158,13 @@ START_TEST(test_random_sequence_with_fills)
         size_t k = test_rand_below(&seed, SLOTS);
         if (slot[k]) {
             ck_assert(test_check_fill(block_payload(slot[k]), want[k]));
-            tlsf_give(&tlsf, slot[k]);
+            pa_tlsf_give(&tlsf, slot[k]);
             slot[k] = NULL;
             continue;
         }
         size_t n = test_rand_below(&seed, 8) ? test_rand_below(&seed, 256)
                                               : test_rand_below(&seed, 20000);
-        block_t *b = tlsf_take(&tlsf, tlsf_block_size_for(n));
+        block_t *b = pa_tlsf_take(&tlsf, tlsf_block_size_for(n));
         if (!b)
             continue;
         ck_assert_uint_ge(block_usable(b), n);
@@ -176,7 +177,7 @@ START_TEST(test_random_sequence_with_fills)
     for (size_t k = 0; k < SLOTS; k++)
         if (slot[k]) {
             ck_assert(test_check_fill(block_payload(slot[k]), want[k]));
-            tlsf_give(&tlsf, slot[k]);
+            pa_tlsf_give(&tlsf, slot[k]);
         }
     ck_assert_uint_eq(tlsf.free_blocks, 1);
     ck_assert_uint_eq(tlsf.free_bytes, AREA_SIZE - BLOCK_HEADER_SIZE);

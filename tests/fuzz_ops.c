@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_ops.c - drives the public API from a byte string: each byte pair is
  * an operation (allocate, free, reallocate, free a pointer that is not a

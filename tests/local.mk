@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Unit tests: a Check program per layer and, for the public API, per area;
 # the seeded fuzz driver; the export check.
 if PA_TESTS

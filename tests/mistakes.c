@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mistakes.c - makes one memory mistake with blocks from myalloc, named by
  * its argument, for test_mistakes.sh to run under a memory checker

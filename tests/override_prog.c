@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * override_prog.c - a program that knows nothing of libpallocator and uses
  * the C library's allocation calls the way programs do, for

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // override_prog_cxx.cc - C++'s operator new and delete in all their forms,
 // through libpallocator-malloc (test_override.sh preloads it): the results
 // must be blocks of the allocator, and a failing new must still throw.

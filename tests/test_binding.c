@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_binding.c - the library's own calls of its public functions bind
  * inside the library: a program that defines its own myalloc and myfree

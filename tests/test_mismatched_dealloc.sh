@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # The attributes of <pallocator.h> reach the compiler: GCC 11 and later
 # must reject (with -Wmismatched-dealloc -Werror) a program that hands a
 # myalloc block to free(), and accept the same program using myfree; and

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # test_mistakes.sh - runs tests/mistakes under the memory checker this build
 # was made for (PA_TOOL: memcheck, asan, hardened; anything else runs only
 # the program without a mistake) and checks that each mistake is reported

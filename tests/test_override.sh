@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # libpallocator-malloc preloaded into programs that know nothing of it:
 # every allocation call, threads, fork and exec, allocation at exit
 # (tests/override_prog.c), C++'s new and delete when a C++ compiler is at

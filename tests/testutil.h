@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * testutil.h - helpers shared by the Check suites: a seeded generator,
  * address-derived fill patterns, and a size scale for slow runners.

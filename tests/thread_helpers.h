@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * thread_helpers.h - what the Check programs with concurrency enabled share
  * (check_threads_*): the failure record of helper threads, a random size mix,
