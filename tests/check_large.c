@@ -37,22 +37,6 @@ static void teardown(void)
     allocator_cleanup();
 }
 
-/* Whether any mapping in /proc/self/maps holds address p. */
-static bool is_mapped(const void *p)
-{
-    FILE *maps = fopen("/proc/self/maps", "r");
-    ck_assert_ptr_nonnull(maps);
-    char line[512];
-    bool found = false;
-    while (!found && fgets(line, sizeof line, maps)) {
-        unsigned long lo, hi;
-        if (sscanf(line, "%lx-%lx", &lo, &hi) == 2)
-            found = (uintptr_t)p >= lo && (uintptr_t)p < hi;
-    }
-    fclose(maps);
-    return found;
-}
-
 static size_t cached_count(void)
 {
     size_t count, bytes;
@@ -102,7 +86,7 @@ START_TEST(test_reuse_same_mapping)
     char *t = myalloc(1 * MiB + 1);
     ck_assert_ptr_eq(t, big);
     ck_assert_uint_lt(myalloc_usable_size(t), 1 * MiB + 64 * KiB);
-    ck_assert(!is_mapped(big + 3 * MiB));
+    ck_assert(!test_is_mapped(big + 3 * MiB));
     ck_assert_int_eq(myfree(s), 0);
     ck_assert_int_eq(myfree(t), 0);
 }
@@ -214,7 +198,7 @@ START_TEST(test_realloc_shrink_in_place)
     ck_assert_uint_le(pa_large_stats().mapped + 14 * MiB, mapped_before);
     pa_large_unlock();
     /* The pages given back are gone: the old end is no longer ours. */
-    ck_assert(!is_mapped(p + 15 * MiB));
+    ck_assert(!test_is_mapped(p + 15 * MiB));
     ck_assert_int_eq(allocator_verify(), 0);
     /* Below the threshold it moves into a heap, keeping its contents. */
     unsigned char *r = myrealloc(q, 100 * KiB);
@@ -239,8 +223,8 @@ START_TEST(test_cache_bounds)
         ck_assert_int_eq(myfree(p[i]), 0);
     ck_assert_uint_eq(cached_count(), MAPPING_CACHE_SLOTS);
     /* The oldest went back to the OS, the latest were kept. */
-    ck_assert(!is_mapped(p[0]));
-    ck_assert(is_mapped(p[N - 1]));
+    ck_assert(!test_is_mapped(p[0]));
+    ck_assert(test_is_mapped(p[N - 1]));
     /* Bytes bound the cache too. */
     size_t big = MAPPING_CACHE_BYTES / 3;
     for (int i = 0; i < 4; i++) {
@@ -257,7 +241,7 @@ START_TEST(test_cache_bounds)
     ck_assert_ptr_nonnull(huge);
     ck_assert_int_eq(myfree(huge), 0);
     ck_assert_uint_le(cached_bytes(), before);
-    ck_assert(!is_mapped(huge));
+    ck_assert(!test_is_mapped(huge));
     ck_assert_int_eq(allocator_verify(), 0);
 }
 END_TEST
@@ -277,16 +261,16 @@ START_TEST(test_cache_given_back)
     /* After the decay time without reuse they are unmapped. */
     pa_segment_cache_expire(pa_segment_clock_ms() + MAPPING_CACHE_DECAY_MS + 50);
     ck_assert_uint_eq(cached_count(), 0);
-    ck_assert(!is_mapped(p));
-    ck_assert(!is_mapped(q));
+    ck_assert(!test_is_mapped(p));
+    ck_assert(!test_is_mapped(q));
     /* allocator_cleanup gives back whatever is cached. */
     p = myalloc(2 * MiB);
     ck_assert_int_eq(myfree(p), 0);
     ck_assert_uint_eq(cached_count(), 1);
-    ck_assert(is_mapped(p));
+    ck_assert(test_is_mapped(p));
     allocator_cleanup();
     ck_assert_uint_eq(cached_count(), 0);
-    ck_assert(!is_mapped(p));
+    ck_assert(!test_is_mapped(p));
 }
 END_TEST
 

@@ -11,6 +11,7 @@
 #include "os.h"
 #include "segmap.h"
 #include "segment.h"
+#include "testutil.h"
 
 static struct heap *const fake_owner = (struct heap *)(uintptr_t)0x1000;
 static struct arena *const fake_arena = (struct arena *)(uintptr_t)0x2000;
@@ -54,22 +55,6 @@ START_TEST(test_map_aligned_overflow)
 }
 END_TEST
 
-/* Whether any mapping in /proc/self/maps holds address p. */
-static bool is_mapped(const void *p)
-{
-    FILE *maps = fopen("/proc/self/maps", "r");
-    ck_assert_ptr_nonnull(maps);
-    char line[512];
-    bool found = false;
-    while (!found && fgets(line, sizeof line, maps)) {
-        unsigned long lo, hi;
-        if (sscanf(line, "%lx-%lx", &lo, &hi) == 2)
-            found = (uintptr_t)p >= lo && (uintptr_t)p < hi;
-    }
-    fclose(maps);
-    return found;
-}
-
 START_TEST(test_segmap_register_lookup)
 {
     char *base = pa_os_map_aligned(2 * PA_SEGMENT_SIZE, PA_SEGMENT_SIZE);
@@ -97,10 +82,10 @@ START_TEST(test_segmap_register_lookup)
     /* Reset unmaps the table itself (allocator_cleanup leaves no mapping). */
     uintptr_t *table = pa_segmap_table();
     ck_assert_ptr_nonnull(table);
-    ck_assert(is_mapped(table));
+    ck_assert(test_is_mapped(table));
     pa_segmap_reset();
     ck_assert_uint_eq(segmap_lookup(base), 0);
-    ck_assert(!is_mapped(table));
+    ck_assert(!test_is_mapped(table));
     /* And the map works again after a reset. */
     ck_assert(pa_segmap_register((uintptr_t)base, PA_SEGMENT_SIZE, SEGMAP_POOLED));
     ck_assert_uint_eq(segmap_lookup(base), SEGMAP_POOLED);

@@ -7,6 +7,7 @@
 #define PA_TESTUTIL_H
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -123,6 +124,24 @@ static inline size_t test_scale(size_t full)
     if (s && strcmp(s, "small") == 0)
         return full / 10 ? full / 10 : 1;
     return full;
+}
+
+/* Returns 1 when a mapping in /proc/self/maps holds address p (the test
+ * aborts when the file cannot be read). */
+static inline int test_is_mapped(const void *p)
+{
+    FILE *maps = fopen("/proc/self/maps", "r");
+    if (!maps)
+        abort();
+    char line[512];
+    int found = 0;
+    while (!found && fgets(line, sizeof line, maps)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx", &lo, &hi) == 2)
+            found = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+    }
+    fclose(maps);
+    return found;
 }
 
 #endif /* PA_TESTUTIL_H */
