@@ -11,6 +11,7 @@
 
 #include "heap.h"
 #include "large.h"
+#include "introspect.h"
 #include "numa.h"
 #include "pallocator.h"
 #include "segmap.h"
@@ -317,8 +318,21 @@ static void dump_large(const large_stats_t *large)
                 l->map_size);
 }
 
-/* Where the pages of every segment and large block are, by asking the
- * kernel about each page: only here, and only with a NUMA mode on. */
+/* Where the resident pages of every segment and large block are, by
+ * asking the kernel about each page (pages[n]: node n's); only with a NUMA
+ * mode on. The caller holds every heap paused and the large-block lock. */
+void pa_pages_by_node(size_t pages[NUMA_MAX_NODES])
+{
+    for (const heap_t *h = pa_heap_registry_first(); h; h = h->next_all) {
+        for (const segment_t *s = h->slabs.segments; s; s = s->next)
+            pa_numa_count_pages(s, PA_SEGMENT_SIZE, pages);
+        for (const segment_t *s = h->arena.segments; s; s = s->next)
+            pa_numa_count_pages(s, PA_SEGMENT_SIZE, pages);
+    }
+    for (const large_t *l = pa_large_first(); l; l = l->next)
+        pa_numa_count_pages(l, l->map_size, pages);
+}
+
 static void dump_numa(void)
 {
     numa_mode_t mode = pa_numa_mode();
@@ -329,14 +343,7 @@ static void dump_numa(void)
     fprintf(stderr, "  numa: %s, %d node%s\n", pa_numa_mode_name(mode), pa_numa_node_count(),
             plural((size_t)pa_numa_node_count()));
     size_t pages[NUMA_MAX_NODES] = {0};
-    for (const heap_t *h = pa_heap_registry_first(); h; h = h->next_all) {
-        for (const segment_t *s = h->slabs.segments; s; s = s->next)
-            pa_numa_count_pages(s, PA_SEGMENT_SIZE, pages);
-        for (const segment_t *s = h->arena.segments; s; s = s->next)
-            pa_numa_count_pages(s, PA_SEGMENT_SIZE, pages);
-    }
-    for (const large_t *l = pa_large_first(); l; l = l->next)
-        pa_numa_count_pages(l, l->map_size, pages);
+    pa_pages_by_node(pages);
     for (int n = 0; n < NUMA_MAX_NODES; n++)
         if (pages[n])
             fprintf(stderr, "    node %d: %zu resident page%s\n", n, pages[n], plural(pages[n]));

@@ -31,6 +31,7 @@
 #include "heap.h"
 #include "pallocator.h"
 #include "segment.h"
+#include "introspect.h"
 #include "large.h"
 
 #define OVERRIDE_API __attribute__((visibility("default")))
@@ -607,6 +608,31 @@ static heap_census_t heap_census(void)
     return c;
 }
 
+/* With a NUMA mode on: each node's heaps and resident pages. */
+static void show_nodes(void)
+{
+    numa_mode_t mode = pa_numa_mode();
+    if (mode == NUMA_OFF)
+        return;
+    size_t pages[NUMA_MAX_NODES] = {0};
+    char line[512];
+    int len = snprintf(line, sizeof line, "numa %s:", pa_numa_mode_name(mode));
+    pa_heap_pause_all();
+    pa_large_lock();
+    pa_pages_by_node(pages);
+    pa_large_unlock();
+    for (int n = 0; n < NUMA_MAX_NODES && len < (int)sizeof line - 64; n++) {
+        size_t heaps = 0;
+        for (const heap_t *h = pa_heap_registry_first(); h; h = h->next_all)
+            heaps += h->numa_node == n;
+        if (pages[n] || heaps)
+            len += snprintf(line + len, sizeof line - (size_t)len,
+                            " node %d: %zu heaps, %zu resident pages;", n, heaps, pages[n]);
+    }
+    pa_heap_resume_all();
+    say("at exit: ", line, "", "");
+}
+
 static void show_stats(void)
 {
     size_t allocated = 0, freed = 0, peak = 0;
@@ -624,6 +650,7 @@ static void show_stats(void)
              allocated, freed, peak, mapped, resident_bytes(), c.heaps, c.segments, pooled,
              large.count);
     say("at exit: ", line, "", "");
+    show_nodes();
 }
 
 /* Runs before every other constructor of the library (the default

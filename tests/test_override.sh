@@ -36,6 +36,12 @@ run PALLOCATOR_SHOW_STATS=1
 [ $rc -eq 0 ] || fail "with PALLOCATOR_SHOW_STATS=1: rc $rc"
 grep -Eq '^pallocator: at exit: allocated [0-9]+, free [0-9]+, peak [0-9]+, mapped [0-9]+, resident [0-9]+ bytes; heaps [1-9][0-9]*, segments [0-9]+' "$tmp/err" ||
     fail "no statistics at exit"
+grep -q "numa" "$tmp/err" && fail "a NUMA line with the mode off"
+
+run PALLOCATOR_SHOW_STATS=1 PALLOCATOR_NUMA=strict
+[ $rc -eq 0 ] || fail "with PALLOCATOR_NUMA=strict: rc $rc"
+grep -Eq '^pallocator: at exit: numa strict: node [0-9]+: [1-9][0-9]* heaps, [1-9][0-9]* resident pages;' "$tmp/err" ||
+    fail "no heaps and pages by node at exit"
 
 prog_args=bad-free
 run
