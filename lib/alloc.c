@@ -41,13 +41,13 @@ static pa_always_inline void heap_op_end(heap_t *h, bool concurrent)
 
 /* Debug builds: whether the caller is the outermost call of the
  * single-threaded mode, which then marks the heap in use until
- * heap_single_leave (a call from a second thread at the same time stops
+ * pa_heap_single_leave (a call from a second thread at the same time stops
  * the program). Always false, and gone, in other builds. */
 static pa_always_inline bool single_mode_begin(void)
 {
 #if defined(PA_DEBUG) && PA_DEBUG
     if (__atomic_load_n(&pa_single_heap, __ATOMIC_RELAXED))
-        return heap_single_enter();
+        return pa_heap_single_enter();
 #endif
     return false;
 }
@@ -257,7 +257,7 @@ PALLOCATOR_API void *myalloc(size_t size)
 {
     if (pa_unlikely(single_mode_begin())) {
         void *p = alloc_public(size);
-        heap_single_leave();
+        pa_heap_single_leave();
         return p;
     }
     return alloc_public(size);
@@ -538,7 +538,7 @@ PALLOCATOR_API int myfree(void *p)
 {
     if (pa_unlikely(single_mode_begin())) {
         int rc = free_public(p);
-        heap_single_leave();
+        pa_heap_single_leave();
         return rc;
     }
     return free_public(p);
@@ -675,7 +675,7 @@ PALLOCATOR_API void *myrealloc(void *p, size_t size)
 {
     if (pa_unlikely(single_mode_begin())) {
         void *q = realloc_public(p, size);
-        heap_single_leave();
+        pa_heap_single_leave();
         return q;
     }
     return realloc_public(p, size);

@@ -377,7 +377,7 @@ void pa_heap_release_all(void)
  * address), or NULL. */
 static const void *single_caller;
 
-bool heap_single_enter(void)
+bool pa_heap_single_enter(void)
 {
     const void *other = __atomic_exchange_n(&single_caller, &pa_thread, __ATOMIC_ACQ_REL);
     if (other == &pa_thread)
@@ -390,7 +390,7 @@ bool heap_single_enter(void)
     return true;
 }
 
-void heap_single_leave(void)
+void pa_heap_single_leave(void)
 {
     __atomic_store_n(&single_caller, NULL, __ATOMIC_RELEASE);
 }

@@ -242,15 +242,15 @@ void pa_heap_release_all(void);
 bool pa_heap_exit_hook_setup(void);
 
 /* Debug builds: the single-threaded mode's heap is marked in use from the
- * start to the end of each call. heap_single_enter marks it for the
+ * start to the end of each call. pa_heap_single_enter marks it for the
  * calling thread and returns true, returns false when the caller's own
  * call is under way (a call made inside another), and stops the program
  * when another thread's call is. */
 #if defined(PA_DEBUG) && PA_DEBUG
-bool heap_single_enter(void);
-void heap_single_leave(void);
+bool pa_heap_single_enter(void);
+void pa_heap_single_leave(void);
 #else
-static inline void heap_single_leave(void)
+static inline void pa_heap_single_leave(void)
 {
 }
 #endif
