@@ -737,7 +737,7 @@ static void *hand_out(void *p, size_t size, size_t want)
     return p;
 }
 
-PALLOCATOR_API void *myalloc(size_t size)
+static void *alloc_checked(size_t size)
 {
     if (size > PA_MAX_REQUEST)
         return alloc_public(size); /* fails, and says why */
@@ -746,7 +746,7 @@ PALLOCATOR_API void *myalloc(size_t size)
     return hand_out(alloc_public(want), size, want);
 }
 
-PALLOCATOR_API int myfree(void *p)
+static int free_checked(void *p)
 {
     ptr_kind_t kind;
     size_t usable = usable_of_kind(p, &kind);
@@ -763,7 +763,7 @@ PALLOCATOR_API int myfree(void *p)
     return rc;
 }
 
-PALLOCATOR_API void *myrealloc(void *p, size_t size)
+static void *realloc_checked(void *p, size_t size)
 {
     if (!p)
         return myalloc(size);
@@ -794,5 +794,37 @@ PALLOCATOR_API void *myrealloc(void *p, size_t size)
     if (!q && size < old)
         pa_ann_resize(p, size, old, usable);
     return q;
+}
+
+/* The public calls of the checked builds, with the debug builds' check
+ * of the single-threaded mode as in the others. */
+PALLOCATOR_API void *myalloc(size_t size)
+{
+    if (pa_unlikely(single_mode_begin())) {
+        void *p = alloc_checked(size);
+        pa_heap_single_leave();
+        return p;
+    }
+    return alloc_checked(size);
+}
+
+PALLOCATOR_API int myfree(void *p)
+{
+    if (pa_unlikely(single_mode_begin())) {
+        int rc = free_checked(p);
+        pa_heap_single_leave();
+        return rc;
+    }
+    return free_checked(p);
+}
+
+PALLOCATOR_API void *myrealloc(void *p, size_t size)
+{
+    if (pa_unlikely(single_mode_begin())) {
+        void *q = realloc_checked(p, size);
+        pa_heap_single_leave();
+        return q;
+    }
+    return realloc_checked(p, size);
 }
 #endif /* PA_CHECKED */
