@@ -180,8 +180,6 @@ static void segment_wait_unclaimed(const segment_t *s)
 {
     if (claim_barrier)
         claim_barrier();
-    else
-        __atomic_thread_fence(__ATOMIC_SEQ_CST); /* orders the entry's change before the reads */
     for (segment_claim_t *c = __atomic_load_n(&claims, __ATOMIC_ACQUIRE); c; c = c->next)
         while (__atomic_load_n(&c->segment, __ATOMIC_SEQ_CST) == s)
             sched_yield();

@@ -174,8 +174,9 @@ static pa_always_inline struct heap *segment_claim_begin(segment_claim_t *c, seg
         __atomic_store_n(&c->segment, s, __ATOMIC_RELAXED);
         __atomic_signal_fence(__ATOMIC_SEQ_CST);
     } else {
-        __atomic_store_n(&c->segment, s, __ATOMIC_SEQ_CST);
-        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        /* A read-modify-write: a full barrier, which ThreadSanitizer
+         * understands, unlike a fence. */
+        (void)__atomic_exchange_n(&c->segment, s, __ATOMIC_SEQ_CST);
     }
     /* The owner as the segment map names it, not s->owner: pa_segment_retire
      * changes the entry first, and a retired segment's header may be
