@@ -107,6 +107,73 @@ PALLOCATOR_API int allocator_stats(size_t *allocated, size_t *freed, size_t *pea
 PALLOCATOR_API void allocator_dump(void);
 PALLOCATOR_API int allocator_verify(void);
 
+/* Private heaps (myheap_create(3)): heaps of their own, apart from the
+ * threads' heaps, each with its own policies, any of whose blocks are freed
+ * all at once by myheap_reset or myheap_destroy. Any thread may use any
+ * heap; each call takes the heap's lock unless the heap was created with
+ * MYHEAP_SINGLE_THREAD. */
+typedef struct myheap myheap_t;
+
+/* Flags (or-ed) for myheap_create and myheap_create_in. */
+#define MYHEAP_SINGLE_THREAD 0x1u /* one thread at a time uses it: no lock, no atomics */
+#define MYHEAP_LOCKED 0x2u        /* real time: all of limit mapped, touched and locked
+                                     at creation; no system call or page fault after */
+#define MYHEAP_BEST_FIT 0x4u      /* exact best fit: least fragmentation, not O(1) */
+#define MYHEAP_POW2_FIT 0x8u      /* power-of-two classes: O(1) and the size
+                                     myheap_size_for gives cannot fail */
+#define MYHEAP_NUMA_NODE 0x10u    /* its memory on numa_node (myheap_create only) */
+
+/* When a heap gives free memory back to the OS (myheap_create only). */
+#define MYHEAP_RELEASE_DELAYED 0u   /* after release_delay_ms (default) */
+#define MYHEAP_RELEASE_IMMEDIATE 1u /* as soon as a free leaves whole pages free */
+#define MYHEAP_RELEASE_NEVER 2u     /* only on myheap_destroy */
+
+/* All zero: the defaults. size lets the structure grow: set it to
+ * sizeof(struct myheap_options), or leave it 0 for this first version. */
+struct myheap_options {
+    size_t size;
+    size_t limit;              /* most bytes the heap may map; 0: no limit */
+    unsigned flags;            /* MYHEAP_* flags */
+    unsigned release;          /* MYHEAP_RELEASE_* */
+    unsigned release_delay_ms; /* 0: 1000 */
+    int numa_node;             /* with MYHEAP_NUMA_NODE */
+};
+
+/* The smallest buffer myheap_create_in accepts. */
+#define MYHEAP_MIN_BUFFER 16384
+
+/* NULL with errno = EINVAL (bad options), ENOMEM, or for MYHEAP_LOCKED
+ * what mlock(2) reported (EPERM, ENOMEM, EAGAIN). */
+PALLOCATOR_API myheap_t *myheap_create(const struct myheap_options *opts) PALLOCATOR_WARN_UNUSED;
+/* A heap inside buf, which the caller owns and which holds the heap's
+ * metadata too; no system call, ever, and no need of allocator_init. NULL
+ * with errno = EINVAL for a NULL buf, size below MYHEAP_MIN_BUFFER or a
+ * flag it cannot take (MYHEAP_LOCKED, MYHEAP_NUMA_NODE). */
+PALLOCATOR_API myheap_t *myheap_create_in(void *buf, size_t size, unsigned flags) PALLOCATOR_WARN_UNUSED;
+/* The buffer size in which a MYHEAP_POW2_FIT heap never fails a request for
+ * fragmentation while its live blocks never request more than peak bytes
+ * together and none more than largest; 0 when that size overflows. */
+PALLOCATOR_API size_t myheap_size_for(size_t peak, size_t largest);
+
+PALLOCATOR_API void *myheap_alloc(myheap_t *heap, size_t size) PALLOCATOR_WARN_UNUSED PALLOCATOR_ALLOC_SIZE(2);
+PALLOCATOR_API void *myheap_calloc(myheap_t *heap, size_t count, size_t size) PALLOCATOR_WARN_UNUSED PALLOCATOR_ALLOC_SIZE2(2, 3);
+PALLOCATOR_API void *myheap_realloc(myheap_t *heap, void *ptr, size_t size) PALLOCATOR_WARN_UNUSED PALLOCATOR_ALLOC_SIZE(3);
+PALLOCATOR_API void *myheap_alloc_aligned(myheap_t *heap, size_t alignment, size_t size) PALLOCATOR_WARN_UNUSED PALLOCATOR_ALLOC_SIZE(3);
+/* 0 (also for NULL); -1 with errno = EINVAL for anything that is not a
+ * live block of heap, or a heap that is not one. */
+PALLOCATOR_API int myheap_free(myheap_t *heap, void *ptr);
+/* Usable bytes of a live block of heap, or 0 with errno = EINVAL. */
+PALLOCATOR_API size_t myheap_usable_size(myheap_t *heap, void *ptr);
+/* Every block freed at once, in time that depends on the heap's memory, not
+ * on its blocks; reset keeps the memory, destroy gives it back (a heap in a
+ * caller's buffer leaves the buffer to the caller). 0, or -1 with errno =
+ * EINVAL. */
+PALLOCATOR_API int myheap_reset(myheap_t *heap);
+PALLOCATOR_API int myheap_destroy(myheap_t *heap);
+/* As allocator_stats and allocator_verify, for one heap. */
+PALLOCATOR_API int myheap_stats(myheap_t *heap, size_t *allocated, size_t *freed, size_t *peak);
+PALLOCATOR_API int myheap_verify(myheap_t *heap);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * region.h - a region: one contiguous piece of memory that holds its own
+ * metadata (header, live map, free lists) and the blocks carved from the
+ * rest, under one of three fits. The memory of a private heap (myheap.c):
+ * a chunk the library mapped or a caller's buffer. A region makes no system
+ * call, takes no lock and knows no other region; its owner serialises calls.
+ *
+ * Validation is exact and out of band, as in segments: the live map has a
+ * mark per granule, set exactly at the payload of each live block, and lies
+ * in the header, so a pointer is checked before anything at it is read.
+ */
+#ifndef PA_REGION_H
+#define PA_REGION_H
+
+#include "internal.h"
+
+typedef struct region region_t;
+
+typedef enum region_fit {
+    REGION_FIT_GOOD, /* TLSF good fit: O(1) */
+    REGION_FIT_BEST, /* smallest free block that fits: O(free blocks) */
+    REGION_FIT_POW2  /* power-of-two classes, never split or merged: O(1), bounded */
+} region_fit_t;
+
+/* Called with whole pages inside a free block that nobody will read before
+ * they are handed out again (the owner may give them back to the OS). */
+typedef void (*region_purge_fn)(void *start, size_t size);
+
+/* Lays a region over [base, base + size) (base aligned to PA_GRANULE, size
+ * a multiple of it): its header first, then one free area. NULL when size
+ * is below pa_region_min_size(). purge NULL: pages are kept. */
+region_t *pa_region_init(void *base, size_t size, region_fit_t fit, region_purge_fn purge);
+size_t pa_region_min_size(void);
+/* The largest request a fresh region of size bytes can serve. */
+size_t pa_region_max_request(size_t size);
+
+/* A block of at least size usable bytes (0 served as 1), aligned to
+ * PA_GRANULE, or to align (a power of two) for the aligned form; NULL when
+ * the region has no room (or size is beyond any region). */
+void *pa_region_alloc(region_t *r, size_t size);
+void *pa_region_alloc_aligned(region_t *r, size_t align, size_t size);
+
+/* Whether p lies in r's block area (any address, read nothing at p). */
+bool pa_region_contains(const region_t *r, const void *p);
+/* Usable bytes of p when p is a live block of r, else 0. */
+size_t pa_region_usable(const region_t *r, const void *p);
+/* Frees p, which pa_region_usable accepted; returns the usable bytes freed. */
+size_t pa_region_free(region_t *r, void *p);
+/* Grows or shrinks live block p in place to at least size usable bytes;
+ * false (p untouched) when it cannot. */
+bool pa_region_resize(region_t *r, void *p, size_t size);
+
+/* Every block freed: the area is one free block again. Time proportional to
+ * the region's size (its live map), not to its blocks. */
+void pa_region_reset(region_t *r);
+bool pa_region_is_empty(const region_t *r);
+
+typedef struct region_usage {
+    size_t allocated; /* usable bytes of live blocks */
+    size_t peak;      /* highest allocated since init or reset */
+    size_t freed;     /* usable bytes that free blocks can hand out */
+    size_t blocks;    /* live blocks */
+    size_t size;      /* bytes the region spans, header included */
+} region_usage_t;
+void pa_region_usage(const region_t *r, region_usage_t *u);
+
+/* Checks header, live map, block chain, free lists and counts; 0, or -1
+ * after pa_verify_fail naming what is wrong. */
+int pa_region_verify(const region_t *r);
+
+/* The region size in which a REGION_FIT_POW2 region never fails a request
+ * for fragmentation while live requests total at most peak bytes and none
+ * exceeds largest; 0 on overflow. */
+size_t pa_region_pow2_bound(size_t peak, size_t largest);
+
+#endif /* PA_REGION_H */
