@@ -402,6 +402,34 @@ START_TEST(test_random_sequence)
 }
 END_TEST
 
+/* BEST takes the smallest free block that fits, searching past a list's
+ * head and into the next non-empty bin; GOOD takes the first list sure
+ * to fit. */
+START_TEST(test_best_fit_exact)
+{
+    mapped_t m = region_map(REGION_SIZE, REGION_FIT_BEST, NULL);
+    /* Free blocks (usable sizes) 1008, 592, 608, 800 between used walls;
+     * 592 and 608 share a bin, 608 freed last heads its list. */
+    static const size_t sizes[] = {1000, 590, 600, 800};
+    char *hole[4];
+    for (size_t i = 0; i < 4; i++) {
+        hole[i] = pa_region_alloc(m.r, sizes[i]);
+        ck_assert_ptr_nonnull(pa_region_alloc(m.r, 16));
+    }
+    for (size_t i = 0; i < 4; i++)
+        pa_region_free(m.r, hole[i]);
+    ck_assert_int_eq(pa_region_verify(m.r), 0);
+    ck_assert_ptr_eq(pa_region_alloc(m.r, 580), hole[1]); /* not the head, 608 */
+    ck_assert_ptr_eq(pa_region_alloc(m.r, 700), hole[3]); /* next bin: 800, not 1008 */
+    ck_assert_ptr_eq(pa_region_alloc(m.r, 600), hole[2]);
+    ck_assert_ptr_eq(pa_region_alloc(m.r, 1000), hole[0]); /* not the area's tail */
+    /* The smallest free block now is what 700 left of the 800 hole. */
+    ck_assert_ptr_eq(pa_region_alloc(m.r, 1), hole[3] + 720);
+    ck_assert_int_eq(pa_region_verify(m.r), 0);
+    region_unmap(&m);
+}
+END_TEST
+
 /* ---- purging --------------------------------------------------------- */
 
 static size_t purge_calls, purge_bytes;
@@ -689,6 +717,7 @@ static Suite *region_suite(void)
     tcase_add_loop_test(tc, test_usage_exact, 0, 3);
     tcase_add_loop_test(tc, test_reset_refuses_old_pointers, 0, 3);
     tcase_add_loop_test(tc, test_aligned, 0, 3);
+    tcase_add_test(tc, test_best_fit_exact);
     tcase_add_loop_test(tc, test_random_sequence, 0, 6);
     tcase_add_loop_test(tc, test_purge, 0, 3);
     tcase_set_timeout(tc, 120);
