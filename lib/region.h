@@ -37,13 +37,12 @@ typedef void (*region_purge_fn)(void *start, size_t size);
 /* Lays a region over [base, base + size) (base aligned to PA_GRANULE; size
  * is rounded down to a multiple of it): its header first (about 4.4 KiB),
  * then the live map (size / 128 bytes), then one free area. NULL when size
- * is below pa_region_min_size() or not below TLSF_MAX_BLOCK (512 GiB),
- * base is misaligned or fit unknown. purge NULL: pages are kept. */
+ * is below pa_region_min_size() or its area would reach TLSF_MAX_BLOCK
+ * (512 GiB), base is misaligned or fit unknown. purge NULL: pages are kept. */
 region_t *pa_region_init(void *base, size_t size, region_fit_t fit, region_purge_fn purge);
 size_t pa_region_min_size(void);
 /* The largest request a fresh region of size bytes can serve, whatever
- * its fit (POW2's, the least of the three). Regions span less than
- * TLSF_MAX_BLOCK (512 GiB); a larger size gets NULL from pa_region_init. */
+ * its fit (POW2's, the least of the three); 0 below the least size. */
 size_t pa_region_max_request(size_t size);
 /* The same for one fit. */
 size_t pa_region_max_request_fit(region_fit_t fit, size_t size);

@@ -15,6 +15,7 @@
 #include "block.h"
 #include "os.h"
 #include "region.h"
+#include "tlsf.h"
 #include "testutil.h"
 
 #define REGION_SIZE ((size_t)4 << 20)
@@ -64,6 +65,9 @@ START_TEST(test_too_small)
     ck_assert_ptr_null(pa_region_init((char *)base + 8, REGION_SIZE - 16, fit, NULL));
     ck_assert_ptr_null(pa_region_init(base, REGION_SIZE, (region_fit_t)7, NULL));
     ck_assert_ptr_null(pa_region_init(NULL, REGION_SIZE, fit, NULL));
+    /* An area of 512 GiB or more has no TLSF bin (nothing is written). */
+    ck_assert_ptr_null(pa_region_init(base, (size_t)1 << 40, fit, NULL));
+    ck_assert_ptr_null(pa_region_init(base, SIZE_MAX, fit, NULL));
     ck_assert_uint_eq(pa_region_max_request(min - PA_GRANULE), 0);
     /* The least region serves its largest request once. */
     region_t *r = pa_region_init(base, min, fit, NULL);
@@ -115,7 +119,14 @@ START_TEST(test_max_request)
         ck_assert_int_eq(pa_region_verify(m.r), 0);
         region_unmap(&m);
     }
+    /* The size is the least that serves the request. */
+    for (size_t n = 1; n < ((size_t)1 << 26); n = n * 5 / 4 + 7) {
+        size_t size = pa_region_size_for(fit, n, 0);
+        ck_assert_uint_ge(pa_region_max_request_fit(fit, size), n);
+        ck_assert_uint_lt(pa_region_max_request_fit(fit, size - PA_GRANULE), n);
+    }
     ck_assert_uint_eq(pa_region_size_for(fit, SIZE_MAX, 0), 0);
+    ck_assert_uint_eq(pa_region_size_for(fit, TLSF_MAX_BLOCK, 0), 0);
     ck_assert_uint_eq(pa_region_size_for(fit, 64, (size_t)1 << 62), 0);
 }
 END_TEST
