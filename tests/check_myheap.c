@@ -921,10 +921,16 @@ static void *heap_worker(void *arg)
             }
             block_fill(p[k], n[k]);
         }
+        /* One reader and one writer per slot: the size is read before
+         * the slot is emptied, and written after it is seen empty. */
         size_t h = test_rand_below(&rng, HANDOFF);
-        unsigned char *mine = atomic_exchange(&handoff[me][h], NULL);
-        if (mine && (!block_ok(mine, handoff_size[me][h]) || myfree(mine) != 0))
-            atomic_fetch_add(&thread_failures, 1);
+        unsigned char *mine = atomic_load(&handoff[me][h]);
+        if (mine) {
+            size_t size = handoff_size[me][h];
+            atomic_store(&handoff[me][h], NULL);
+            if (!block_ok(mine, size) || myfree(mine) != 0)
+                atomic_fetch_add(&thread_failures, 1);
+        }
     }
     for (size_t k = 0; k < SLOTS; k++)
         if (p[k] && myheap_free(shared_heap, p[k]) != 0)
