@@ -96,10 +96,10 @@ int pa_region_verify(const region_t *r);
 /* The region size in which a REGION_FIT_POW2 region never fails a request
  * for fragmentation while live requests total at most peak bytes and none
  * exceeds largest, each request counted as at least 16 bytes and an
- * aligned one as max(size, 16) + align - 16: the header and live map for an area of
- * 4 * max(peak, 16) * (K - 4) bytes plus the 16-byte sentinel, K =
- * ceil(log2(max(largest, 16) + 16)); 0 on overflow or beyond a region's
- * limit. The proof is in region.c. */
+ * aligned one as max(size, 16) + align - 16: the header and live map for
+ * an area of 4 * max(peak, 16) * (K - 4) bytes plus the 16-byte sentinel,
+ * K = ceil(log2(max(largest, 16) + 16)); 0 on overflow or beyond a
+ * region's limit. The proof is in region.c. */
 size_t pa_region_pow2_bound(size_t peak, size_t largest);
 
 #endif /* PA_REGION_H */
