@@ -634,7 +634,9 @@ static void bound_random(bound_run_t *b, uint64_t seed, size_t ops)
     for (size_t op = 0; op < ops && !b->failures; op++) {
         unsigned bits = 4 + (unsigned)test_rand_below(&seed, 11);
         size_t n = test_rand_below(&seed, (size_t)1 << bits);
-        size_t align = test_rand_below(&seed, 8) == 0 ? (size_t)32 << test_rand_below(&seed, 6) : 16;
+        size_t align = 16;
+        if (test_rand_below(&seed, 8) == 0)
+            align = (size_t)32 << test_rand_below(&seed, 6);
         if (pow2_weight(n, align) > BOUND_LARGEST)
             continue;
         while (b->live_weight + pow2_weight(n, align) > BOUND_PEAK)
