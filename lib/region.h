@@ -78,6 +78,11 @@ bool pa_region_resize(region_t *r, void *p, size_t size);
  * (a memset of its live map, 1/128 of it), not to its blocks. */
 void pa_region_reset(region_t *r);
 bool pa_region_is_empty(const region_t *r);
+/* Calls visit with the payload and usable size of every live block, in
+ * address order, in time proportional to the live map plus the blocks
+ * (for an owner whose memory checker must forget them before a reset). */
+typedef void (*region_visit_fn)(void *p, size_t usable, void *ctx);
+void pa_region_each_live(const region_t *r, region_visit_fn visit, void *ctx);
 
 typedef struct region_usage {
     size_t allocated; /* usable bytes of live blocks */
