@@ -312,8 +312,8 @@ START_TEST(test_free_past_small_chunk)
     unsigned char *p = myheap_alloc(h, 64);
     ck_assert_ptr_nonnull(p);
     unsigned char *chunk = (unsigned char *)((uintptr_t)p & ~(CHUNK_ALIGN - 1));
+    /* Not the heap's (another mapping may lie there, read nothing). */
     unsigned char *beyond = chunk + 2 * MiB;
-    ck_assert(!test_is_mapped(beyond));
     check_heap_refuses(h, beyond, "an address past the chunk");
     errno = 0;
     ck_assert(myfree(beyond) == -1 && errno == EINVAL);
