@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: MIT
-# Manual pages: one per public call in section 3, the overview in section 7,
+# Manual pages: one per public call in section 3 (the private heaps'
+# myheap_* calls included), the overview in section 7,
 # the wrapper that runs a program on the override library in section 1.
 PA_MAN_PAGES = \
 	man/allocator_cleanup.3 \
@@ -12,6 +13,19 @@ PA_MAN_PAGES = \
 	man/myalloc_usable_size.3 \
 	man/mycalloc.3 \
 	man/myfree.3 \
+	man/myheap_alloc.3 \
+	man/myheap_alloc_aligned.3 \
+	man/myheap_calloc.3 \
+	man/myheap_create.3 \
+	man/myheap_create_in.3 \
+	man/myheap_destroy.3 \
+	man/myheap_free.3 \
+	man/myheap_realloc.3 \
+	man/myheap_reset.3 \
+	man/myheap_size_for.3 \
+	man/myheap_stats.3 \
+	man/myheap_usable_size.3 \
+	man/myheap_verify.3 \
 	man/myrealloc.3 \
 	man/mystrdup.3 \
 	man/mystrndup.3 \
