@@ -257,7 +257,6 @@ static unsigned long rt_loop(myheap_t *h, unsigned long steps, unsigned long *da
 static void realtime_heap(void)
 {
     size_t budget = myheap_size_for(RT_PEAK, RT_LARGEST);
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
     struct myheap_options o = { .size = sizeof(o) };
     unsigned long failed, damaged = 0;
     void *buf = NULL;
@@ -269,9 +268,6 @@ static void realtime_heap(void)
     check(budget != 0, "myheap_size_for gave a budget");
     if (budget == 0)
         return;
-    /* A locked heap's one chunk is its limit rounded down to whole pages:
-     * round the budget up, so that none of it is lost. */
-    budget = (budget + page - 1) / page * page;
     printf("  %d bytes live at most, requests up to %d bytes: a budget of %zu bytes\n",
            RT_PEAK, RT_LARGEST, budget);
 

@@ -220,8 +220,10 @@ static void heap_lock(heap_desc_t *h)
     unsigned spins = 0;
     while (__atomic_load_n(&h->lock.serving, __ATOMIC_ACQUIRE) != ticket) {
         cpu_relax();
-        /* A locked heap makes no system call, ever: it spins. */
-        if (++spins == MYHEAP_SPINS_BEFORE_YIELD && !(h->flags & MYHEAP_LOCKED)) {
+        /* A locked heap, or one in a caller's buffer, makes no system
+         * call: it spins. */
+        if (++spins == MYHEAP_SPINS_BEFORE_YIELD && !(h->flags & MYHEAP_LOCKED) &&
+            !h->in_buffer) {
             sched_yield();
             spins = 0;
         }
@@ -779,8 +781,11 @@ PALLOCATOR_API size_t myheap_size_for(size_t peak, size_t largest)
 {
     size_t bound = pa_region_pow2_bound(peak, largest);
     size_t total;
-    if (!bound || __builtin_add_overflow(bound, buffer_overhead(), &total))
+    /* Whole pages, so that the size also serves as a locked heap's limit,
+     * which keeps whole pages only. */
+    if (!bound || __builtin_add_overflow(bound, buffer_overhead() + PA_PAGE_SIZE - 1, &total))
         return 0;
+    total &= ~(PA_PAGE_SIZE - 1);
     return total < MYHEAP_MIN_BUFFER ? MYHEAP_MIN_BUFFER : total;
 }
 
