@@ -4,10 +4,9 @@
  * blocks: a private heap gets BLOCKS blocks, then is reset (or destroyed);
  * beside it, a plain mapping of the bytes the heap had mapped, every page
  * touched, is unmapped. Prints the median and the spread of ROUNDS rounds
- * in microseconds. Not built by make (a measurement, not a workload):
+ * in microseconds. Not part of make bench (a measurement, not a workload):
  *
- *   cc -O2 -Iinclude bench/heapreset.c .libs/libpallocator.so -o heapreset
- *   LD_LIBRARY_PATH=.libs ./heapreset [blocks] [rounds]
+ *   make bench/heapreset && bench/heapreset [blocks] [rounds]
  */
 #define _GNU_SOURCE
 #include <stdio.h>

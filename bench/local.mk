@@ -105,6 +105,14 @@ bench_region_fits_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/lib
 bench_region_fits_LDFLAGS = $(AM_LDFLAGS) -no-install
 bench_region_fits_LDADD = libpallocator_core.la
 
+# myheap_reset and myheap_destroy with many live blocks, beside munmap:
+# make bench/heapreset && bench/heapreset [blocks] [rounds].
+EXTRA_PROGRAMS += bench/heapreset
+CLEANFILES += bench/heapreset
+bench_heapreset_SOURCES = bench/heapreset.c
+bench_heapreset_LDFLAGS = $(AM_LDFLAGS) -no-install
+bench_heapreset_LDADD = libpallocator.la
+
 EXTRA_DIST += bench/run bench/README.md bench/bench_alloc.h \
 	bench/churn.c bench/larson.c bench/prodcons.c bench/scratch.c \
 	bench/latency.c bench/memory.c bench/realloc.c bench/sizes.c \
