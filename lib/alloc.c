@@ -348,15 +348,27 @@ static pa_noinline int free_remote_heapless(segment_t *s, heap_t *owner, void *p
  * race with the segment's reuse by another heap); it is made inside an
  * operation on the caller's heap and waits for nothing, since a retiring
  * owner waits for it. */
+static int free_remote_from(segment_t *s, heap_t *owner, void *p, heap_t *h);
+
 static pa_noinline int free_remote(segment_t *s, heap_t *owner, void *p, heap_t *h)
 {
     if (pa_unlikely(!__atomic_load_n(&owner->shared, __ATOMIC_ACQUIRE)))
         pa_heap_share(owner);
+    if (h)
+        return free_remote_from(s, owner, p, h);
     /* A thread that only frees batches too, until its exit hook has run. */
-    if (!h && !pa_thread.exited)
-        h = pa_heap_attach_thread();
-    if (!h)
+    if (pa_thread.exited || !(h = pa_heap_attach_thread()))
         return free_remote_heapless(s, owner, p);
+    /* Attached here: a heap whose exit hook could not be armed is
+     * abandoned again once the free is done, as after an allocation. */
+    int rc = free_remote_from(s, owner, p, h);
+    heap_attach_end(h);
+    return rc;
+}
+
+/* free_remote's claim and hand-over, from the caller's heap h. */
+static int free_remote_from(segment_t *s, heap_t *owner, void *p, heap_t *h)
+{
     heap_enter(h);
     heap_t *now = segment_claim_begin(&h->claim, s, pa_asymmetric_barrier);
     bool claimed = now == owner && segment_live_clear(s, p, /*atomic=*/true);

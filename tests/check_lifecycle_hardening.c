@@ -5,10 +5,15 @@
  * hook has run, fork handlers that allocate while every heap is paused, no
  * thread key left at first use, and the free bytes allocator_stats counts.
  *
+ * pthread_setspecific is interposed, so that a test can make the one that
+ * arms the library's exit hook fail.
+ *
  * Reads the heap registry (internal headers) to count heaps. Every test
  * leaves the allocator cleaned up, so the suite also passes with CK_FORK=no.
  */
+#define _GNU_SOURCE
 #include <check.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -237,6 +242,85 @@ END_TEST
 START_TEST(test_alloc_in_thread_local_destructor)
 {
     run_late_threads(LATE_THREAD_ATEXIT);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* The exit hook cannot be armed                                        */
+/* ------------------------------------------------------------------ */
+
+/* Set in a thread whose pthread_setspecific calls fail, but for the
+ * program's own keys: the library's exit hook cannot be armed there. */
+static __thread bool setspecific_fails;
+
+typedef int (*setspecific_fn)(pthread_key_t, const void *);
+
+int pthread_setspecific(pthread_key_t key, const void *value)
+{
+    static setspecific_fn real;
+    if (!real)
+        real = (setspecific_fn)dlsym(RTLD_NEXT, "pthread_setspecific");
+    if (setspecific_fails && key != key_before_library &&
+        !(key_after_created && key == key_after_library))
+        return ENOMEM;
+    return real ? real(key, value) : ENOSYS;
+}
+
+enum unarmed_call { UNARMED_FREE_REMOTE, UNARMED_ALLOC };
+
+struct unarmed_thread {
+    enum unarmed_call call;
+    void *block;      /* UNARMED_FREE_REMOTE: a block of the test's heap */
+    int failed;
+};
+
+static void *unarmed_thread_main(void *arg)
+{
+    struct unarmed_thread *t = arg;
+    setspecific_fails = true;
+    if (t->call == UNARMED_FREE_REMOTE)
+        t->failed = myfree(t->block) != 0;
+    else
+        t->failed = alloc_round() != 0;
+    setspecific_fails = false;
+    return NULL;
+}
+
+/* A thread whose first call (a free of another heap's block, or an
+ * allocation) attaches a heap but cannot arm the exit hook: the call
+ * abandons the heap again at its end, so no heap is left to the thread. */
+static void check_unarmed_thread(enum unarmed_call call, const char *what)
+{
+    void *own = myalloc(100); /* the test's thread holds a heap */
+    ck_assert_ptr_nonnull(own);
+    for (size_t round = 0; round < 8; round++) {
+        struct unarmed_thread t = {call, myalloc(200), 0};
+        ck_assert_ptr_nonnull(t.block);
+        pthread_t tid;
+        ck_assert_int_eq(pthread_create(&tid, NULL, unarmed_thread_main, &t), 0);
+        ck_assert_int_eq(pthread_join(tid, NULL), 0);
+        ck_assert_msg(!t.failed, "%s: the thread's call failed", what);
+        if (call != UNARMED_FREE_REMOTE)
+            ck_assert_int_eq(myfree(t.block), 0);
+        size_t abandoned, heaps = count_heaps(&abandoned);
+        ck_assert_msg(heaps == abandoned + 1,
+                      "%s, round %zu: %zu heaps, %zu abandoned (only the test's may be owned)",
+                      what, round, heaps, abandoned);
+    }
+    ck_assert_int_eq(myfree(own), 0);
+    ck_assert_int_eq(allocator_verify(), 0);
+    ck_assert_uint_eq(stats_allocated(), 0);
+}
+
+START_TEST(test_unarmed_hook_free_remote)
+{
+    check_unarmed_thread(UNARMED_FREE_REMOTE, "free of another heap's block");
+}
+END_TEST
+
+START_TEST(test_unarmed_hook_alloc)
+{
+    check_unarmed_thread(UNARMED_ALLOC, "allocation");
 }
 END_TEST
 
@@ -545,6 +629,8 @@ static Suite *lifecycle_suite(void)
     tcase_add_test(tc, test_free_in_last_destructor_round);
     tcase_add_test(tc, test_first_alloc_in_destructor);
     tcase_add_test(tc, test_alloc_in_thread_local_destructor);
+    tcase_add_test(tc, test_unarmed_hook_free_remote);
+    tcase_add_test(tc, test_unarmed_hook_alloc);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("fork");
