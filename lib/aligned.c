@@ -93,7 +93,7 @@ static void *aligned_large(size_t size, size_t align)
     void *p = pa_large_alloc_aligned(size + PA_CANARY_SIZE, align, false,
                                  single ? &single->live : NULL);
     if (p)
-        pa_ann_alloc(p, size, pa_large_usable(p), true);
+        pa_ann_alloc(p, size, pa_large_usable(p), false);
     return p;
 }
 

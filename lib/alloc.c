@@ -253,6 +253,12 @@ static pa_always_inline void *alloc_public(size_t size)
 }
 
 #ifndef PA_CHECKED
+/* A fresh large mapping is zero already: only a reused one is cleared. */
+static void *calloc_large(size_t total)
+{
+    return alloc_large(total, /*zero=*/true);
+}
+
 PALLOCATOR_API void *myalloc(size_t size)
 {
     if (pa_unlikely(single_mode_begin())) {
@@ -264,14 +270,16 @@ PALLOCATOR_API void *myalloc(size_t size)
 }
 #endif
 
+/* mycalloc's large block of total bytes, zeroed. */
+static void *calloc_large(size_t total);
+
 PALLOCATOR_API void *mycalloc(size_t count, size_t size)
 {
     size_t total;
     if (__builtin_mul_overflow(count, size, &total))
         return fail(ENOMEM);
-    /* A fresh large mapping is zero already: only a reused one is cleared. */
     if (total > PA_LARGE_THRESHOLD)
-        return alloc_large(total, /*zero=*/true);
+        return calloc_large(total);
     void *p = myalloc(total);
     if (p)
         memset(p, 0, total);
@@ -737,25 +745,42 @@ static size_t usable_of_new(void *p, size_t want)
 
 /* Block p (NULL: none) just handed out for a request of size bytes (want
  * with the canary, which the allocation set): its bytes past the request
- * closed to memory checkers. */
-static void *hand_out(void *p, size_t size, size_t want)
+ * closed to memory checkers, its request defined only when zeroed (as
+ * calloc's; malloc's bytes are undefined, a reused mapping's too). */
+static void *hand_out(void *p, size_t size, size_t want, bool zeroed)
 {
 #ifdef PA_ANNOTATED
     if (p)
-        pa_ann_alloc(p, size, usable_of_new(p, want), want > PA_LARGE_THRESHOLD);
+        pa_ann_alloc(p, size, usable_of_new(p, want), zeroed);
 #else
-    (void)size, (void)want;
+    (void)size, (void)want, (void)zeroed;
 #endif
     return p;
+}
+
+/* The request with the hardened build's canary after it. */
+static size_t want_of(size_t size)
+{
+    /* Hardened: every block keeps a granule of its own beside its canary. */
+    return (PA_GUARDED && size < PA_GRANULE ? PA_GRANULE : size) + PA_CANARY_SIZE;
 }
 
 static void *alloc_checked(size_t size)
 {
     if (size > PA_MAX_REQUEST)
         return alloc_public(size); /* fails, and says why */
-    /* Hardened: every block keeps a granule of its own beside its canary. */
-    size_t want = (PA_GUARDED && size < PA_GRANULE ? PA_GRANULE : size) + PA_CANARY_SIZE;
-    return hand_out(alloc_public(want), size, want);
+    size_t want = want_of(size);
+    return hand_out(alloc_public(want), size, want, false);
+}
+
+/* A large block of mycalloc's, with its canary and told to the checkers
+ * like myalloc's. */
+static void *calloc_large(size_t total)
+{
+    if (total > PA_MAX_REQUEST)
+        return alloc_large(total, /*zero=*/true); /* fails, and says why */
+    size_t want = want_of(total);
+    return hand_out(alloc_large(want, /*zero=*/true), total, want, true);
 }
 
 static int free_checked(void *p)

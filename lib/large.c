@@ -154,6 +154,10 @@ void *pa_large_alloc_aligned(size_t size, size_t align, bool zero, pa_stats_t *c
          * where they are. */
         pa_os_bind_node(l, mapped, pa_numa_current_node());
     }
+    /* An aligned block's room in front of its payload is no one's: closed
+     * to the memory checkers, like the padding of an aligned malloc. */
+    if (offset > LARGE_PAYLOAD_OFFSET)
+        pa_mem_close((char *)l + LARGE_PAYLOAD_OFFSET, offset - LARGE_PAYLOAD_OFFSET);
     l->map_size = mapped;
     if (!large_publish_locked(l, offset, charge)) {
         pa_os_unmap(l, mapped);
