@@ -323,6 +323,66 @@ static pa_noinline int free_invalid(void)
     return -1;
 }
 
+/* ---- what a free checks once it has claimed a block ------------------ */
+
+/* Hardened: a block whose canary (or, for a TLSF block, whose header) is
+ * overwritten is kept out of use for good. It is never freed, so neither
+ * it nor its neighbours go through a free list or a merge again, and the
+ * call fails with EINVAL. */
+static pa_cold pa_noinline int canary_broken(const char *call, const void *p)
+{
+    fprintf(stderr, "pallocator: %s: block %p: canary overwritten; the block is kept "
+            "out of use\n", call, p);
+    errno = EINVAL;
+    return -1;
+}
+
+/* The checked builds look at a block only once the free has claimed it
+ * (cleared its live mark): from then on no other call frees it or hands
+ * it out again, so a stale free racing with the block's reuse never reads
+ * or annotates a block another thread owns. Block p of segment s, a heap
+ * block this free has claimed: true when intact, and then told to the
+ * memory checkers as freed; false when its canary is overwritten. Always
+ * true, and gone, in the default build. */
+#ifdef PA_CHECKED
+/* Whether block p (of kind), of usable bytes by its header, and its
+ * canary are intact: a heap block lies within its segment, which a header
+ * an overflow wrote over need not say. */
+static bool block_intact(const void *p, size_t usable, ptr_kind_t kind)
+{
+    if (!PA_GUARDED)
+        return true;
+    if (kind == PTR_HEAP &&
+        (usable <= PA_CANARY_SIZE || segment_of(p) != segment_of((const char *)p + usable - 1)))
+        return false;
+    return pa_canary_ok(p, usable);
+}
+
+static bool free_claimed_intact(segment_t *s, void *p)
+{
+    size_t usable = heap_usable_shared(s, p);
+    if (!block_intact(p, usable, PTR_HEAP))
+        return false;
+    pa_ann_free(p, usable);
+    return true;
+}
+#else
+static pa_always_inline bool free_claimed_intact(segment_t *s, void *p)
+{
+    (void)s, (void)p;
+    return true;
+}
+#endif
+
+/* A claimed block free_claimed_intact found damaged: marked live again
+ * (only the claimer writes its mark now), so it stays out of use, and the
+ * free fails. The caller ends its operation. */
+static pa_noinline int free_damaged(segment_t *s, void *p)
+{
+    segment_live_set(s, p);
+    return canary_broken("myfree", p);
+}
+
 static int free_other(void *p, uintptr_t entry, heap_t *h, bool concurrent);
 
 /* p's segment changed hands between the read of its entry and the claim:
@@ -343,6 +403,8 @@ static pa_noinline int free_remote_heapless(segment_t *s, heap_t *owner, void *p
     pa_segment_pool_unlock();
     if (!claimed)
         return now == owner ? free_invalid() : free_moved(p, NULL);
+    if (pa_unlikely(!free_claimed_intact(s, p)))
+        return free_damaged(s, p);
     pa_heap_handover_push(owner, block_from_payload(p));
     return 0;
 }
@@ -384,6 +446,11 @@ static int free_remote_from(segment_t *s, heap_t *owner, void *p, heap_t *h)
     if (pa_unlikely(!claimed)) {
         heap_leave(h);
         return now == owner ? free_invalid() : free_moved(p, h);
+    }
+    /* Claimed, the block keeps its segment from retiring: readable. */
+    if (pa_unlikely(!free_claimed_intact(s, p))) {
+        heap_leave(h);
+        return free_damaged(s, p);
     }
     block_t *b = block_from_payload(p);
     /* Gathered in this thread's outbox: one push per batch for the owner. */
@@ -447,6 +514,20 @@ static pa_always_inline int free_arena_block(heap_t *h, block_t *b, bool concurr
     return 0;
 }
 
+static pa_noinline int free_announced_invalid(heap_t *h, bool concurrent)
+{
+    heap_op_end(h, concurrent);
+    return free_invalid();
+}
+
+/* free_damaged for a block of the caller's own heap h. */
+static pa_noinline int free_own_damaged(heap_t *h, segment_t *s, void *p, bool concurrent)
+{
+    segment_live_set(s, p);
+    heap_op_end(h, concurrent);
+    return canary_broken("myfree", p);
+}
+
 /* The slow path of a free into the caller's own heap h: a gate bit was
  * set, or the block is an arena block. */
 static pa_noinline int free_own_slow(heap_t *h, segment_t *s, void *p, bool concurrent)
@@ -457,16 +538,13 @@ static pa_noinline int free_own_slow(heap_t *h, segment_t *s, void *p, bool conc
         heap_op_end(h, concurrent);
         return free_invalid();
     }
+    if (pa_unlikely(!free_claimed_intact(s, p)))
+        return free_own_damaged(h, s, p, concurrent);
     if (segment_has_slabs(s))
         return free_slab_finish(h, s, p, concurrent);
     return free_arena_block(h, block_from_payload(p), concurrent);
 }
 
-static pa_noinline int free_announced_invalid(heap_t *h, bool concurrent)
-{
-    heap_op_end(h, concurrent);
-    return free_invalid();
-}
 
 /* A free of arena block p of the caller's own heap h: the slab fast path's
  * steps, then the cache. */
@@ -477,6 +555,8 @@ static pa_always_inline int free_arena_own(heap_t *h, void *p, bool concurrent)
         return free_own_slow(h, s, p, concurrent);
     if (pa_unlikely(!segment_live_clear(s, p, /*atomic=*/false)))
         return free_announced_invalid(h, concurrent);
+    if (pa_unlikely(!free_claimed_intact(s, p)))
+        return free_own_damaged(h, s, p, concurrent);
     return free_arena_block(h, block_from_payload(p), concurrent);
 }
 
@@ -501,8 +581,12 @@ static pa_noinline int free_other(void *p, uintptr_t entry, heap_t *h, bool conc
     switch (ptr_classify_entry(p, entry, &s, &owner)) {
     case PTR_HEAP:
         break;
-    case PTR_LARGE:
-        return pa_large_free(p, concurrent ? NULL : &h->live);
+    case PTR_LARGE: {
+        /* Its canary is checked, and the checkers told, under the lock
+         * that makes the free the block's own. */
+        int rc = pa_large_free(p, concurrent ? NULL : &h->live);
+        return pa_unlikely(rc > 0) ? canary_broken("myfree", p) : rc;
+    }
     default:
         return p ? free_invalid() : 0;
     }
@@ -530,6 +614,8 @@ static pa_always_inline int free_fast(heap_t *h, void *p, uintptr_t entry, bool 
         return free_own_slow(h, s, p, concurrent);
     if (pa_unlikely(!segment_live_clear(s, p, /*atomic=*/false)))
         return free_announced_invalid(h, concurrent);
+    if (pa_unlikely(!free_claimed_intact(s, p)))
+        return free_own_damaged(h, s, p, concurrent);
     return free_slab_finish(h, s, p, concurrent);
 }
 
@@ -544,7 +630,7 @@ static pa_noinline int free_unattached(void *p)
     return free_other(p, entry, NULL, /*concurrent=*/true);
 }
 
-/* myfree, wrapped in the checked builds. */
+/* myfree. */
 static pa_always_inline int free_public(void *p)
 {
     heap_t *h = pa_thread.heap;
@@ -553,7 +639,8 @@ static pa_always_inline int free_public(void *p)
     return free_fast(h, p, segmap_lookup(p), /*concurrent=*/true);
 }
 
-#ifndef PA_CHECKED
+/* The same in every build: the checked builds check and annotate a block
+ * once its free has claimed it (free_claimed_intact, pa_large_free). */
 PALLOCATOR_API int myfree(void *p)
 {
     if (pa_unlikely(single_mode_begin())) {
@@ -563,7 +650,6 @@ PALLOCATOR_API int myfree(void *p)
     }
     return free_public(p);
 }
-#endif
 
 /* The usable bytes of live block p in all (a canary included); 0 when p is
  * not a live block. *kind says where p lives. */
@@ -705,31 +791,6 @@ PALLOCATOR_API void *myrealloc(void *p, size_t size)
 /* ---- the checked builds: memory checkers and canaries ---------------- */
 
 #ifdef PA_CHECKED
-/* Hardened: a block whose canary (or, for a TLSF block, whose header) is
- * overwritten is kept out of use for good. It is never freed, so neither
- * it nor its neighbours go through a free list or a merge again, and the
- * call fails with EINVAL. */
-static pa_cold int canary_broken(const char *call, const void *p)
-{
-    fprintf(stderr, "pallocator: %s: block %p: canary overwritten; the block is kept "
-            "out of use\n", call, p);
-    errno = EINVAL;
-    return -1;
-}
-
-/* Whether block p (of kind), of usable bytes by its header, and its
- * canary are intact: a heap block lies within its segment, which a header
- * an overflow wrote over need not say. */
-static bool block_intact(const void *p, size_t usable, ptr_kind_t kind)
-{
-    if (!PA_GUARDED)
-        return true;
-    if (kind == PTR_HEAP &&
-        (usable <= PA_CANARY_SIZE || segment_of(p) != segment_of((const char *)p + usable - 1)))
-        return false;
-    return pa_canary_ok(p, usable);
-}
-
 #ifdef PA_ANNOTATED
 /* The usable size of block p, just handed out for a request of want
  * bytes, found the way the request went. */
@@ -783,23 +844,6 @@ static void *calloc_large(size_t total)
     return hand_out(alloc_large(want, /*zero=*/true), total, want, true);
 }
 
-static int free_checked(void *p)
-{
-    ptr_kind_t kind;
-    size_t usable = usable_of_kind(p, &kind);
-    if (!usable)
-        return free_public(p); /* NULL or not a live block: the usual answer */
-    if (!block_intact(p, usable, kind))
-        return canary_broken("myfree", p);
-    /* Told before the block can be handed out again by another thread. */
-    size_t req = pa_ann_requested(p, usable - PA_CANARY_SIZE);
-    pa_ann_free(p, usable);
-    int rc = free_public(p);
-    if (rc != 0)
-        pa_ann_alloc(p, req, usable, false); /* not freed after all */
-    return rc;
-}
-
 static void *realloc_checked(void *p, size_t size)
 {
     if (!p)
@@ -843,16 +887,6 @@ PALLOCATOR_API void *myalloc(size_t size)
         return p;
     }
     return alloc_checked(size);
-}
-
-PALLOCATOR_API int myfree(void *p)
-{
-    if (pa_unlikely(single_mode_begin())) {
-        int rc = free_checked(p);
-        pa_heap_single_leave();
-        return rc;
-    }
-    return free_checked(p);
 }
 
 PALLOCATOR_API void *myrealloc(void *p, size_t size)

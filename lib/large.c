@@ -176,25 +176,23 @@ static large_t *large_find(const void *p)
     return large_payload(l) == p ? l : NULL;
 }
 
-/* Finds the live block p and unpublishes it, so that the caller alone
- * owns its mapping; NULL when p is not one. */
-static large_t *large_claim(const void *p, pa_stats_t *charge)
+int pa_large_free(void *p, pa_stats_t *charge)
 {
     pa_large_lock();
     large_t *l = large_find(p);
-    if (l)
+    /* Checked under the lock, where no other call can free the block: a
+     * damaged one stays published, out of use. */
+    bool intact = !l || pa_canary_ok(p, l->usable);
+    if (l && intact)
         large_unpublish(l, charge);
     pa_large_unlock();
-    return l;
-}
-
-int pa_large_free(void *p, pa_stats_t *charge)
-{
-    large_t *l = large_claim(p, charge);
     if (!l) {
         errno = EINVAL;
         return -1;
     }
+    if (!intact)
+        return 1;
+    pa_ann_free(p, l->usable);
     pa_segment_cache_put(l, l->map_size);
     return 0;
 }
