@@ -103,6 +103,7 @@ enum late_kind {
     LATE_LAST_ROUND,   /* allocate and free in the last round of key destructors */
     LATE_FREE_ONLY,    /* free a block of the thread's life in the last round */
     LATE_FIRST_USE,    /* the thread's first allocation, in a key destructor */
+    LATE_FIRST_USE_LAST_ROUND, /* the same, in the last round of key destructors */
     LATE_THREAD_ATEXIT /* allocate in a C++-style thread_local destructor */
 };
 
@@ -140,7 +141,8 @@ static void late_key_destructor(void *arg)
             t->failed = 1;
         return;
     }
-    if (t->kind == LATE_LAST_ROUND && alloc_round() != 0)
+    if ((t->kind == LATE_LAST_ROUND || t->kind == LATE_FIRST_USE_LAST_ROUND) &&
+        alloc_round() != 0)
         t->failed = 1;
     if (t->kept && myfree(t->kept) != 0)
         t->failed = 1;
@@ -165,7 +167,7 @@ static void *late_thread_main(void *arg)
 {
     struct late_thread *t = arg;
     destructor_rounds = 0;
-    if (t->kind != LATE_FIRST_USE) {
+    if (t->kind != LATE_FIRST_USE && t->kind != LATE_FIRST_USE_LAST_ROUND) {
         /* The thread has a heap, so the library's exit hook is armed. */
         t->kept = myalloc(100);
         if (!t->kept || alloc_round() != 0)
@@ -210,6 +212,9 @@ static void run_late_threads(enum late_kind kind)
             most_heaps = heaps;
     }
     ck_assert_msg(failed == 0, "%zu of %zu threads failed an allocation or free", failed, total);
+    /* Verify pauses every heap, and so finds those of threads gone without
+     * the library's exit hook. */
+    ck_assert_int_eq(allocator_verify(), 0);
     size_t abandoned, heaps = count_heaps(&abandoned);
     /* The main thread holds no heap: every heap waits for adoption, and
      * there are no more than threads ran at once. */
@@ -236,6 +241,14 @@ END_TEST
 START_TEST(test_first_alloc_in_destructor)
 {
     run_late_threads(LATE_FIRST_USE);
+}
+END_TEST
+
+/* A thread's first heap, attached in the last round: on a key created
+ * after the library's, no round follows to run the library's exit hook. */
+START_TEST(test_first_alloc_in_last_destructor_round)
+{
+    run_late_threads(LATE_FIRST_USE_LAST_ROUND);
 }
 END_TEST
 
@@ -628,6 +641,7 @@ static Suite *lifecycle_suite(void)
     tcase_add_test(tc, test_alloc_in_last_destructor_round);
     tcase_add_test(tc, test_free_in_last_destructor_round);
     tcase_add_test(tc, test_first_alloc_in_destructor);
+    tcase_add_test(tc, test_first_alloc_in_last_destructor_round);
     tcase_add_test(tc, test_alloc_in_thread_local_destructor);
     tcase_add_test(tc, test_unarmed_hook_free_remote);
     tcase_add_test(tc, test_unarmed_hook_alloc);
