@@ -76,6 +76,18 @@ static pa_noinline void *alloc_large(size_t size, bool zero)
     return pa_large_alloc(size, zero, large_charge());
 }
 
+/* Checked builds with a memory checker: the request (bytes the program
+ * asked for) of the myalloc under way in this thread. The block is
+ * described to the checker inside the allocation, before it is marked
+ * live: from then on a stale free may claim it, and its free must find
+ * it described. */
+#ifdef PA_ANNOTATED
+static __thread size_t ann_request __attribute__((tls_model("initial-exec")));
+#define alloc_annotate(p, usable) pa_ann_alloc((p), ann_request, (usable), false)
+#else
+#define alloc_annotate(p, usable) ((void)0)
+#endif
+
 /* The fast paths below keep every call a tail call, so they need no saved
  * registers; anything else continues in these out-of-line functions. */
 
@@ -87,6 +99,7 @@ static pa_always_inline void *alloc_finish(heap_t *h, block_t *b, size_t size, b
     /* Hardened: the canary is in place before the block is marked live,
      * inside the operation, so a verify that pauses the heap sees it. */
     pa_canary_set(p, size - BLOCK_HEADER_SIZE);
+    alloc_annotate(p, size - BLOCK_HEADER_SIZE);
     segment_live_set(segment_of(b), p);
     if (!concurrent)
         stats_add(&h->live, size - BLOCK_HEADER_SIZE - PA_CANARY_SIZE);
@@ -100,6 +113,7 @@ static pa_always_inline void *alloc_slab_finish(heap_t *h, void *p, unsigned cls
 {
     if (pa_likely(p != NULL)) {
         pa_canary_set(p, pa_slab_class_size[cls]); /* as in alloc_finish */
+        alloc_annotate(p, pa_slab_class_size[cls]);
         segment_live_set(segment_of(p), p);
         if (!concurrent)
             stats_add(&h->live, pa_slab_class_size[cls] - PA_CANARY_SIZE);
@@ -791,34 +805,6 @@ PALLOCATOR_API void *myrealloc(void *p, size_t size)
 /* ---- the checked builds: memory checkers and canaries ---------------- */
 
 #ifdef PA_CHECKED
-#ifdef PA_ANNOTATED
-/* The usable size of block p, just handed out for a request of want
- * bytes, found the way the request went. */
-static size_t usable_of_new(void *p, size_t want)
-{
-    if (want <= SLAB_REQUEST_MAX)
-        return pa_slab_class_size[slab_class_of(want)];
-    if (want <= PA_LARGE_THRESHOLD)
-        return block_usable(block_from_payload(p));
-    return pa_large_usable(p);
-}
-#endif
-
-/* Block p (NULL: none) just handed out for a request of size bytes (want
- * with the canary, which the allocation set): its bytes past the request
- * closed to memory checkers, its request defined only when zeroed (as
- * calloc's; malloc's bytes are undefined, a reused mapping's too). */
-static void *hand_out(void *p, size_t size, size_t want, bool zeroed)
-{
-#ifdef PA_ANNOTATED
-    if (p)
-        pa_ann_alloc(p, size, usable_of_new(p, want), zeroed);
-#else
-    (void)size, (void)want, (void)zeroed;
-#endif
-    return p;
-}
-
 /* The request with the hardened build's canary after it. */
 static size_t want_of(size_t size)
 {
@@ -826,22 +812,25 @@ static size_t want_of(size_t size)
     return (PA_GUARDED && size < PA_GRANULE ? PA_GRANULE : size) + PA_CANARY_SIZE;
 }
 
+/* A block's bytes past the request are closed to the memory checkers
+ * inside the allocation (alloc_annotate; pa_large_alloc_aligned for a
+ * large block, whose request is want less the canary). */
 static void *alloc_checked(size_t size)
 {
     if (size > PA_MAX_REQUEST)
         return alloc_public(size); /* fails, and says why */
-    size_t want = want_of(size);
-    return hand_out(alloc_public(want), size, want, false);
+#ifdef PA_ANNOTATED
+    ann_request = size;
+#endif
+    return alloc_public(want_of(size));
 }
 
-/* A large block of mycalloc's, with its canary and told to the checkers
- * like myalloc's. */
+/* A large block of mycalloc's, with its canary like myalloc's. */
 static void *calloc_large(size_t total)
 {
     if (total > PA_MAX_REQUEST)
         return alloc_large(total, /*zero=*/true); /* fails, and says why */
-    size_t want = want_of(total);
-    return hand_out(alloc_large(want, /*zero=*/true), total, want, true);
+    return alloc_large(want_of(total), /*zero=*/true);
 }
 
 static void *realloc_checked(void *p, size_t size)

@@ -159,11 +159,17 @@ void *pa_large_alloc_aligned(size_t size, size_t align, bool zero, pa_stats_t *c
     if (offset > LARGE_PAYLOAD_OFFSET)
         pa_mem_close((char *)l + LARGE_PAYLOAD_OFFSET, offset - LARGE_PAYLOAD_OFFSET);
     l->map_size = mapped;
+    /* Described to the memory checkers before it is published, where a
+     * stale free may find it at once; its request is size less the
+     * canary, its bytes undefined unless zeroed, as malloc's. */
+    void *payload = (char *)l + offset;
+    pa_ann_alloc(payload, size - PA_CANARY_SIZE, mapped - offset, zero);
     if (!large_publish_locked(l, offset, charge)) {
+        pa_ann_discard(payload);
         pa_os_unmap(l, mapped);
         return large_fail(ENOMEM);
     }
-    return large_payload(l);
+    return payload;
 }
 
 /* The live large block whose payload is p; caller holds pa_large_lock. */
