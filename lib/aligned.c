@@ -60,6 +60,7 @@ static void *aligned_from_arena(heap_t *h, size_t size, size_t align, bool concu
         heap_used_grow(h, block_counted(b));
         p = block_payload(b);
         pa_canary_set(p, usable); /* before the live mark, as myalloc's */
+        pa_ann_alloc(p, size, usable, false);
         segment_live_set(segment_of(b), p);
         if (!concurrent)
             stats_add(&h->live, usable - PA_CANARY_SIZE);
@@ -68,7 +69,6 @@ static void *aligned_from_arena(heap_t *h, size_t size, size_t align, bool concu
         heap_leave(h);
     if (!p)
         return aligned_fail(ENOMEM);
-    pa_ann_alloc(p, size, block_usable(block_from_payload(p)), false);
     return p;
 }
 
@@ -90,11 +90,8 @@ static void *aligned_large(size_t size, size_t align)
         return aligned_fail(ENOMEM);
     /* The single-threaded heap's exact count covers large blocks too. */
     heap_t *single = pa_single_heap;
-    void *p = pa_large_alloc_aligned(size + PA_CANARY_SIZE, align, false,
-                                 single ? &single->live : NULL);
-    if (p)
-        pa_ann_alloc(p, size, pa_large_usable(p), true);
-    return p;
+    return pa_large_alloc_aligned(size + PA_CANARY_SIZE, align, false,
+                                  single ? &single->live : NULL);
 }
 
 PALLOCATOR_API void *myalloc_aligned(size_t alignment, size_t size)

@@ -77,6 +77,18 @@ static pa_noinline void *alloc_large(size_t size, bool zero)
     return pa_large_alloc(size, zero, large_charge());
 }
 
+/* Checked builds with a memory checker: the request (bytes the program
+ * asked for) of the myalloc under way in this thread. The block is
+ * described to the checker inside the allocation, before it is marked
+ * live: from then on a stale free may claim it, and its free must find
+ * it described. */
+#ifdef PA_ANNOTATED
+static __thread size_t ann_request __attribute__((tls_model("initial-exec")));
+#define alloc_annotate(p, usable) pa_ann_alloc((p), ann_request, (usable), false)
+#else
+#define alloc_annotate(p, usable) ((void)0)
+#endif
+
 /* The fast paths below keep every call a tail call, so they need no saved
  * registers; anything else continues in these out-of-line functions. */
 
@@ -88,6 +100,7 @@ static pa_always_inline void *alloc_finish(heap_t *h, block_t *b, size_t size, b
     /* Hardened: the canary is in place before the block is marked live,
      * inside the operation, so a verify that pauses the heap sees it. */
     pa_canary_set(p, size - BLOCK_HEADER_SIZE);
+    alloc_annotate(p, size - BLOCK_HEADER_SIZE);
     segment_live_set(segment_of(b), p);
     if (!concurrent)
         stats_add(&h->live, size - BLOCK_HEADER_SIZE - PA_CANARY_SIZE);
@@ -101,6 +114,7 @@ static pa_always_inline void *alloc_slab_finish(heap_t *h, void *p, unsigned cls
 {
     if (pa_likely(p != NULL)) {
         pa_canary_set(p, pa_slab_class_size[cls]); /* as in alloc_finish */
+        alloc_annotate(p, pa_slab_class_size[cls]);
         segment_live_set(segment_of(p), p);
         if (!concurrent)
             stats_add(&h->live, pa_slab_class_size[cls] - PA_CANARY_SIZE);
@@ -254,6 +268,12 @@ static pa_always_inline void *alloc_public(size_t size)
 }
 
 #ifndef PA_CHECKED
+/* A fresh large mapping is zero already: only a reused one is cleared. */
+static void *calloc_large(size_t total)
+{
+    return alloc_large(total, /*zero=*/true);
+}
+
 PALLOCATOR_API void *myalloc(size_t size)
 {
     if (pa_unlikely(single_mode_begin())) {
@@ -265,14 +285,16 @@ PALLOCATOR_API void *myalloc(size_t size)
 }
 #endif
 
+/* mycalloc's large block of total bytes, zeroed. */
+static void *calloc_large(size_t total);
+
 PALLOCATOR_API void *mycalloc(size_t count, size_t size)
 {
     size_t total;
     if (__builtin_mul_overflow(count, size, &total))
         return fail(ENOMEM);
-    /* A fresh large mapping is zero already: only a reused one is cleared. */
     if (total > PA_LARGE_THRESHOLD)
-        return alloc_large(total, /*zero=*/true);
+        return calloc_large(total);
     void *p = myalloc(total);
     if (p)
         memset(p, 0, total);
@@ -319,6 +341,66 @@ static pa_noinline int free_invalid(void)
     return -1;
 }
 
+/* ---- what a free checks once it has claimed a block ------------------ */
+
+/* Hardened: a block whose canary (or, for a TLSF block, whose header) is
+ * overwritten is kept out of use for good. It is never freed, so neither
+ * it nor its neighbours go through a free list or a merge again, and the
+ * call fails with EINVAL. */
+static pa_cold pa_noinline int canary_broken(const char *call, const void *p)
+{
+    fprintf(stderr, "pallocator: %s: block %p: canary overwritten; the block is kept "
+            "out of use\n", call, p);
+    errno = EINVAL;
+    return -1;
+}
+
+/* The checked builds look at a block only once the free has claimed it
+ * (cleared its live mark): from then on no other call frees it or hands
+ * it out again, so a stale free racing with the block's reuse never reads
+ * or annotates a block another thread owns. Block p of segment s, a heap
+ * block this free has claimed: true when intact, and then told to the
+ * memory checkers as freed; false when its canary is overwritten. Always
+ * true, and gone, in the default build. */
+#ifdef PA_CHECKED
+/* Whether block p (of kind), of usable bytes by its header, and its
+ * canary are intact: a heap block lies within its segment, which a header
+ * an overflow wrote over need not say. */
+static bool block_intact(const void *p, size_t usable, ptr_kind_t kind)
+{
+    if (!PA_GUARDED)
+        return true;
+    if (kind == PTR_HEAP &&
+        (usable <= PA_CANARY_SIZE || segment_of(p) != segment_of((const char *)p + usable - 1)))
+        return false;
+    return pa_canary_ok(p, usable);
+}
+
+static bool free_claimed_intact(segment_t *s, void *p)
+{
+    size_t usable = heap_usable_shared(s, p);
+    if (!block_intact(p, usable, PTR_HEAP))
+        return false;
+    pa_ann_free(p, usable);
+    return true;
+}
+#else
+static pa_always_inline bool free_claimed_intact(segment_t *s, void *p)
+{
+    (void)s, (void)p;
+    return true;
+}
+#endif
+
+/* A claimed block free_claimed_intact found damaged: marked live again
+ * (only the claimer writes its mark now), so it stays out of use, and the
+ * free fails. The caller ends its operation. */
+static pa_noinline int free_damaged(segment_t *s, void *p)
+{
+    segment_live_set(s, p);
+    return canary_broken("myfree", p);
+}
+
 static int free_other(void *p, uintptr_t entry, heap_t *h, bool concurrent);
 
 /* p's segment changed hands between the read of its entry and the claim:
@@ -339,6 +421,8 @@ static pa_noinline int free_remote_heapless(segment_t *s, heap_t *owner, void *p
     pa_segment_pool_unlock();
     if (!claimed)
         return now == owner ? free_invalid() : free_moved(p, NULL);
+    if (pa_unlikely(!free_claimed_intact(s, p)))
+        return free_damaged(s, p);
     pa_heap_handover_push(owner, block_from_payload(p));
     return 0;
 }
@@ -352,15 +436,27 @@ static pa_noinline int free_remote_heapless(segment_t *s, heap_t *owner, void *p
  * race with the segment's reuse by another heap); it is made inside an
  * operation on the caller's heap and waits for nothing, since a retiring
  * owner waits for it. */
+static int free_remote_from(segment_t *s, heap_t *owner, void *p, heap_t *h);
+
 static pa_noinline int free_remote(segment_t *s, heap_t *owner, void *p, heap_t *h)
 {
     if (pa_unlikely(!__atomic_load_n(&owner->shared, __ATOMIC_ACQUIRE)))
         pa_heap_share(owner);
+    if (h)
+        return free_remote_from(s, owner, p, h);
     /* A thread that only frees batches too, until its exit hook has run. */
-    if (!h && !pa_thread.exited)
-        h = pa_heap_attach_thread();
-    if (!h)
+    if (pa_thread.exited || !(h = pa_heap_attach_thread()))
         return free_remote_heapless(s, owner, p);
+    /* Attached here: a heap whose exit hook could not be armed is
+     * abandoned again once the free is done, as after an allocation. */
+    int rc = free_remote_from(s, owner, p, h);
+    heap_attach_end(h);
+    return rc;
+}
+
+/* free_remote's claim and hand-over, from the caller's heap h. */
+static int free_remote_from(segment_t *s, heap_t *owner, void *p, heap_t *h)
+{
     heap_enter(h);
     heap_t *now = segment_claim_begin(&h->claim, s, pa_asymmetric_barrier);
     bool claimed = now == owner && segment_live_clear(s, p, /*atomic=*/true);
@@ -368,6 +464,11 @@ static pa_noinline int free_remote(segment_t *s, heap_t *owner, void *p, heap_t 
     if (pa_unlikely(!claimed)) {
         heap_leave(h);
         return now == owner ? free_invalid() : free_moved(p, h);
+    }
+    /* Claimed, the block keeps its segment from retiring: readable. */
+    if (pa_unlikely(!free_claimed_intact(s, p))) {
+        heap_leave(h);
+        return free_damaged(s, p);
     }
     block_t *b = block_from_payload(p);
     /* Gathered in this thread's outbox: one push per batch for the owner. */
@@ -431,6 +532,20 @@ static pa_always_inline int free_arena_block(heap_t *h, block_t *b, bool concurr
     return 0;
 }
 
+static pa_noinline int free_announced_invalid(heap_t *h, bool concurrent)
+{
+    heap_op_end(h, concurrent);
+    return free_invalid();
+}
+
+/* free_damaged for a block of the caller's own heap h. */
+static pa_noinline int free_own_damaged(heap_t *h, segment_t *s, void *p, bool concurrent)
+{
+    segment_live_set(s, p);
+    heap_op_end(h, concurrent);
+    return canary_broken("myfree", p);
+}
+
 /* The slow path of a free into the caller's own heap h: a gate bit was
  * set, or the block is an arena block. */
 static pa_noinline int free_own_slow(heap_t *h, segment_t *s, void *p, bool concurrent)
@@ -441,16 +556,13 @@ static pa_noinline int free_own_slow(heap_t *h, segment_t *s, void *p, bool conc
         heap_op_end(h, concurrent);
         return free_invalid();
     }
+    if (pa_unlikely(!free_claimed_intact(s, p)))
+        return free_own_damaged(h, s, p, concurrent);
     if (segment_has_slabs(s))
         return free_slab_finish(h, s, p, concurrent);
     return free_arena_block(h, block_from_payload(p), concurrent);
 }
 
-static pa_noinline int free_announced_invalid(heap_t *h, bool concurrent)
-{
-    heap_op_end(h, concurrent);
-    return free_invalid();
-}
 
 /* A free of arena block p of the caller's own heap h: the slab fast path's
  * steps, then the cache. */
@@ -461,6 +573,8 @@ static pa_always_inline int free_arena_own(heap_t *h, void *p, bool concurrent)
         return free_own_slow(h, s, p, concurrent);
     if (pa_unlikely(!segment_live_clear(s, p, /*atomic=*/false)))
         return free_announced_invalid(h, concurrent);
+    if (pa_unlikely(!free_claimed_intact(s, p)))
+        return free_own_damaged(h, s, p, concurrent);
     return free_arena_block(h, block_from_payload(p), concurrent);
 }
 
@@ -485,8 +599,12 @@ static pa_noinline int free_other(void *p, uintptr_t entry, heap_t *h, bool conc
     switch (ptr_classify_entry(p, entry, &s, &owner)) {
     case PTR_HEAP:
         break;
-    case PTR_LARGE:
-        return pa_large_free(p, concurrent ? NULL : &h->live);
+    case PTR_LARGE: {
+        /* Its canary is checked, and the checkers told, under the lock
+         * that makes the free the block's own. */
+        int rc = pa_large_free(p, concurrent ? NULL : &h->live);
+        return pa_unlikely(rc > 0) ? canary_broken("myfree", p) : rc;
+    }
     case PTR_PRIVATE:
         return pa_myheap_free_private(p, entry, h ? &h->claim : NULL);
     default:
@@ -516,6 +634,8 @@ static pa_always_inline int free_fast(heap_t *h, void *p, uintptr_t entry, bool 
         return free_own_slow(h, s, p, concurrent);
     if (pa_unlikely(!segment_live_clear(s, p, /*atomic=*/false)))
         return free_announced_invalid(h, concurrent);
+    if (pa_unlikely(!free_claimed_intact(s, p)))
+        return free_own_damaged(h, s, p, concurrent);
     return free_slab_finish(h, s, p, concurrent);
 }
 
@@ -530,7 +650,7 @@ static pa_noinline int free_unattached(void *p)
     return free_other(p, entry, NULL, /*concurrent=*/true);
 }
 
-/* myfree, wrapped in the checked builds. */
+/* myfree. */
 static pa_always_inline int free_public(void *p)
 {
     heap_t *h = pa_thread.heap;
@@ -539,7 +659,8 @@ static pa_always_inline int free_public(void *p)
     return free_fast(h, p, segmap_lookup(p), /*concurrent=*/true);
 }
 
-#ifndef PA_CHECKED
+/* The same in every build: the checked builds check and annotate a block
+ * once its free has claimed it (free_claimed_intact, pa_large_free). */
 PALLOCATOR_API int myfree(void *p)
 {
     if (pa_unlikely(single_mode_begin())) {
@@ -549,7 +670,6 @@ PALLOCATOR_API int myfree(void *p)
     }
     return free_public(p);
 }
-#endif
 
 /* The usable bytes of live block p in all (a canary included); 0 when p is
  * not a live block. *kind says where p lives. */
@@ -720,84 +840,32 @@ PALLOCATOR_API void *myrealloc(void *p, size_t size)
 /* ---- the checked builds: memory checkers and canaries ---------------- */
 
 #ifdef PA_CHECKED
-/* Hardened: a block whose canary (or, for a TLSF block, whose header) is
- * overwritten is kept out of use for good. It is never freed, so neither
- * it nor its neighbours go through a free list or a merge again, and the
- * call fails with EINVAL. */
-static pa_cold int canary_broken(const char *call, const void *p)
+/* The request with the hardened build's canary after it. */
+static size_t want_of(size_t size)
 {
-    fprintf(stderr, "pallocator: %s: block %p: canary overwritten; the block is kept "
-            "out of use\n", call, p);
-    errno = EINVAL;
-    return -1;
+    /* Hardened: every block keeps a granule of its own beside its canary. */
+    return (PA_GUARDED && size < PA_GRANULE ? PA_GRANULE : size) + PA_CANARY_SIZE;
 }
 
-/* Whether block p (of kind), of usable bytes by its header, and its
- * canary are intact: a heap block lies within its segment, which a header
- * an overflow wrote over need not say. */
-static bool block_intact(const void *p, size_t usable, ptr_kind_t kind)
-{
-    if (!PA_GUARDED)
-        return true;
-    if (kind == PTR_HEAP &&
-        (usable <= PA_CANARY_SIZE || segment_of(p) != segment_of((const char *)p + usable - 1)))
-        return false;
-    return pa_canary_ok(p, usable);
-}
-
-#ifdef PA_ANNOTATED
-/* The usable size of block p, just handed out for a request of want
- * bytes, found the way the request went. */
-static size_t usable_of_new(void *p, size_t want)
-{
-    if (want <= SLAB_REQUEST_MAX)
-        return pa_slab_class_size[slab_class_of(want)];
-    if (want <= PA_LARGE_THRESHOLD)
-        return block_usable(block_from_payload(p));
-    return pa_large_usable(p);
-}
-#endif
-
-/* Block p (NULL: none) just handed out for a request of size bytes (want
- * with the canary, which the allocation set): its bytes past the request
- * closed to memory checkers. */
-static void *hand_out(void *p, size_t size, size_t want)
-{
-#ifdef PA_ANNOTATED
-    if (p)
-        pa_ann_alloc(p, size, usable_of_new(p, want), want > PA_LARGE_THRESHOLD);
-#else
-    (void)size, (void)want;
-#endif
-    return p;
-}
-
+/* A block's bytes past the request are closed to the memory checkers
+ * inside the allocation (alloc_annotate; pa_large_alloc_aligned for a
+ * large block, whose request is want less the canary). */
 static void *alloc_checked(size_t size)
 {
     if (size > PA_MAX_REQUEST)
         return alloc_public(size); /* fails, and says why */
-    /* Hardened: every block keeps a granule of its own beside its canary. */
-    size_t want = (PA_GUARDED && size < PA_GRANULE ? PA_GRANULE : size) + PA_CANARY_SIZE;
-    return hand_out(alloc_public(want), size, want);
+#ifdef PA_ANNOTATED
+    ann_request = size;
+#endif
+    return alloc_public(want_of(size));
 }
 
-static int free_checked(void *p)
+/* A large block of mycalloc's, with its canary like myalloc's. */
+static void *calloc_large(size_t total)
 {
-    ptr_kind_t kind;
-    size_t usable = usable_of_kind(p, &kind);
-    /* NULL, not a live block (the usual answer), or a private heap's
-     * block, which has no canary and which its heap annotates. */
-    if (!usable)
-        return free_public(p);
-    if (!block_intact(p, usable, kind))
-        return canary_broken("myfree", p);
-    /* Told before the block can be handed out again by another thread. */
-    size_t req = pa_ann_requested(p, usable - PA_CANARY_SIZE);
-    pa_ann_free(p, usable);
-    int rc = free_public(p);
-    if (rc != 0)
-        pa_ann_alloc(p, req, usable, false); /* not freed after all */
-    return rc;
+    if (total > PA_MAX_REQUEST)
+        return alloc_large(total, /*zero=*/true); /* fails, and says why */
+    return alloc_large(want_of(total), /*zero=*/true);
 }
 
 static void *realloc_checked(void *p, size_t size)
@@ -846,16 +914,6 @@ PALLOCATOR_API void *myalloc(size_t size)
         return p;
     }
     return alloc_checked(size);
-}
-
-PALLOCATOR_API int myfree(void *p)
-{
-    if (pa_unlikely(single_mode_begin())) {
-        int rc = free_checked(p);
-        pa_heap_single_leave();
-        return rc;
-    }
-    return free_checked(p);
 }
 
 PALLOCATOR_API void *myrealloc(void *p, size_t size)

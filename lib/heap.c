@@ -210,6 +210,63 @@ static void heap_shrink_fully(heap_t *h)
     pa_assert(pa_arena_verify(h, a, NULL) == 0);
 }
 
+/* ---- marks of life ---------------------------------------------------- */
+
+/* The exit hook cannot see every thread out: a thread whose first heap
+ * comes in the last round of key destructors, from a key created after
+ * the hook's, arms the hook when glibc runs no round after it. So every
+ * thread that owns a heap also holds one of these robust mutexes for the
+ * rest of its life, and the kernel marks it as its owner's when the thread
+ * is gone, whatever order its exit ran in. A heap whose owner's mark says so is
+ * abandoned by the next attach or pause (registry_reap_gone), and
+ * allocator_cleanup leaves the thread's slot alone. They are never
+ * destroyed: a live thread's robust list links the one it holds. A thread
+ * that finds none free does without, its heap left to the exit hook. */
+#define HEAP_ALIVE_MARKS 1024
+static pthread_mutex_t alive_marks[HEAP_ALIVE_MARKS];
+static pthread_once_t alive_once = PTHREAD_ONCE_INIT;
+static bool alive_ready;
+static unsigned alive_next; /* where the search for a free mark starts */
+
+static bool alive_mark_init(pthread_mutex_t *m)
+{
+    pthread_mutexattr_t attr;
+    if (pthread_mutexattr_init(&attr) != 0)
+        return false;
+    bool ok = pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST) == 0 &&
+              pthread_mutex_init(m, &attr) == 0;
+    pthread_mutexattr_destroy(&attr);
+    return ok;
+}
+
+static void alive_marks_init(void)
+{
+    for (size_t i = 0; i < HEAP_ALIVE_MARKS; i++)
+        if (!alive_mark_init(&alive_marks[i]))
+            return;
+    alive_ready = true;
+}
+
+/* Takes mark i when it is free or its owner is gone (EOWNERDEAD): 0, or
+ * EBUSY while its owner lives (the caller included). */
+static int alive_mark_try(unsigned i)
+{
+    int rc = pthread_mutex_trylock(&alive_marks[i]);
+    if (rc == EOWNERDEAD)
+        rc = pthread_mutex_consistent(&alive_marks[i]);
+    return rc;
+}
+
+/* Whether the thread that holds mark (1 + index) is gone; a mark found so
+ * is free again. */
+static bool alive_mark_gone(unsigned mark)
+{
+    if (alive_mark_try(mark - 1) != 0)
+        return false;
+    pthread_mutex_unlock(&alive_marks[mark - 1]);
+    return true;
+}
+
 /* ---- the registry of heaps, thread attachment and exit -------------- */
 
 void pa_heap_registry_lock(void)
@@ -248,6 +305,17 @@ heap_t *pa_heap_create(void)
     return h;
 }
 
+/* Puts h, whose owner has let it go, on the list for adoption. Caller
+ * holds registry_lock. */
+static void heap_abandon_locked(heap_t *h)
+{
+    h->state = HEAP_ABANDONED;
+    h->thread = NULL;
+    h->alive = 0;
+    h->next_abandoned = registry_abandoned;
+    registry_abandoned = h;
+}
+
 static void heap_abandon(heap_t *h)
 {
     heap_enter(h);
@@ -258,12 +326,56 @@ static void heap_abandon(heap_t *h)
     pa_slab_shrink(&h->slabs);
     heap_leave(h);
     pa_heap_registry_lock();
-    h->state = HEAP_ABANDONED;
-    h->thread = NULL;
-    h->next_abandoned = registry_abandoned;
-    registry_abandoned = h;
+    heap_abandon_locked(h);
     pa_heap_registry_unlock();
     pa_log("heap %u abandoned", h->id);
+}
+
+/* Abandons h, whose owner is gone without its exit hook: as the owner
+ * left it (the next owner takes its blocks back and trims it), but for
+ * its outbox, whose blocks other heaps wait for. Its TLS slot is dead:
+ * forgotten. Caller holds registry_lock. */
+static void heap_reap(heap_t *h)
+{
+    __atomic_store_n(&h->in_call, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&h->claim.segment, NULL, __ATOMIC_RELEASE);
+    pa_heap_outbox_flush(h);
+    heap_abandon_locked(h);
+    pa_log("heap %u abandoned: its thread is gone", h->id);
+}
+
+/* Abandons every owned heap whose owner is gone (or only the one that
+ * held mark, when mark is not 0). Caller holds registry_lock. */
+static void registry_reap_gone(unsigned mark)
+{
+    for (heap_t *h = registry_all; h; h = h->next_all)
+        if (h->state == HEAP_OWNED && h->alive && (mark ? h->alive == mark
+                                                        : alive_mark_gone(h->alive)))
+            heap_reap(h);
+}
+
+void pa_heap_registry_reap(void)
+{
+    registry_reap_gone(0);
+}
+
+/* A mark of life for the calling thread: 1 + its index, or 0 when none is
+ * free. A mark whose owner is gone may still be named by its heap, which
+ * is abandoned first. Caller holds registry_lock. */
+static unsigned alive_mark_take(void)
+{
+    pthread_once(&alive_once, alive_marks_init);
+    if (!alive_ready)
+        return 0;
+    for (unsigned n = 0; n < HEAP_ALIVE_MARKS; n++) {
+        unsigned i = (alive_next + n) % HEAP_ALIVE_MARKS;
+        if (alive_mark_try(i) == 0) {
+            registry_reap_gone(i + 1);
+            alive_next = i + 1;
+            return i + 1;
+        }
+    }
+    return 0;
 }
 
 void pa_heap_release_late(heap_t *h)
@@ -323,11 +435,17 @@ heap_t *pa_heap_attach_thread(void)
 {
     int node = pa_numa_current_node();
     pa_heap_registry_lock();
+    if (!pa_thread.exited && !pa_thread.alive)
+        pa_thread.alive = alive_mark_take();
+    /* The heaps of threads gone without their hook are adopted too. */
+    registry_reap_gone(0);
     heap_t *h = heap_adopt_locked(node);
     if (!h)
         h = heap_create_locked();
-    if (h)
+    if (h) {
         h->thread = pa_thread.exited ? NULL : &pa_thread;
+        h->alive = pa_thread.exited ? 0 : pa_thread.alive;
+    }
     pa_heap_registry_unlock();
     if (!h)
         return NULL;
@@ -341,6 +459,7 @@ heap_t *pa_heap_attach_thread(void)
     if (!pa_thread.exited && pthread_setspecific(thread_exit_key, h) != 0) {
         pa_heap_registry_lock();
         h->thread = NULL;
+        h->alive = 0;
         pa_heap_registry_unlock();
         pa_thread.exited = true; /* no hook: pa_heap_release_late abandons h */
     }
@@ -353,8 +472,10 @@ void pa_heap_release_all(void)
     heap_t *h = registry_all;
     while (h) {
         heap_t *next = h->next_all;
-        if (h->thread)
-            h->thread->heap = NULL; /* its thread attaches a new heap when it next allocates */
+        /* Its thread attaches a new heap when it next allocates; the slot
+         * of a thread that is gone is no longer its. */
+        if (h->thread && !(h->alive && alive_mark_gone(h->alive)))
+            h->thread->heap = NULL;
         pa_slab_release_all(&h->slabs);
         segment_t *s = h->arena.segments;
         while (s) {
@@ -402,12 +523,20 @@ void pa_heap_single_leave(void)
 void pa_heap_registry_fork_child(void)
 {
     registry_abandoned = NULL;
-    for (heap_t *h = registry_all; h; h = h->next_all) {
-        if (h == pa_thread.heap)
+    for (heap_t *h = registry_all; h; h = h->next_all)
+        if (h != pa_thread.heap)
+            heap_abandon_locked(h);
+    /* The marks of the parent's other threads, which the child does not
+     * have, are free again (no thread of the child holds them, so none is
+     * on a robust list); the forking thread keeps its own. */
+    if (!alive_ready)
+        return;
+    for (unsigned i = 0; i < HEAP_ALIVE_MARKS; i++) {
+        if (i + 1 == pa_thread.alive)
             continue;
-        h->state = HEAP_ABANDONED;
-        h->thread = NULL;
-        h->next_abandoned = registry_abandoned;
-        registry_abandoned = h;
+        if (alive_mark_try(i) == 0)
+            pthread_mutex_unlock(&alive_marks[i]);
+        else
+            alive_mark_init(&alive_marks[i]);
     }
 }

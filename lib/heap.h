@@ -55,8 +55,10 @@ typedef struct heap {
     unsigned id;
     int numa_node;               /* where its segments go: the owner's node, or -1 (numa.h) */
     /* The owning thread's slot (NULL: abandoned, or none to clear), which
-     * allocator_cleanup empties. Under registry_lock. */
+     * allocator_cleanup empties, and the owner's mark of life (its
+     * pa_thread.alive; 0: none). Under registry_lock. */
     struct pa_thread *thread;
+    unsigned alive;
     unsigned poll_countdown;     /* allocations and remote frees until the next poll */
     /* Blocks of another heap this heap's thread has freed, gathered in a
      * batch before they go to that heap's hand-over list in one push. */
@@ -104,6 +106,10 @@ typedef struct pa_thread {
      * it abandons it again at its end (heap_attach_end), whatever order
      * the thread's destructors run in. */
     bool exited;
+    /* The mark of life the thread holds (1 + its index; 0: none yet), for
+     * as long as it lives: a robust mutex, which the kernel marks when the
+     * thread is gone, whatever order its exit ran in (heap.c). */
+    unsigned alive;
 } pa_thread_t;
 
 extern __thread pa_thread_t pa_thread __attribute__((tls_model("initial-exec")));
@@ -236,6 +242,9 @@ static inline void heap_attach_end(heap_t *h)
 }
 heap_t *pa_heap_create(void);
 void pa_heap_release_all(void);
+/* Abandons the heaps of threads that are gone without their exit hook
+ * having run; caller holds the registry lock (pa_heap_pause_all). */
+void pa_heap_registry_reap(void);
 
 /* Creates the key whose destructor abandons an exiting thread's heap, once
  * per process; false when none can be created. */

@@ -154,12 +154,22 @@ void *pa_large_alloc_aligned(size_t size, size_t align, bool zero, pa_stats_t *c
          * where they are. */
         pa_os_bind_node(l, mapped, pa_numa_current_node());
     }
+    /* An aligned block's room in front of its payload is no one's: closed
+     * to the memory checkers, like the padding of an aligned malloc. */
+    if (offset > LARGE_PAYLOAD_OFFSET)
+        pa_mem_close((char *)l + LARGE_PAYLOAD_OFFSET, offset - LARGE_PAYLOAD_OFFSET);
     l->map_size = mapped;
+    /* Described to the memory checkers before it is published, where a
+     * stale free may find it at once; its request is size less the
+     * canary, its bytes undefined unless zeroed, as malloc's. */
+    void *payload = (char *)l + offset;
+    pa_ann_alloc(payload, size - PA_CANARY_SIZE, mapped - offset, zero);
     if (!large_publish_locked(l, offset, charge)) {
+        pa_ann_discard(payload);
         pa_os_unmap(l, mapped);
         return large_fail(ENOMEM);
     }
-    return large_payload(l);
+    return payload;
 }
 
 /* The live large block whose payload is p; caller holds pa_large_lock. */
@@ -172,25 +182,23 @@ static large_t *large_find(const void *p)
     return large_payload(l) == p ? l : NULL;
 }
 
-/* Finds the live block p and unpublishes it, so that the caller alone
- * owns its mapping; NULL when p is not one. */
-static large_t *large_claim(const void *p, pa_stats_t *charge)
+int pa_large_free(void *p, pa_stats_t *charge)
 {
     pa_large_lock();
     large_t *l = large_find(p);
-    if (l)
+    /* Checked under the lock, where no other call can free the block: a
+     * damaged one stays published, out of use. */
+    bool intact = !l || pa_canary_ok(p, l->usable);
+    if (l && intact)
         large_unpublish(l, charge);
     pa_large_unlock();
-    return l;
-}
-
-int pa_large_free(void *p, pa_stats_t *charge)
-{
-    large_t *l = large_claim(p, charge);
     if (!l) {
         errno = EINVAL;
         return -1;
     }
+    if (!intact)
+        return 1;
+    pa_ann_free(p, l->usable);
     pa_segment_cache_put(l, l->map_size);
     return 0;
 }

@@ -20,7 +20,9 @@ void *pa_large_alloc(size_t size, bool zero, pa_stats_t *charge);
  * and the segment size. */
 void *pa_large_alloc_aligned(size_t size, size_t align, bool zero, pa_stats_t *charge);
 /* 0, or -1 with errno = EINVAL when p is not a live large block; a block
- * freed is uncharged from charge (NULL: none). */
+ * freed is uncharged from charge (NULL: none), and told to the memory
+ * checkers as freed. 1 (hardened) when its canary is overwritten: the
+ * block stays live, out of use. */
 int pa_large_free(void *p, pa_stats_t *charge);
 /* Usable size of the live large block p; 0 when p is not one. */
 size_t pa_large_usable(void *p);

@@ -98,6 +98,8 @@ void pa_heap_pause_all(void)
     pa_heap_registry_lock();
     if (!pa_is_concurrent())
         return;
+    /* A heap whose thread is gone is seen abandoned. */
+    pa_heap_registry_reap();
     /* The pauser takes blocks back into heaps it does not own. */
     pa_segment_retire_hold(true);
     for (heap_t *h = pa_heap_registry_first(); h; h = h->next_all)

@@ -5,10 +5,15 @@
  * hook has run, fork handlers that allocate while every heap is paused, no
  * thread key left at first use, and the free bytes allocator_stats counts.
  *
+ * pthread_setspecific is interposed (but under ThreadSanitizer), so that a
+ * test can make the one that arms the library's exit hook fail.
+ *
  * Reads the heap registry (internal headers) to count heaps. Every test
  * leaves the allocator cleaned up, so the suite also passes with CK_FORK=no.
  */
+#define _GNU_SOURCE
 #include <check.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -98,6 +103,7 @@ enum late_kind {
     LATE_LAST_ROUND,   /* allocate and free in the last round of key destructors */
     LATE_FREE_ONLY,    /* free a block of the thread's life in the last round */
     LATE_FIRST_USE,    /* the thread's first allocation, in a key destructor */
+    LATE_FIRST_USE_LAST_ROUND, /* the same, in the last round of key destructors */
     LATE_THREAD_ATEXIT /* allocate in a C++-style thread_local destructor */
 };
 
@@ -110,11 +116,16 @@ struct late_thread {
 
 /* The round the destructors allocate in: the last one, but under
  * ThreadSanitizer the one before, since its own key's destructor ends the
- * thread's instrumentation in the last round. */
+ * thread's instrumentation in the last round. A thread's first heap comes
+ * a round earlier still there: the library's exit hook, armed by it, must
+ * run before that last round (so the test only sees the thread's mark of
+ * life freed when it is gone). */
 #if defined(__SANITIZE_THREAD__)
 #define LATE_ROUND (PTHREAD_DESTRUCTOR_ITERATIONS - 1)
+#define LATE_FIRST_ROUND (PTHREAD_DESTRUCTOR_ITERATIONS - 2)
 #else
 #define LATE_ROUND PTHREAD_DESTRUCTOR_ITERATIONS
+#define LATE_FIRST_ROUND PTHREAD_DESTRUCTOR_ITERATIONS
 #endif
 
 static __thread unsigned destructor_rounds;
@@ -123,7 +134,8 @@ static void late_key_destructor(void *arg)
 {
     struct late_thread *t = arg;
     destructor_rounds++;
-    bool last = destructor_rounds == LATE_ROUND;
+    bool last = destructor_rounds ==
+                (t->kind == LATE_FIRST_USE_LAST_ROUND ? LATE_FIRST_ROUND : LATE_ROUND);
     if (t->kind == LATE_FIRST_USE) {
         if (alloc_round() != 0)
             t->failed = 1;
@@ -135,7 +147,8 @@ static void late_key_destructor(void *arg)
             t->failed = 1;
         return;
     }
-    if (t->kind == LATE_LAST_ROUND && alloc_round() != 0)
+    if ((t->kind == LATE_LAST_ROUND || t->kind == LATE_FIRST_USE_LAST_ROUND) &&
+        alloc_round() != 0)
         t->failed = 1;
     if (t->kept && myfree(t->kept) != 0)
         t->failed = 1;
@@ -160,7 +173,7 @@ static void *late_thread_main(void *arg)
 {
     struct late_thread *t = arg;
     destructor_rounds = 0;
-    if (t->kind != LATE_FIRST_USE) {
+    if (t->kind != LATE_FIRST_USE && t->kind != LATE_FIRST_USE_LAST_ROUND) {
         /* The thread has a heap, so the library's exit hook is armed. */
         t->kept = myalloc(100);
         if (!t->kept || alloc_round() != 0)
@@ -205,6 +218,9 @@ static void run_late_threads(enum late_kind kind)
             most_heaps = heaps;
     }
     ck_assert_msg(failed == 0, "%zu of %zu threads failed an allocation or free", failed, total);
+    /* Verify pauses every heap, and so finds those of threads gone without
+     * the library's exit hook. */
+    ck_assert_int_eq(allocator_verify(), 0);
     size_t abandoned, heaps = count_heaps(&abandoned);
     /* The main thread holds no heap: every heap waits for adoption, and
      * there are no more than threads ran at once. */
@@ -234,11 +250,114 @@ START_TEST(test_first_alloc_in_destructor)
 }
 END_TEST
 
+/* A thread's first heap, attached in the last round: on a key created
+ * after the library's, no round follows to run the library's exit hook. */
+START_TEST(test_first_alloc_in_last_destructor_round)
+{
+    run_late_threads(LATE_FIRST_USE_LAST_ROUND);
+}
+END_TEST
+
 START_TEST(test_alloc_in_thread_local_destructor)
 {
     run_late_threads(LATE_THREAD_ATEXIT);
 }
 END_TEST
+
+/* ------------------------------------------------------------------ */
+/* The exit hook cannot be armed                                        */
+/* ------------------------------------------------------------------ */
+
+/* ThreadSanitizer's runtime calls pthread_setspecific as it starts and
+ * ends threads, where an interposed one cannot run: not tested there. */
+#if !defined(__SANITIZE_THREAD__)
+/* Set in a thread whose pthread_setspecific calls fail, but for the
+ * program's own keys: the library's exit hook cannot be armed there. */
+static __thread bool setspecific_fails;
+
+typedef int (*setspecific_fn)(pthread_key_t, const void *);
+static setspecific_fn real_setspecific;
+
+/* Found before any thread starts. */
+__attribute__((constructor)) static void find_setspecific(void)
+{
+    real_setspecific = (setspecific_fn)dlsym(RTLD_NEXT, "pthread_setspecific");
+}
+
+/* glibc declares the value unread (access none), so GCC takes passing it
+ * on for a read of something uninitialised. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpragmas"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+int pthread_setspecific(pthread_key_t key, const void *value)
+{
+    if (setspecific_fails && key != key_before_library &&
+        !(key_after_created && key == key_after_library))
+        return ENOMEM;
+    if (!real_setspecific) /* a sanitizer's runtime, before the constructor */
+        find_setspecific();
+    return real_setspecific ? real_setspecific(key, value) : ENOSYS;
+}
+#pragma GCC diagnostic pop
+
+enum unarmed_call { UNARMED_FREE_REMOTE, UNARMED_ALLOC };
+
+struct unarmed_thread {
+    enum unarmed_call call;
+    void *block;      /* UNARMED_FREE_REMOTE: a block of the test's heap */
+    int failed;
+};
+
+static void *unarmed_thread_main(void *arg)
+{
+    struct unarmed_thread *t = arg;
+    setspecific_fails = true;
+    if (t->call == UNARMED_FREE_REMOTE)
+        t->failed = myfree(t->block) != 0;
+    else
+        t->failed = alloc_round() != 0;
+    setspecific_fails = false;
+    return NULL;
+}
+
+/* A thread whose first call (a free of another heap's block, or an
+ * allocation) attaches a heap but cannot arm the exit hook: the call
+ * abandons the heap again at its end, so no heap is left to the thread. */
+static void check_unarmed_thread(enum unarmed_call call, const char *what)
+{
+    void *own = myalloc(100); /* the test's thread holds a heap */
+    ck_assert_ptr_nonnull(own);
+    for (size_t round = 0; round < 8; round++) {
+        struct unarmed_thread t = {call, myalloc(200), 0};
+        ck_assert_ptr_nonnull(t.block);
+        pthread_t tid;
+        ck_assert_int_eq(pthread_create(&tid, NULL, unarmed_thread_main, &t), 0);
+        ck_assert_int_eq(pthread_join(tid, NULL), 0);
+        ck_assert_msg(!t.failed, "%s: the thread's call failed", what);
+        if (call != UNARMED_FREE_REMOTE)
+            ck_assert_int_eq(myfree(t.block), 0);
+        size_t abandoned, heaps = count_heaps(&abandoned);
+        ck_assert_msg(heaps == abandoned + 1,
+                      "%s, round %zu: %zu heaps, %zu abandoned (only the test's may be owned)",
+                      what, round, heaps, abandoned);
+    }
+    ck_assert_int_eq(myfree(own), 0);
+    ck_assert_int_eq(allocator_verify(), 0);
+    ck_assert_uint_eq(stats_allocated(), 0);
+}
+
+START_TEST(test_unarmed_hook_free_remote)
+{
+    check_unarmed_thread(UNARMED_FREE_REMOTE, "free of another heap's block");
+}
+END_TEST
+
+START_TEST(test_unarmed_hook_alloc)
+{
+    check_unarmed_thread(UNARMED_ALLOC, "allocation");
+}
+END_TEST
+#endif
 
 /* ------------------------------------------------------------------ */
 /* Fork handlers that allocate                                          */
@@ -544,7 +663,12 @@ static Suite *lifecycle_suite(void)
     tcase_add_test(tc, test_alloc_in_last_destructor_round);
     tcase_add_test(tc, test_free_in_last_destructor_round);
     tcase_add_test(tc, test_first_alloc_in_destructor);
+    tcase_add_test(tc, test_first_alloc_in_last_destructor_round);
     tcase_add_test(tc, test_alloc_in_thread_local_destructor);
+#if !defined(__SANITIZE_THREAD__)
+    tcase_add_test(tc, test_unarmed_hook_free_remote);
+    tcase_add_test(tc, test_unarmed_hook_alloc);
+#endif
     suite_add_tcase(s, tc);
 
     tc = tcase_create("fork");

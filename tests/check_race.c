@@ -36,7 +36,6 @@
 
 #include <pallocator.h>
 
-#include "annotate.h" /* PA_CHECKED */
 #include "testutil.h"
 
 #define KiB ((size_t)1 << 10)
@@ -365,23 +364,12 @@ END_TEST
 static Suite *race_suite(void)
 {
     Suite *s = suite_create("race");
-#ifndef PA_CHECKED
     TCase *tc = tcase_create("stale frees");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, test_stale_frees_parallel, 0, 4);
     tcase_add_test(tc, test_stale_frees_one_cpu);
     suite_add_tcase(s, tc);
-#else
-    /* The checked builds' myfree reads a block (its canary, what the
-     * memory checker knows of it) before the free claims it, so a stale
-     * free racing with the reuse of its segment is safe only in the other
-     * builds. */
-    fputs("check_race: stale frees racing with reuse are not tested in the checked builds\n",
-          stderr);
-    (void)test_stale_frees_parallel, (void)test_stale_frees_one_cpu;
-    (void)setup, (void)teardown;
-#endif
 #if defined(PA_DEBUG) && PA_DEBUG
     TCase *single = tcase_create("single-threaded mode misuse");
     tcase_set_timeout(single, 300);

@@ -118,7 +118,7 @@ if PA_TESTS
 check_PROGRAMS += tests/check_lifecycle_hardening tests/check_faults
 tests_check_lifecycle_hardening_SOURCES = tests/check_lifecycle_hardening.c tests/testutil.h
 tests_check_lifecycle_hardening_CFLAGS = $(TEST_CFLAGS)
-tests_check_lifecycle_hardening_LDADD = $(TEST_LIBS)
+tests_check_lifecycle_hardening_LDADD = $(TEST_LIBS) -ldl
 tests_check_faults_SOURCES = tests/check_faults.c tests/testutil.h
 tests_check_faults_CFLAGS = $(TEST_CFLAGS)
 tests_check_faults_LDADD = $(TEST_LIBS) -ldl

@@ -9,6 +9,11 @@
  *   use-after-free   a freed 40-byte slab block is read
  *   past-end-slab    the byte after a 40-byte slab block is read
  *   past-end-arena   the byte after a 10000-byte TLSF block is read
+ *   leak-large, use-after-free-large, past-end-large
+ *                    the same with a large block (over 1 MiB) that the
+ *                    cache of freed mappings hands out again
+ *   past-end-aligned the byte after a large block of myalloc_aligned, its
+ *                    payload further into a reused mapping
  *   overflow-slab    (hardened) a slab block is written a few bytes past
  *                    its usable size, into its canary
  *   overflow-arena   (hardened) the same with a TLSF block
@@ -17,7 +22,9 @@
  *                    block after it
  *   none             no mistake: every path of the allocator that touches
  *                    free memory (remote frees in batches, realloc in
- *                    place both ways, large blocks, verify) runs cleanly
+ *                    place both ways, large blocks fresh and reused, by
+ *                    myalloc, mycalloc and myalloc_aligned, verify) runs
+ *                    cleanly
  *
  * The overflow modes print what verify and free said, then check that the
  * neighbours of the damaged block and further allocations work.
@@ -25,6 +32,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +67,29 @@ static int read_byte(const char *p, size_t at)
 {
     offset_of_mistake = at;
     return ((const volatile char *)p)[offset_of_mistake];
+}
+
+#define MiB ((size_t)1 << 20)
+
+/* Leaves a freed 3 MiB mapping in the cache, for the next large request
+ * of between 1.5 and 3 MiB. */
+static void prime_mapping_cache(void)
+{
+    if (myfree(checked_alloc(3 * MiB)) != 0)
+        exit(3);
+}
+
+/* A large block of n bytes from a reused mapping. */
+static char *reused_large(size_t n)
+{
+    prime_mapping_cache();
+    return checked_alloc(n);
+}
+
+static __attribute__((noinline)) void leak_large(void)
+{
+    char *lost = reused_large(2 * MiB);
+    lost[0] = 1;
 }
 
 static void *remote_free(void *arg)
@@ -101,6 +132,36 @@ static int no_mistake(void)
     big = myrealloc(big, 2 << 20);
     if (!big || myalloc_usable_size(big) < (2 << 20))
         return 9;
+    /* Large blocks from the cache of freed mappings, by myalloc and by
+     * myalloc_aligned, whose payload starts further in; and one of
+     * mycalloc whose request ends where its mapping does (a hardened
+     * build's canary must not be among its bytes). */
+    char *reused = reused_large(2 * MiB + 10);
+    reused = myrealloc(reused, 2 * MiB + 20);
+    if (!reused || read_byte(reused, 2 * MiB + 9) != 0x5a)
+        return 18;
+    memset(reused, 3, 2 * MiB + 20);
+    if (myfree(reused) != 0)
+        return 19;
+    /* Larger than any mapping cached: a fresh one, with the header five
+     * whole MiB. */
+    const size_t whole = 5 * MiB - 32;
+    char *zeroed = mycalloc(1, whole);
+    if (!zeroed || read_byte(zeroed, whole - 1) != 0 || read_byte(zeroed, 0) != 0)
+        return 20;
+    memset(zeroed, 4, whole);
+    if (myfree(zeroed) != 0)
+        return 21;
+    prime_mapping_cache();
+    char *aligned = myalloc_aligned(64 << 10, 2 * MiB);
+    if (!aligned || ((uintptr_t)aligned & ((64 << 10) - 1)) != 0)
+        return 22;
+    memset(aligned, 5, 2 * MiB);
+    aligned = myrealloc(aligned, 2 * MiB + 4096);
+    if (!aligned || read_byte(aligned, 2 * MiB - 1) != 5)
+        return 23;
+    if (myfree(aligned) != 0)
+        return 24;
     if (allocator_verify() != 0)
         return 10;
     for (int i = 0; i < 200; i++)
@@ -172,6 +233,25 @@ int main(int argc, char **argv)
     if (!strcmp(mode, "past-end-slab") || !strcmp(mode, "past-end-arena")) {
         size_t n = !strcmp(mode, "past-end-slab") ? 40 : 10000;
         char *p = checked_alloc(n);
+        int r = read_byte(p, n) == 0x42;
+        return myfree(p) != 0 || r;
+    }
+    if (!strcmp(mode, "leak-large")) {
+        leak_large();
+        return 0;
+    }
+    if (!strcmp(mode, "use-after-free-large")) {
+        char *p = reused_large(2 * MiB);
+        myfree(p);
+        return read_byte(p, 0) == 0x42;
+    }
+    if (!strcmp(mode, "past-end-large") || !strcmp(mode, "past-end-aligned")) {
+        size_t n = 2 * MiB + 10;
+        prime_mapping_cache();
+        char *p = !strcmp(mode, "past-end-large") ? myalloc(n) : myalloc_aligned(64 << 10, n);
+        if (!p)
+            return 2;
+        memset(p, 0x5a, n);
         int r = read_byte(p, n) == 0x42;
         return myfree(p) != 0 || r;
     }

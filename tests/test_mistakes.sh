@@ -57,9 +57,21 @@ memcheck)
         "is 0 bytes after a block of size 40 alloc'd"
     expect past-end-arena "ERROR SUMMARY: 1 errors from 1 contexts" "Invalid read of size 1" \
         "is 0 bytes after a block of size 10,000 alloc'd"
+    expect leak-large "ERROR SUMMARY: 1 errors from 1 contexts" \
+        "2,097,152 bytes in 1 blocks are definitely lost"
+    # A reused mapping's address was another block's before: memcheck may
+    # name either (the 3 MiB block freed there first, or a block "recently
+    # re-allocated"), as it would for malloc's blocks at one address.
+    expect use-after-free-large "ERROR SUMMARY: 1 errors from 1 contexts" \
+        "Invalid read of size 1" "is 0 bytes inside a block of size [0-9,]* free'd"
+    for mode in past-end-large past-end-aligned; do
+        expect "$mode" "ERROR SUMMARY: 1 errors from 1 contexts" "Invalid read of size 1" \
+            "is 0 bytes after a .*block of size 2,097,162 alloc'd"
+    done
     ;;
 asan)
-    for mode in use-after-free past-end-slab past-end-arena; do
+    for mode in use-after-free past-end-slab past-end-arena use-after-free-large \
+        past-end-large past-end-aligned; do
         expect "$mode" "ERROR: AddressSanitizer: use-after-poison" "READ of size 1" \
             "main .*mistakes.c"
     done
