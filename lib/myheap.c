@@ -1117,7 +1117,7 @@ void pa_myheap_totals(myheap_totals_t *t)
 static void dump_flags(const heap_desc_t *h, char *buf, size_t size)
 {
     static const char *const release_names[] = {"delayed", "immediate", "never"};
-    snprintf(buf, size, "%s%s%s release %s", (h->flags & MYHEAP_SINGLE_THREAD) ? "single-thread " : "",
+    snprintf(buf, size, "%s%s%srelease %s", (h->flags & MYHEAP_SINGLE_THREAD) ? "single-thread " : "",
              (h->flags & MYHEAP_LOCKED) ? "locked " : "",
              (h->flags & MYHEAP_NUMA_NODE) ? "numa-node " : "", release_names[h->release]);
 }
