@@ -244,12 +244,13 @@ void *pa_segment_reserve_large(size_t size);
 
 /* The cache of freed large mappings: at most MAPPING_CACHE_SLOTS of them,
  * MAPPING_CACHE_BYTES together, each kept MAPPING_CACHE_DECAY_MS. */
-#define MAPPING_CACHE_SLOTS 8
+#define MAPPING_CACHE_SLOTS 24
 #define MAPPING_CACHE_BYTES ((size_t)64 << 20)
 #define MAPPING_CACHE_DECAY_MS 1000
 /* The smallest cached mapping of at least size bytes (its tail given back
- * when it is more than twice that), with its size in *mapped; NULL when
- * none. */
+ * when it is more than twice that), with its size in *mapped; when none is
+ * that large and the cache is at least half full, the oldest grown in
+ * place to size bytes; NULL when neither. */
 void *pa_segment_cache_take(size_t size, size_t *mapped);
 /* Keeps an unregistered mapping for reuse, or unmaps it (or older ones)
  * to stay within the bounds. */
