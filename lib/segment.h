@@ -36,10 +36,12 @@ typedef struct slab {
     void *free;                  /* freed blocks, linked through their first word */
     char *start;
     struct slab *next, *prev;    /* the heap's partial list of the class, or its free slabs */
-    uint32_t used;               /* blocks handed out and not yet taken back */
+    uint32_t used;               /* blocks handed out and not yet taken back; 1 while
+                                  * full, the count then in full_used (slab_used) */
     uint32_t bump;               /* blocks carved so far, from start on */
     uint32_t capacity;
     uint32_t block_size;
+    uint32_t full_used;
     uint8_t cls;
     uint8_t state;
 } __attribute__((aligned(PA_CACHE_LINE))) slab_t; /* one cache line each: a free touches one */
