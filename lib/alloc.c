@@ -108,6 +108,19 @@ static pa_always_inline void *alloc_slab_finish(heap_t *h, void *p, unsigned cls
     return pa_likely(p != NULL) ? p : fail(ENOMEM);
 }
 
+/* Hands out block p, just popped from slab sl, and ends the operation:
+ * alloc_slab_finish with the mark and the size found through the slab. */
+static pa_always_inline void *alloc_slab_pop_finish(heap_t *h, slab_t *sl, void *p,
+                                                    bool concurrent)
+{
+    pa_canary_set(p, sl->block_size); /* as in alloc_finish */
+    slab_live_set(sl, p);
+    if (!concurrent)
+        stats_add(&h->live, sl->block_size - PA_CANARY_SIZE);
+    heap_op_end(h, concurrent);
+    return p;
+}
+
 /* A slab allocation whose current slab had nothing left. */
 static pa_noinline void *alloc_slab_slow(heap_t *h, unsigned cls, bool concurrent)
 {
@@ -185,10 +198,11 @@ static pa_always_inline void *alloc_small(heap_t *h, size_t size, bool concurren
         if (pa_likely(p != NULL))
             return alloc_slab_finish(h, p, cls, concurrent);
     }
-    void *p = slab_pop(h->slabs.current[cls]);
+    slab_t *sl = h->slabs.current[cls];
+    void *p = slab_pop(sl);
     if (pa_unlikely(!p))
         return alloc_slab_slow(h, cls, concurrent);
-    return alloc_slab_finish(h, p, cls, concurrent);
+    return alloc_slab_pop_finish(h, sl, p, concurrent);
 }
 
 /* A small request of a thread without a heap: the single-threaded mode, or

@@ -44,6 +44,11 @@ typedef struct slab {
     uint32_t full_used;
     uint8_t cls;
     uint8_t state;
+    /* The segment's live map less the segment's granule number: plus a
+     * block's granule number (its address >> PA_GRANULE_SHIFT) it is the
+     * address of the block's mark, which an allocation from the slab sets
+     * without first finding the segment. */
+    uintptr_t live_bias;
 } __attribute__((aligned(PA_CACHE_LINE))) slab_t; /* one cache line each: a free touches one */
 
 typedef struct segment {

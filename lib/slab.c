@@ -87,6 +87,7 @@ static bool slab_grow(slab_set_t *set)
     for (size_t k = SEGMENT_SLABS; k-- > SEGMENT_HEADER_SLABS;) {
         slab_t *sl = &s->slabs[k];
         sl->start = (char *)s + k * SLAB_SIZE;
+        sl->live_bias = (uintptr_t)s->live.mark - ((uintptr_t)s >> PA_GRANULE_SHIFT);
         sl->state = SLAB_FREE;
         slab_list_push(&set->free, sl);
     }

@@ -92,6 +92,14 @@ static inline slab_t *slab_of(const segment_t *s, const void *p)
     return (slab_t *)((const char *)s->slabs + offset);
 }
 
+/* Marks block p of sl live: segment_live_set without finding the
+ * segment. */
+static inline void slab_live_set(const slab_t *sl, const void *p)
+{
+    __atomic_store_n((uint8_t *)(sl->live_bias + ((uintptr_t)p >> PA_GRANULE_SHIFT)), 1,
+                     __ATOMIC_RELEASE);
+}
+
 /* Blocks of sl handed out and not yet taken back. A full slab keeps the
  * count in full_used and 1 in used, so that the one test of a free for a
  * count dropping to zero also finds the first free into a full slab. */
