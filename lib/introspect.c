@@ -67,13 +67,14 @@ static heap_figures_t heap_figures(const heap_t *h)
     for (const segment_t *s = h->slabs.segments; s; s = s->next)
         for (size_t k = SEGMENT_HEADER_SLABS; k < SEGMENT_SLABS; k++) {
             const slab_t *sl = &s->slabs[k];
-            if (sl->state == SLAB_FREE || sl->used == 0) {
+            uint32_t used = slab_used(sl);
+            if (sl->state == SLAB_FREE || used == 0) {
                 f.freed += SLAB_SIZE;
                 continue;
             }
-            f.slab_blocks += sl->used;
-            f.slab_bytes += (size_t)sl->used * (sl->block_size - PA_CANARY_SIZE);
-            f.freed += (size_t)(sl->capacity - sl->used) * (sl->block_size - PA_CANARY_SIZE);
+            f.slab_blocks += used;
+            f.slab_bytes += (size_t)used * (sl->block_size - PA_CANARY_SIZE);
+            f.freed += (size_t)(sl->capacity - used) * (sl->block_size - PA_CANARY_SIZE);
         }
     f.freed += tlsf_free_usable(&h->arena.tlsf);
     return f;
@@ -256,7 +257,7 @@ static void dump_slab(const slab_t *sl)
     static const char *const states[] = {"free", "current", "partial", "full"};
     _Static_assert(sizeof states / sizeof states[0] == SLAB_STATES, "a name per slab state");
     fprintf(stderr, "      slab %p: %u-byte blocks, %s, %u used, %u carved of %u\n",
-            (const void *)sl->start, sl->block_size, states[sl->state], sl->used, sl->bump,
+            (const void *)sl->start, sl->block_size, states[sl->state], slab_used(sl), sl->bump,
             sl->capacity);
 }
 

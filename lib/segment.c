@@ -310,16 +310,40 @@ void *pa_segment_cache_take(size_t size, size_t *mapped)
     uint64_t now = pa_segment_clock_ms();
     pa_segment_pool_lock();
     cache_expire_locked(cache_cutoff(now), victims, &nvictims);
-    size_t best = pa_cache_count;
-    for (size_t i = 0; i < pa_cache_count; i++)
+    size_t best = pa_cache_count, oldest = pa_cache_count;
+    for (size_t i = 0; i < pa_cache_count; i++) {
         if (cache[i].size >= size && (best == pa_cache_count || cache[i].size < cache[best].size))
             best = i;
+        if (oldest == pa_cache_count || cache[i].stamp < cache[oldest].stamp)
+            oldest = i;
+    }
+    /* Only a cache at least half full grows a mapping: below that, a
+     * fresh mapping is one more to reuse once its block is freed (a cache
+     * that only grew would keep as few as the program left it). */
+    bool full = pa_cache_count >= MAPPING_CACHE_SLOTS / 2 || cache_bytes >= MAPPING_CACHE_BYTES / 2;
+    bool grow = best == pa_cache_count && oldest < pa_cache_count && full;
+    if (grow)
+        best = oldest;
     if (best < pa_cache_count) {
         found = cache[best];
         cache_remove(best, NULL, NULL);
     }
     pa_segment_pool_unlock();
     cache_unmap(victims, nvictims);
+    /* None fits: the oldest, which a fresh mapping would push out once its
+     * block is freed, grows in place instead, where the address space
+     * after it is free (up to the next segment boundary it is, unless
+     * another mapping took it). One mremap that unmaps nothing, where the
+     * fresh mapping takes three calls and the eviction an munmap of pages
+     * in use, which with several threads interrupts every CPU the process
+     * runs on to flush their TLBs. */
+    if (grow) {
+        if (!pa_os_resize(found.base, found.size, size)) {
+            pa_segment_cache_put(found.base, found.size);
+            return NULL;
+        }
+        found.size = size;
+    }
     /* A mapping more than twice the size asked for gives its tail back;
      * a smaller surplus stays, sparing the munmap (it costs more than the
      * rest of a reuse) and keeping the mapping whole for a later request. */

@@ -36,12 +36,19 @@ typedef struct slab {
     void *free;                  /* freed blocks, linked through their first word */
     char *start;
     struct slab *next, *prev;    /* the heap's partial list of the class, or its free slabs */
-    uint32_t used;               /* blocks handed out and not yet taken back */
+    uint32_t used;               /* blocks handed out and not yet taken back; 1 while
+                                  * full, the count then in full_used (slab_used) */
     uint32_t bump;               /* blocks carved so far, from start on */
     uint32_t capacity;
     uint32_t block_size;
+    uint32_t full_used;
     uint8_t cls;
     uint8_t state;
+    /* The segment's live map less the segment's granule number: plus a
+     * block's granule number (its address >> PA_GRANULE_SHIFT) it is the
+     * address of the block's mark, which an allocation from the slab sets
+     * without first finding the segment. */
+    uintptr_t live_bias;
 } __attribute__((aligned(PA_CACHE_LINE))) slab_t; /* one cache line each: a free touches one */
 
 typedef struct segment {
@@ -257,12 +264,13 @@ void *pa_segment_reserve_large(size_t size);
 
 /* The cache of freed large mappings: at most MAPPING_CACHE_SLOTS of them,
  * MAPPING_CACHE_BYTES together, each kept MAPPING_CACHE_DECAY_MS. */
-#define MAPPING_CACHE_SLOTS 8
+#define MAPPING_CACHE_SLOTS 24
 #define MAPPING_CACHE_BYTES ((size_t)64 << 20)
 #define MAPPING_CACHE_DECAY_MS 1000
 /* The smallest cached mapping of at least size bytes (its tail given back
- * when it is more than twice that), with its size in *mapped; NULL when
- * none. */
+ * when it is more than twice that), with its size in *mapped; when none is
+ * that large and the cache is at least half full, the oldest grown in
+ * place to size bytes; NULL when neither. */
 void *pa_segment_cache_take(size_t size, size_t *mapped);
 /* Keeps an unregistered mapping for reuse, or unmaps it (or older ones)
  * to stay within the bounds. */

@@ -87,6 +87,7 @@ static bool slab_grow(slab_set_t *set)
     for (size_t k = SEGMENT_SLABS; k-- > SEGMENT_HEADER_SLABS;) {
         slab_t *sl = &s->slabs[k];
         sl->start = (char *)s + k * SLAB_SIZE;
+        sl->live_bias = (uintptr_t)s->live.mark - ((uintptr_t)s >> PA_GRANULE_SHIFT);
         sl->state = SLAB_FREE;
         slab_list_push(&set->free, sl);
     }
@@ -177,8 +178,12 @@ void *pa_slab_take_slow(slab_set_t *set, unsigned c)
         sl = slab_assign(set, c);
     if (!sl)
         return NULL;
-    if (old != &pa_slab_none)
-        old->state = SLAB_FULL; /* nothing left to give: its free list and end are spent */
+    if (old != &pa_slab_none) {
+        /* Nothing left to give: its free list and end are spent. */
+        old->state = SLAB_FULL;
+        old->full_used = old->used;
+        old->used = 1;
+    }
     sl->state = SLAB_CURRENT;
     set->current[c] = sl;
     if (!sl->free)
@@ -196,6 +201,7 @@ void *pa_slab_free_list_broken(slab_t *sl, const void *p)
 void pa_slab_give_slow(slab_set_t *set, slab_t *sl)
 {
     if (sl->state == SLAB_FULL) {
+        sl->used = sl->full_used - 1; /* the block slab_push took back */
         sl->state = SLAB_PARTIAL;
         slab_list_push(&set->partial[sl->cls], sl);
     }
@@ -247,7 +253,7 @@ static int slab_verify(const slab_set_t *set, const segment_t *s, const slab_t *
     unsigned c = sl->cls;
     if (c >= SLAB_CLASSES || sl->block_size != pa_slab_class_size[c] ||
         sl->capacity != SLAB_SIZE / sl->block_size || sl->bump > sl->capacity ||
-        sl->used > sl->bump || sl->start != (const char *)s + (size_t)(sl - s->slabs) * SLAB_SIZE)
+        slab_used(sl) > sl->bump || sl->start != (const char *)s + (size_t)(sl - s->slabs) * SLAB_SIZE)
         return pa_verify_fail("slab %p has a broken record", (const void *)sl->start);
     size_t listed = 0;
     /* Canaries first: an overflow that reached a free neighbour's link
@@ -261,17 +267,18 @@ static int slab_verify(const slab_set_t *set, const segment_t *s, const slab_t *
     for (const void *p = sl->free; p; p = PA_LINK_LOAD(*(void *const *)p))
         if (++listed > sl->bump || !slab_holds_block(sl, p) || segment_live_test(s, p))
             return pa_verify_fail("slab %p: bad free list at %p", (const void *)sl->start, p);
-    if (sl->used + listed != sl->bump)
+    if (slab_used(sl) + listed != sl->bump)
         return pa_verify_fail("slab %p: %u used and %zu free of %u carved",
-                           (const void *)sl->start, sl->used, listed, sl->bump);
+                           (const void *)sl->start, slab_used(sl), listed, sl->bump);
     bool current = set->current[c] == sl;
     if (current != (sl->state == SLAB_CURRENT) ||
         (sl->state == SLAB_FULL && (listed || sl->bump != sl->capacity)) ||
-        (sl->state == SLAB_PARTIAL && (!listed || !sl->used)))
+        (sl->state == SLAB_PARTIAL && (!listed || !sl->used)) ||
+        (sl->state == SLAB_FULL && sl->used != 1))
         return pa_verify_fail("slab %p is in the wrong state", (const void *)sl->start);
     tally->partial += sl->state == SLAB_PARTIAL;
     tally->assigned++;
-    tally->live_bytes += (size_t)sl->used * (sl->block_size - PA_CANARY_SIZE);
+    tally->live_bytes += (size_t)slab_used(sl) * (sl->block_size - PA_CANARY_SIZE);
     return 0;
 }
 
@@ -289,7 +296,7 @@ static int slab_verify_segment(const slab_set_t *set, const segment_t *s, slab_t
         if (slab_verify(set, s, sl, tally))
             return -1;
         in_use++;
-        used += sl->used;
+        used += slab_used(sl);
     }
     if (in_use != s->slabs_in_use)
         return pa_verify_fail("slab segment %p: %zu slabs in use, counts %zu", (const void *)s,

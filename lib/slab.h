@@ -80,9 +80,32 @@ static inline unsigned slab_class_of(size_t n)
     return pa_slab_request_class[(n + PA_GRANULE - 1) >> PA_GRANULE_SHIFT];
 }
 
+/* A slab's record is one cache line, so the offset of p's record among
+ * the records is p's offset in the segment shifted once and masked. */
+#define SLAB_RECORD_SHIFT 6
+_Static_assert(sizeof(slab_t) == (size_t)1 << SLAB_RECORD_SHIFT, "a record's size is a power of two");
+
 static inline slab_t *slab_of(const segment_t *s, const void *p)
 {
-    return (slab_t *)&s->slabs[((uintptr_t)p - (uintptr_t)s) >> SLAB_SHIFT];
+    uintptr_t offset = ((uintptr_t)p >> (SLAB_SHIFT - SLAB_RECORD_SHIFT)) &
+                       ((SEGMENT_SLABS - 1) << SLAB_RECORD_SHIFT);
+    return (slab_t *)((const char *)s->slabs + offset);
+}
+
+/* Marks block p of sl live: segment_live_set without finding the
+ * segment. */
+static inline void slab_live_set(const slab_t *sl, const void *p)
+{
+    __atomic_store_n((uint8_t *)(sl->live_bias + ((uintptr_t)p >> PA_GRANULE_SHIFT)), 1,
+                     __ATOMIC_RELEASE);
+}
+
+/* Blocks of sl handed out and not yet taken back. A full slab keeps the
+ * count in full_used and 1 in used, so that the one test of a free for a
+ * count dropping to zero also finds the first free into a full slab. */
+static inline uint32_t slab_used(const slab_t *sl)
+{
+    return sl->state == SLAB_FULL ? sl->full_used : sl->used;
 }
 
 static inline bool slab_holds_block(const slab_t *sl, const void *p)
@@ -124,12 +147,7 @@ static inline bool slab_push(slab_t *sl, void *p)
     pa_mem_close(p, sl->block_size); /* free memory from now on */
     PA_LINK_STORE(*(void **)p, next);
     sl->free = p;
-    /* A full slab has an empty free list; so may the current slab, for
-     * which the slow half has nothing to do. */
-    if (pa_unlikely(next == NULL)) {
-        sl->used--;
-        return true;
-    }
+    /* The slab empties, or was full (slab_used). */
     return pa_unlikely(--sl->used == 0);
 }
 

@@ -246,6 +246,56 @@ START_TEST(test_cache_bounds)
 }
 END_TEST
 
+/* A request no cached mapping fits, while the cache is at least half
+ * full: the oldest mapping grows in place (the address space after a
+ * mapping is free up to the next segment boundary, unless the kernel put
+ * another mapping there) instead of a fresh one being mapped. */
+START_TEST(test_cache_grows_oldest)
+{
+    ck_assert_int_eq(allocator_init(_i), 0);
+    enum { N = MAPPING_CACHE_SLOTS / 2 };
+    char *p[N];
+    for (int i = 0; i < N; i++) {
+        p[i] = myalloc(1 * MiB + 1);
+        ck_assert_ptr_nonnull(p[i]);
+        block_fill(p[i], 1 * MiB + 1);
+    }
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(myfree(p[i]), 0);
+    ck_assert_uint_eq(cached_count(), N);
+    size_t before = cached_bytes();
+    char *q = myalloc(3 * MiB);
+    ck_assert_ptr_nonnull(q);
+    ck_assert_uint_ge(myalloc_usable_size(q), 3 * MiB);
+    block_fill(q, 3 * MiB);
+    ck_assert(block_ok(q, 3 * MiB));
+    ck_assert_int_eq(allocator_verify(), 0);
+    if (q != p[0]) {
+        /* The kernel placed something after the oldest: a fresh mapping,
+         * the cache untouched. */
+        fprintf(stderr, "check_large: the oldest cached mapping could not grow in place\n");
+        ck_assert_uint_eq(cached_count(), N);
+        ck_assert_uint_eq(cached_bytes(), before);
+    } else {
+        ck_assert_uint_eq(cached_count(), N - 1);
+        ck_assert_uint_lt(cached_bytes(), before);
+    }
+    ck_assert_int_eq(myfree(q), 0);
+    ck_assert_int_eq(allocator_verify(), 0);
+    /* Below half full, a request that fits nothing gets a fresh mapping. */
+    allocator_cleanup();
+    ck_assert_int_eq(allocator_init(_i), 0);
+    char *r = myalloc(1 * MiB + 1);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_int_eq(myfree(r), 0);
+    char *t = myalloc(3 * MiB);
+    ck_assert_ptr_nonnull(t);
+    ck_assert_uint_eq(cached_count(), 1);
+    ck_assert(test_is_mapped(r));
+    ck_assert_int_eq(myfree(t), 0);
+}
+END_TEST
+
 START_TEST(test_cache_given_back)
 {
     ck_assert_int_eq(allocator_init(_i), 0);
@@ -522,6 +572,7 @@ static Suite *large_suite(void)
     tcase_add_loop_test(tc, test_calloc_after_reuse, 0, 2);
     tcase_add_loop_test(tc, test_cache_bounds, 0, 2);
     tcase_add_loop_test(tc, test_cache_given_back, 0, 2);
+    tcase_add_loop_test(tc, test_cache_grows_oldest, 0, 2);
     tcase_add_test(tc, test_threads_share_cache);
     suite_add_tcase(s, tc);
 

@@ -202,7 +202,7 @@ START_TEST(test_slab_full_partial_free)
     slab_t *first = slab_holding(p[0]);
     ck_assert_uint_eq(slabs()->assigned, 3);
     ck_assert_uint_eq(first->state, SLAB_FULL);
-    ck_assert_uint_eq(first->used, per_slab);
+    ck_assert_uint_eq(slab_used(first), per_slab);
     ck_assert_int_eq(allocator_verify(), 0);
 
     /* One block back: the slab can serve again, from its class's list. */
