@@ -53,13 +53,13 @@ static bool segmap_replace(size_t base, size_t limit)
     uintptr_t *fresh = pa_os_map_sparse(limit * sizeof(uintptr_t));
     if (!fresh)
         return false;
-    if (pa_segmap.limit)
-        memcpy(fresh + (pa_segmap.base - base), pa_segmap_table(), pa_segmap.limit * sizeof(uintptr_t));
+    size_t old_base = segmap_bounds_base(pa_segmap.bounds), old_limit = segmap_bounds_limit(pa_segmap.bounds);
+    if (old_limit)
+        memcpy(fresh + (old_base - base), pa_segmap_table(), old_limit * sizeof(uintptr_t));
     tables[table_count] = fresh;
     table_entries[table_count++] = limit;
     __atomic_store_n(&pa_segmap.entries, (uintptr_t)(fresh - base), __ATOMIC_RELEASE);
-    __atomic_store_n(&pa_segmap.base, base, __ATOMIC_RELEASE);
-    __atomic_store_n(&pa_segmap.limit, limit, __ATOMIC_RELEASE);
+    __atomic_store_n(&pa_segmap.bounds, segmap_bounds(base, limit), __ATOMIC_RELEASE);
     return true;
 }
 
@@ -67,9 +67,10 @@ static bool segmap_replace(size_t base, size_t limit)
  * SEGMAP_ENTRIES); caller holds segmap_mutex. */
 static bool segmap_cover(size_t first, size_t last)
 {
-    if (pa_segmap.limit && first >= pa_segmap.base && last < pa_segmap.base + pa_segmap.limit)
+    size_t cur_base = segmap_bounds_base(pa_segmap.bounds), cur_limit = segmap_bounds_limit(pa_segmap.bounds);
+    if (cur_limit && first >= cur_base && last < cur_base + cur_limit)
         return true;
-    if (!pa_segmap.limit) {
+    if (!cur_limit) {
         size_t base = first > SEGMAP_WINDOW_ENTRIES / 2 ? first - SEGMAP_WINDOW_ENTRIES / 2 : 0;
         if (base > SEGMAP_ENTRIES - SEGMAP_WINDOW_ENTRIES)
             base = SEGMAP_ENTRIES - SEGMAP_WINDOW_ENTRIES;
@@ -138,8 +139,7 @@ size_t pa_segmap_count(void)
 void pa_segmap_reset(void)
 {
     pa_segmap_lock();
-    __atomic_store_n(&pa_segmap.limit, 0, __ATOMIC_RELEASE);
-    __atomic_store_n(&pa_segmap.base, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&pa_segmap.bounds, 0, __ATOMIC_RELEASE);
     __atomic_store_n(&pa_segmap.entries, 0, __ATOMIC_RELAXED);
     for (int i = 0; i < table_count; i++)
         pa_os_unmap(tables[i], table_entries[i] * sizeof(uintptr_t));

@@ -55,16 +55,35 @@ void pa_segmap_unregister(uintptr_t base, size_t size);
 
 /* The table covers the segment numbers [base, base + limit); limit is 0
  * until it exists, so one unsigned comparison rejects a lookup before the
- * first segment, below the table and above it. entries is biased by base
- * (entries + index is the entry of segment number index), so a lookup that
- * reads base and limit of one table and entries of the larger table that
- * replaced it still reads the right entry. Side by side, so a lookup reads
- * one line besides its entry. */
+ * first segment, below the table and above it. base and limit share one
+ * word (bounds: base << 32 | limit), so a lookup never pairs the limit of
+ * the window with the base of the table that replaced it, which would
+ * refuse a pointer both cover. entries is biased by base (entries + index
+ * is the entry of segment number index), so a lookup that reads the bounds
+ * of one table and entries of the larger table that replaced it still
+ * reads the right entry. Side by side, so a lookup reads one line besides
+ * its entry. */
 typedef struct pa_segmap {
     uintptr_t entries;
-    size_t base;
-    size_t limit;
+    uint64_t bounds;
 } segmap_t;
+
+_Static_assert(SEGMAP_ENTRIES <= ((uint64_t)1 << 32), "a segment number fits half the bounds word");
+
+static inline uint64_t segmap_bounds(size_t base, size_t limit)
+{
+    return (uint64_t)base << 32 | limit;
+}
+
+static inline size_t segmap_bounds_base(uint64_t bounds)
+{
+    return (size_t)(bounds >> 32);
+}
+
+static inline size_t segmap_bounds_limit(uint64_t bounds)
+{
+    return (size_t)(uint32_t)bounds;
+}
 
 extern segmap_t pa_segmap;
 
@@ -74,13 +93,13 @@ static inline size_t segmap_index(uintptr_t p)
 }
 
 /* The entry covering p, or 0 when p is not ours. A table is replaced by
- * storing entries, then base, then limit (each a release): reading them in
- * the opposite order (acquire) sees entries at least as new as the bounds. */
+ * storing entries, then the bounds (each a release): reading them in the
+ * opposite order (acquire) sees entries at least as new as the bounds. */
 static inline uintptr_t segmap_lookup(const void *p)
 {
     size_t index = segmap_index((uintptr_t)p);
-    size_t limit = __atomic_load_n(&pa_segmap.limit, __ATOMIC_ACQUIRE);
-    size_t base = __atomic_load_n(&pa_segmap.base, __ATOMIC_ACQUIRE);
+    uint64_t bounds = __atomic_load_n(&pa_segmap.bounds, __ATOMIC_ACQUIRE);
+    size_t base = segmap_bounds_base(bounds), limit = segmap_bounds_limit(bounds);
     if (pa_unlikely(index - base >= limit))
         return 0;
     const uintptr_t *entries = (const uintptr_t *)__atomic_load_n(&pa_segmap.entries, __ATOMIC_RELAXED);

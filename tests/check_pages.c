@@ -137,14 +137,14 @@ START_TEST(test_segmap_window_grows)
     char *base = pa_os_map_aligned(PA_SEGMENT_SIZE, PA_SEGMENT_SIZE);
     ck_assert_ptr_nonnull(base);
     ck_assert(pa_segmap_register((uintptr_t)base, PA_SEGMENT_SIZE, SEGMAP_POOLED));
-    ck_assert_uint_eq(pa_segmap.limit, SEGMAP_WINDOW_ENTRIES);
+    ck_assert_uint_eq(segmap_bounds_limit(pa_segmap.bounds), SEGMAP_WINDOW_ENTRIES);
     /* 4 TiB away: beyond the window whichever way; not mapped, which
      * registering does not need. */
     uintptr_t away = (uintptr_t)1 << 42;
     uintptr_t far = (uintptr_t)base > away ? (uintptr_t)base - away : (uintptr_t)base + away;
     ck_assert_uint_eq(segmap_lookup((void *)far), 0);
     ck_assert(pa_segmap_covers(far, PA_SEGMENT_SIZE));
-    ck_assert_uint_eq(pa_segmap.limit, SEGMAP_ENTRIES);
+    ck_assert_uint_eq(segmap_bounds_limit(pa_segmap.bounds), SEGMAP_ENTRIES);
     ck_assert(pa_segmap_register(far, PA_SEGMENT_SIZE, (uintptr_t)fake_owner));
     ck_assert_uint_eq(segmap_lookup((void *)(far + 5)), (uintptr_t)fake_owner);
     ck_assert_uint_eq(segmap_lookup(base + 5), SEGMAP_POOLED);
