@@ -129,6 +129,7 @@ static pa_always_inline void *alloc_slab_pop_finish(heap_t *h, slab_t *sl, void 
                                                     bool concurrent)
 {
     pa_canary_set(p, sl->block_size); /* as in alloc_finish */
+    alloc_annotate(p, sl->block_size);
     slab_live_set(sl, p);
     if (!concurrent)
         stats_add(&h->live, sl->block_size - PA_CANARY_SIZE);
