@@ -38,7 +38,8 @@
  *
  * Printed per target, scenario and call (TARGET_SCEN_CALL_KEY): p50, p999,
  * p9999, max (cycles, timestamp overhead included; tick_overhead shows
- * it), over5k (samples above 5000 cycles) and n; per target and scenario,
+ * it), over5k (samples above 5000 cycles), n, and small_p9999 and
+ * small_max over the sizes up to 256 KiB alone; per target and scenario,
  * minflt: minor page faults while the timed loops ran (getrusage; the
  * untimed setup calls of merge and the byte writes included).
  */
@@ -57,6 +58,9 @@
 
 #define WC_OVER 5000u /* cycles: a sample above it is counted */
 #define WC_MIB ((size_t)1 << 20)
+/* Sizes up to this get figures of their own too: where the peers keep
+ * blocks in their heaps rather than mapping each one. */
+#define WC_SMALL ((size_t)256 << 10)
 
 enum wc_scen { WC_SPLIT, WC_MERGE, WC_SEARCH, WC_REUSE, WC_SCENS };
 enum wc_call { WC_MALLOC, WC_FREE, WC_CALLS };
@@ -76,6 +80,7 @@ struct target {
 struct series {
 	uint64_t *v;
 	size_t n, cap;
+	size_t small; /* samples of sizes up to WC_SMALL (they come first) */
 };
 
 struct plan {
@@ -345,10 +350,17 @@ static void report(const char *t)
 	for (sc = 0; sc < WC_SCENS; sc++) {
 		for (c = 0; c < WC_CALLS; c++) {
 			struct series *s = &samples[sc][c];
+			struct series small = *s;
 			uint64_t over = 0;
 			size_t i;
 			if (s->n == 0)
 				continue;
+			/* The small sizes' samples lead: sort them apart first. */
+			small.n = s->small;
+			qsort(small.v, small.n, sizeof(uint64_t), cmp_u64);
+			kv(t, scen_name[sc], call_name[c], "small_p9999", quantile(&small, 0.9999));
+			kv(t, scen_name[sc], call_name[c], "small_max",
+			   small.n ? small.v[small.n - 1] : 0);
 			qsort(s->v, s->n, sizeof(uint64_t), cmp_u64);
 			for (i = s->n; i > 0 && s->v[i - 1] > WC_OVER; i--)
 				over++;
@@ -374,10 +386,13 @@ static uint64_t measure(const struct target *t, const struct plan *pl)
 		size_t k = plan_sizes(pl, (enum wc_scen)sc, sizes), j;
 		faults[sc] = 0;
 		for (c = 0; c < WC_CALLS; c++)
-			samples[sc][c].n = 0;
+			samples[sc][c].n = samples[sc][c].small = 0;
 		for (j = 0; j < k; j++) {
 			scen_run(t, (enum wc_scen)sc, sizes[j], pl->warm, false, pl);
 			scen_run(t, (enum wc_scen)sc, sizes[j], pl->iters, true, pl);
+			for (c = 0; c < WC_CALLS; c++)
+				if (sizes[j] <= WC_SMALL)
+					samples[sc][c].small = samples[sc][c].n;
 		}
 		for (c = 0; c < WC_CALLS; c++)
 			calls += samples[sc][c].n;
