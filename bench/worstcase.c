@@ -304,9 +304,10 @@ static void plan_make(struct plan *pl, const struct ba_opts *o)
 	if (mib < 8 || mib > 65536)
 		ba_die("worstcase: --size (heap limit in MiB) must be 8..65536");
 	pl->limit = mib * WC_MIB;
-	/* The region's header and live map (a bit per 16 bytes) take about
-	 * 1/128 of a heap: a 64th leaves room for them and for the guards. */
-	pl->largest = (pl->limit - pl->limit / 64) & ~(size_t)4095;
+	/* A sixteenth below the limit leaves room for the heap's own header,
+	 * live map and alignment (a 64 MiB locked heap serves up to 62 MiB)
+	 * and for the guards; locked_largest reports what the heap serves. */
+	pl->largest = (pl->limit - pl->limit / 16) & ~(size_t)4095;
 	pl->max[WC_SPLIT] = pl->largest;
 	pl->max[WC_REUSE] = pl->largest - 4096;
 	pl->max[WC_MERGE] = ((pl->largest - 4096) / 3) & ~(size_t)4095;
@@ -413,6 +414,24 @@ static void raise_memlock(size_t need)
 	(void)setrlimit(RLIMIT_MEMLOCK, &rl);
 }
 
+/* The largest request the empty heap h serves (a bisection). */
+static size_t heap_largest(myheap_t *h, size_t limit)
+{
+	size_t lo = 0, hi = limit;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo + 1) / 2;
+		void *p = myheap_alloc(h, mid);
+		if (p != NULL) {
+			if (myheap_free(h, p) != 0)
+				ba_die("myheap_free: %s", strerror(errno));
+			lo = mid;
+		} else {
+			hi = mid - 1;
+		}
+	}
+	return lo;
+}
+
 /* The locked heap, or when mlock is refused the same heap unlocked with
  * every page touched once and kept; *why says which. */
 static myheap_t *locked_heap(const struct plan *pl, const char **why)
@@ -460,7 +479,7 @@ int main(int argc, char **argv)
 	double t0, secs;
 	int sc, c, i;
 
-	ba_parse(&o, "worstcase", "heap limit in MiB; the largest request is 1/64 below it "
+	ba_parse(&o, "worstcase", "heap limit in MiB; the largest request is 1/16 below it "
 	         "(default 64)", argc, argv);
 	ba_init();
 	plan_make(&pl, &o);
@@ -472,6 +491,8 @@ int main(int argc, char **argv)
 		for (c = 0; c < WC_CALLS; c++) {
 			samples[sc][c].cap = most * pl.iters;
 			samples[sc][c].v = ba_meta_alloc(samples[sc][c].cap * sizeof(uint64_t));
+			/* Touched now, so that recording a sample takes no fault. */
+			memset(samples[sc][c].v, 0, samples[sc][c].cap * sizeof(uint64_t));
 		}
 	for (i = 0; i < 1000; i++) {
 		uint64_t a = ba_ticks(), b = ba_ticks();
@@ -491,8 +512,14 @@ int main(int argc, char **argv)
 		const char *why;
 		struct target lk = {"locked", WC_PRIVATE, NULL};
 		struct target hp = {"heap", WC_PRIVATE, NULL};
+		size_t most_served;
 		lk.heap = locked_heap(&pl, &why);
 		ba_kv_s("locked_mlock", why);
+		most_served = heap_largest(lk.heap, pl.limit);
+		ba_kv_u("locked_largest", most_served);
+		if (most_served < pl.largest)
+			ba_die("a locked heap of %zu MiB serves at most %zu bytes, less than the "
+			       "%zu planned", pl.limit / WC_MIB, most_served, pl.largest);
 		calls += measure(&lk, &pl);
 		if (myheap_destroy(lk.heap) != 0)
 			ba_die("myheap_destroy: %s", strerror(errno));
