@@ -32,8 +32,15 @@ typedef void (*region_purge_fn)(void *start, size_t size);
  * is below pa_region_min_size(). purge NULL: pages are kept. */
 region_t *pa_region_init(void *base, size_t size, region_fit_t fit, region_purge_fn purge);
 size_t pa_region_min_size(void);
-/* The largest request a fresh region of size bytes can serve. */
+/* The largest request a fresh region of size bytes can serve, whatever
+ * its fit (POW2's, the least of the three). Regions span less than
+ * TLSF_MAX_BLOCK (512 GiB); a larger size gets NULL from pa_region_init. */
 size_t pa_region_max_request(size_t size);
+/* The same for one fit. */
+size_t pa_region_max_request_fit(region_fit_t fit, size_t size);
+/* The least region size whose fresh region serves size bytes aligned to
+ * align (a power of two; 0 or 1: the granule) under fit; 0 when none can. */
+size_t pa_region_size_for(region_fit_t fit, size_t size, size_t align);
 
 /* A block of at least size usable bytes (0 served as 1), aligned to
  * PA_GRANULE, or to align (a power of two) for the aligned form; NULL when

@@ -14,9 +14,16 @@
 
 #include <string.h>
 
+void pa_tlsf_init_limit(tlsf_t *t, size_t limit)
+{
+    pa_assert(limit <= TLSF_MAX_BLOCK);
+    memset(t, 0, sizeof(*t));
+    t->limit = limit;
+}
+
 void pa_tlsf_init(tlsf_t *t)
 {
-    memset(t, 0, sizeof(*t));
+    pa_tlsf_init_limit(t, PA_SEGMENT_SIZE);
 }
 
 static void tlsf_insert(tlsf_t *t, block_t *b)
@@ -74,11 +81,10 @@ static block_t *tlsf_find(const tlsf_t *t, tlsf_bin_t *bin)
 /* Hardened build: whether free block b's header still says what its list
  * and its successor say (an overflow of the block before it would have
  * overwritten it). The size is bounded before the successor is read. */
-static bool tlsf_free_block_sane(const block_t *b)
+static bool tlsf_free_block_sane(const tlsf_t *t, const block_t *b)
 {
     size_t size = block_size(b);
-    if (!block_is_free(b) || size < BLOCK_MIN_SIZE || size % PA_GRANULE ||
-        size >= PA_SEGMENT_SIZE)
+    if (!block_is_free(b) || size < BLOCK_MIN_SIZE || size % PA_GRANULE || size >= t->limit)
         return false;
     const block_t *next = block_next(b);
     return next->prev_phys == b && block_prev_is_free(next);
@@ -107,11 +113,11 @@ static void tlsf_trim(tlsf_t *t, block_t *b, size_t size)
 
 block_t *pa_tlsf_take(tlsf_t *t, size_t size)
 {
-    if (size >= (size_t)1 << PA_SEGMENT_SHIFT)
+    if (size >= t->limit)
         return NULL;
     tlsf_bin_t bin = tlsf_bin_of(size);
     block_t *b = tlsf_find(t, &bin);
-    while (PA_GUARDED && b && pa_unlikely(!tlsf_free_block_sane(b))) {
+    while (PA_GUARDED && b && pa_unlikely(!tlsf_free_block_sane(t, b))) {
         tlsf_quarantine_list(t, bin);
         bin = tlsf_bin_of(size);
         b = tlsf_find(t, &bin);
@@ -131,13 +137,13 @@ block_t *pa_tlsf_give(tlsf_t *t, block_t *b)
 {
     pa_assert(!block_is_free(b));
     /* Hardened: a damaged neighbour is left alone, never merged. */
-    if (block_prev_is_free(b) && (!PA_GUARDED || tlsf_free_block_sane(b->prev_phys))) {
+    if (block_prev_is_free(b) && (!PA_GUARDED || tlsf_free_block_sane(t, b->prev_phys))) {
         block_t *prev = b->prev_phys;
         pa_tlsf_remove(t, prev);
         b = block_absorb(prev, b);
     }
     block_t *next = block_next(b);
-    if (block_is_free(next) && (!PA_GUARDED || tlsf_free_block_sane(next))) {
+    if (block_is_free(next) && (!PA_GUARDED || tlsf_free_block_sane(t, next))) {
         pa_tlsf_remove(t, next);
         b = block_absorb(b, next);
     }
@@ -151,7 +157,7 @@ bool pa_tlsf_resize(tlsf_t *t, block_t *b, size_t size)
     size_t have = block_size(b);
     if (size > have) {
         block_t *next = block_next(b);
-        if (!block_is_free(next) || (PA_GUARDED && !tlsf_free_block_sane(next)) ||
+        if (!block_is_free(next) || (PA_GUARDED && !tlsf_free_block_sane(t, next)) ||
             have + block_size(next) < size)
             return false;
         pa_tlsf_remove(t, next);
@@ -276,26 +282,10 @@ static size_t tlsf_aligned_gap(const block_t *b, size_t align)
     return gap;
 }
 
-block_t *pa_tlsf_take_aligned(tlsf_t *t, size_t size, size_t align)
+/* Takes free block b, which has room for size bytes behind its widest
+ * gap: the gap goes back to the free lists, and so does the tail. */
+static block_t *tlsf_carve_aligned(tlsf_t *t, block_t *b, size_t size, size_t align)
 {
-    pa_assert(align > PA_GRANULE && (align & (align - 1)) == 0);
-    /* The widest gap is align plus a granule; searching for room for it
-     * keeps the take to one search, whatever block comes up. */
-    if (size > PA_SEGMENT_SIZE || align > PA_SEGMENT_SIZE)
-        return NULL;
-    size_t search = tlsf_round_to_bin(size + align + PA_GRANULE);
-    if (search >= PA_SEGMENT_SIZE)
-        return NULL;
-    tlsf_bin_t bin = tlsf_bin_of(search);
-    block_t *b = tlsf_find(t, &bin);
-    while (PA_GUARDED && b && pa_unlikely(!tlsf_free_block_sane(b))) {
-        tlsf_quarantine_list(t, bin);
-        bin = tlsf_bin_of(search);
-        b = tlsf_find(t, &bin);
-    }
-    if (!b)
-        return NULL;
-    pa_assert(block_size(b) >= search);
     pa_tlsf_remove(t, b);
     block_mark_used(b);
     size_t gap = tlsf_aligned_gap(b, align);
@@ -308,4 +298,97 @@ block_t *pa_tlsf_take_aligned(tlsf_t *t, size_t size, size_t align)
     /* As in pa_tlsf_take: the payload is opened to memory checkers. */
     pa_mem_open(block_payload(b), block_usable(b));
     return b;
+}
+
+block_t *pa_tlsf_take_aligned(tlsf_t *t, size_t size, size_t align)
+{
+    pa_assert(align > PA_GRANULE && (align & (align - 1)) == 0);
+    /* The widest gap is align plus a granule; searching for room for it
+     * keeps the take to one search, whatever block comes up. */
+    if (size >= t->limit || align >= t->limit)
+        return NULL;
+    size_t search = tlsf_round_to_bin(size + align + PA_GRANULE);
+    if (search >= t->limit)
+        return NULL;
+    tlsf_bin_t bin = tlsf_bin_of(search);
+    block_t *b = tlsf_find(t, &bin);
+    while (PA_GUARDED && b && pa_unlikely(!tlsf_free_block_sane(t, b))) {
+        tlsf_quarantine_list(t, bin);
+        bin = tlsf_bin_of(search);
+        b = tlsf_find(t, &bin);
+    }
+    if (!b)
+        return NULL;
+    pa_assert(block_size(b) >= search);
+    return tlsf_carve_aligned(t, b, size, align);
+}
+
+/* ---- best fit --------------------------------------------------------- */
+
+/* The smallest block of at least size in one list; NULL when none is. */
+static block_t *tlsf_list_best(const tlsf_t *t, tlsf_bin_t bin, size_t size)
+{
+    block_t *best = NULL;
+    for (block_t *b = t->lists[bin.fl][bin.sl]; b; b = PA_LINK_LOAD(b->next_free)) {
+        size_t have = block_size(b);
+        if (have >= size && (!best || have < block_size(best))) {
+            best = b;
+            if (have == size)
+                break;
+        }
+    }
+    return best;
+}
+
+/* Size's own list may hold blocks on both sides of size; every block of a
+ * higher list is larger than all of them, so the smallest fitting block is
+ * in the own list or else in the first non-empty list above it. */
+static block_t *tlsf_find_best(const tlsf_t *t, size_t size, tlsf_bin_t *bin)
+{
+    *bin = tlsf_bin_of(size);
+    block_t *b = tlsf_list_best(t, *bin, size);
+    if (b)
+        return b;
+    if (++bin->sl == TLSF_SL_COUNT) {
+        bin->sl = 0;
+        if (++bin->fl == TLSF_FL_COUNT)
+            return NULL;
+    }
+    return tlsf_find(t, bin) ? tlsf_list_best(t, *bin, size) : NULL;
+}
+
+/* tlsf_find_best, giving up (hardened build) lists whose found block is damaged. */
+static block_t *tlsf_find_best_sane(tlsf_t *t, size_t size)
+{
+    tlsf_bin_t bin;
+    block_t *b = tlsf_find_best(t, size, &bin);
+    while (PA_GUARDED && b && pa_unlikely(!tlsf_free_block_sane(t, b))) {
+        tlsf_quarantine_list(t, bin);
+        b = tlsf_find_best(t, size, &bin);
+    }
+    return b;
+}
+
+block_t *pa_tlsf_take_best(tlsf_t *t, size_t size)
+{
+    pa_assert(size >= BLOCK_MIN_SIZE && size % PA_GRANULE == 0);
+    if (size >= t->limit)
+        return NULL;
+    block_t *b = tlsf_find_best_sane(t, size);
+    if (!b)
+        return NULL;
+    pa_tlsf_remove(t, b);
+    block_mark_used(b);
+    tlsf_trim(t, b, size);
+    pa_mem_open(block_payload(b), block_usable(b));
+    return b;
+}
+
+block_t *pa_tlsf_take_aligned_best(tlsf_t *t, size_t size, size_t align)
+{
+    pa_assert(align > PA_GRANULE && (align & (align - 1)) == 0);
+    if (size >= t->limit || align >= t->limit || size + align + PA_GRANULE >= t->limit)
+        return NULL;
+    block_t *b = tlsf_find_best_sane(t, size + align + PA_GRANULE);
+    return b ? tlsf_carve_aligned(t, b, size, align) : NULL;
 }

@@ -15,7 +15,11 @@
 /* Sizes below this map linearly, one bin per granule. */
 #define TLSF_SMALL_LIMIT ((size_t)TLSF_SL_COUNT << PA_GRANULE_SHIFT)
 #define TLSF_FL_SHIFT (TLSF_SL_SHIFT + PA_GRANULE_SHIFT)
-#define TLSF_FL_COUNT (PA_SEGMENT_SHIFT - TLSF_FL_SHIFT + 2)
+/* Thirty-two rows, the first-level bitmap's width: an arena's blocks stay
+ * inside a segment and use the first rows only, a region's (region.c) may
+ * span hundreds of GiB. Blocks are smaller than TLSF_MAX_BLOCK. */
+#define TLSF_FL_COUNT 32u
+#define TLSF_MAX_BLOCK ((size_t)1 << (TLSF_FL_COUNT + TLSF_FL_SHIFT - 1))
 
 /* One bit per list (second level) or per row of lists (first level). */
 typedef uint32_t tlsf_bitmap_t;
@@ -23,6 +27,7 @@ typedef uint32_t tlsf_bitmap_t;
 
 _Static_assert(TLSF_FL_COUNT <= TLSF_BITMAP_BITS, "first-level bitmap fits a word");
 _Static_assert(TLSF_SL_COUNT <= TLSF_BITMAP_BITS, "second-level bitmaps fit a word");
+_Static_assert(PA_SEGMENT_SIZE < TLSF_MAX_BLOCK, "every segment's blocks have a bin");
 
 typedef struct tlsf {
     tlsf_bitmap_t fl_bitmap;
@@ -30,6 +35,7 @@ typedef struct tlsf {
     block_t *lists[TLSF_FL_COUNT][TLSF_SL_COUNT];
     size_t free_bytes;  /* sum of free block sizes, headers included */
     size_t free_blocks;
+    size_t limit;       /* every block is smaller: what a take may ask, what a hardened check trusts */
 } tlsf_t;
 
 typedef struct tlsf_bin {
@@ -80,7 +86,10 @@ static inline size_t tlsf_block_size_for(size_t n)
     return size;
 }
 
+/* For blocks inside one segment (an arena). */
 void pa_tlsf_init(tlsf_t *t);
+/* For blocks smaller than limit (at most TLSF_MAX_BLOCK): a region. */
+void pa_tlsf_init_limit(tlsf_t *t, size_t limit);
 /* Takes a used block of exactly size bytes (from tlsf_block_size_for) out of
  * the free lists, splitting off what is left; NULL when nothing fits. */
 block_t *pa_tlsf_take(tlsf_t *t, size_t size);
@@ -88,6 +97,14 @@ block_t *pa_tlsf_take(tlsf_t *t, size_t size);
  * of two above the granule): the free space in front of it goes back to
  * the free lists. NULL when no free block has room for the worst case. */
 block_t *pa_tlsf_take_aligned(tlsf_t *t, size_t size, size_t align);
+/* Exact best fit, for a block of exactly size bytes (any multiple of the
+ * granule, at least BLOCK_MIN_SIZE): the smallest free block of at least
+ * size, found in size's own list or the first non-empty list above it.
+ * Time grows with those two lists' lengths. */
+block_t *pa_tlsf_take_best(tlsf_t *t, size_t size);
+/* pa_tlsf_take_aligned by best fit: the smallest free block with room for
+ * the worst-case gap. */
+block_t *pa_tlsf_take_aligned_best(tlsf_t *t, size_t size, size_t align);
 /* Frees b, merging it with free neighbours; returns the merged free block. */
 block_t *pa_tlsf_give(tlsf_t *t, block_t *b);
 /* Resizes a used block in place, using its free successor to grow;

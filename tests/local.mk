@@ -13,7 +13,7 @@ API_CHECKS = tests/check_alloc tests/check_realloc tests/check_free \
 	tests/check_aligned
 THREAD_CHECKS = tests/check_threads_churn tests/check_threads_remote \
 	tests/check_threads_lifetime
-UNIT_CHECKS = tests/check_pages tests/check_blocks tests/check_tlsf \
+UNIT_CHECKS = tests/check_pages tests/check_blocks tests/check_tlsf tests/check_region \
 	tests/check_slab tests/check_cache $(API_CHECKS) $(THREAD_CHECKS) tests/check_numa
 check_PROGRAMS += $(UNIT_CHECKS)
 tests_check_pages_SOURCES = tests/check_pages.c tests/testutil.h
@@ -25,6 +25,9 @@ tests_check_blocks_LDADD = $(TEST_LIBS)
 tests_check_tlsf_SOURCES = tests/check_tlsf.c tests/testutil.h
 tests_check_tlsf_CFLAGS = $(TEST_CFLAGS)
 tests_check_tlsf_LDADD = $(TEST_LIBS)
+tests_check_region_SOURCES = tests/check_region.c tests/testutil.h
+tests_check_region_CFLAGS = $(TEST_CFLAGS)
+tests_check_region_LDADD = $(TEST_LIBS)
 tests_check_slab_SOURCES = tests/check_slab.c tests/testutil.h
 tests_check_slab_CFLAGS = $(TEST_CFLAGS)
 tests_check_slab_LDADD = $(TEST_LIBS)
