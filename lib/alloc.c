@@ -16,6 +16,7 @@
 #include "annotate.h"
 #include "heap.h"
 #include "large.h"
+#include "myheap.h"
 #include "pallocator.h"
 #include "segmap.h"
 
@@ -286,8 +287,9 @@ static size_t heap_usable_shared(const segment_t *s, const void *p)
     return block_size_shared(block_from_payload(p)) - BLOCK_HEADER_SIZE;
 }
 
-/* Where a pointer handed in by the caller lives, known before it is read. */
-typedef enum { PTR_INVALID, PTR_HEAP, PTR_LARGE } ptr_kind_t;
+/* Where a pointer handed in by the caller lives, known before it is read:
+ * PTR_PRIVATE is a chunk of a private heap (myheap.c). */
+typedef enum { PTR_INVALID, PTR_HEAP, PTR_LARGE, PTR_PRIVATE } ptr_kind_t;
 
 /* What p is, given its segment-map entry. */
 static inline ptr_kind_t ptr_classify_entry(const void *p, uintptr_t entry, segment_t **seg,
@@ -295,8 +297,10 @@ static inline ptr_kind_t ptr_classify_entry(const void *p, uintptr_t entry, segm
 {
     if (pa_unlikely(((uintptr_t)p & (PA_GRANULE - 1)) != 0))
         return PTR_INVALID;
+    /* Private chunks carry both tags: told apart inside the large branch,
+     * so no other path pays a test for them. */
     if (pa_unlikely(entry & SEGMAP_LARGE))
-        return PTR_LARGE;
+        return (entry & SEGMAP_SLABS) ? PTR_PRIVATE : PTR_LARGE;
     if (pa_unlikely(entry == 0 || entry == SEGMAP_POOLED))
         return PTR_INVALID;
     *seg = segment_of(p);
@@ -483,6 +487,8 @@ static pa_noinline int free_other(void *p, uintptr_t entry, heap_t *h, bool conc
         break;
     case PTR_LARGE:
         return pa_large_free(p, concurrent ? NULL : &h->live);
+    case PTR_PRIVATE:
+        return pa_myheap_free_private(p, entry, h ? &h->claim : NULL);
     default:
         return p ? free_invalid() : 0;
     }
@@ -561,10 +567,26 @@ static size_t usable_of_kind(void *p, ptr_kind_t *kind)
     case PTR_LARGE:
         usable = pa_large_usable(p);
         break;
-    default:
+    default: /* a private block is its heap's to measure (usable_private) */
         break;
     }
     return usable;
+}
+
+/* The caller's claim slot for a call on a private block: its heap's, or
+ * NULL (a thread without a heap; the shared slot). */
+static segment_claim_t *caller_claim_slot(void)
+{
+    heap_t *h = heap_of_caller();
+    return h ? &h->claim : NULL;
+}
+
+/* p's entry when p is a block of a private heap, else 0. */
+static uintptr_t private_entry(const void *p)
+{
+    uintptr_t entry = segmap_lookup(p);
+    bool aligned = ((uintptr_t)p & (PA_GRANULE - 1)) == 0;
+    return aligned && segmap_entry_is_private(entry) ? entry : 0;
 }
 
 static size_t usable_of(void *p)
@@ -577,6 +599,10 @@ PALLOCATOR_API size_t myalloc_usable_size(void *p)
 {
     if (!p)
         return 0;
+    /* A private heap's blocks carry no canary and no checker's marks. */
+    uintptr_t entry = private_entry(p);
+    if (pa_unlikely(entry != 0))
+        return pa_myheap_usable_private(p, entry, caller_claim_slot());
     size_t usable = usable_of(p);
     if (!usable) {
         errno = EINVAL;
@@ -650,9 +676,15 @@ static size_t realloc_try_in_place(void *p, size_t size, bool *kept)
         *kept = usable && size <= usable && size > PA_LARGE_THRESHOLD;
         return usable;
     }
-    default:
+    default: /* private blocks never come here (realloc_private) */
         return 0;
     }
+}
+
+/* A block of a private heap stays in its heap, moved or not. */
+static pa_noinline void *realloc_private(void *p, uintptr_t entry, size_t size)
+{
+    return pa_myheap_realloc_private(p, entry, size, caller_claim_slot());
 }
 
 #ifndef PA_CHECKED
@@ -660,9 +692,12 @@ static void *realloc_public(void *p, size_t size)
 {
     if (!p)
         return myalloc(size);
+    uintptr_t entry = segmap_lookup(p);
+    if (pa_unlikely(segmap_entry_is_private(entry)) && ((uintptr_t)p & (PA_GRANULE - 1)) == 0)
+        return realloc_private(p, entry, size);
     /* While a large block stays large, its mapping is resized: no copy
      * (the checked builds copy, so the checkers see every byte move). */
-    if (size > PA_LARGE_THRESHOLD && (segmap_lookup(p) & SEGMAP_LARGE))
+    if (size > PA_LARGE_THRESHOLD && (entry & SEGMAP_TAGS) == SEGMAP_LARGE)
         return pa_large_resize(p, size, large_charge());
     bool kept;
     size_t usable = realloc_try_in_place(p, size, &kept);
@@ -750,8 +785,10 @@ static int free_checked(void *p)
 {
     ptr_kind_t kind;
     size_t usable = usable_of_kind(p, &kind);
+    /* NULL, not a live block (the usual answer), or a private heap's
+     * block, which has no canary and which its heap annotates. */
     if (!usable)
-        return free_public(p); /* NULL or not a live block: the usual answer */
+        return free_public(p);
     if (!block_intact(p, usable, kind))
         return canary_broken("myfree", p);
     /* Told before the block can be handed out again by another thread. */
@@ -767,6 +804,9 @@ static void *realloc_checked(void *p, size_t size)
 {
     if (!p)
         return myalloc(size);
+    uintptr_t entry = private_entry(p);
+    if (pa_unlikely(entry != 0))
+        return realloc_private(p, entry, size);
     ptr_kind_t kind;
     size_t usable = usable_of_kind(p, &kind);
     if (!usable)

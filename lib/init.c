@@ -8,6 +8,7 @@
 
 #include "heap.h"
 #include "large.h"
+#include "myheap.h"
 #include "numa.h"
 #include "pallocator.h"
 #include "segmap.h"
@@ -22,7 +23,9 @@ __thread bool pa_fork_holder __attribute__((tls_model("initial-exec")));
 static bool fork_large_locked;
 
 /* The locks in the order every path takes them: pause and registry
- * (pa_heap_fork_prepare), large blocks, segment pool, segment map. */
+ * (pa_heap_fork_prepare), large blocks, segment pool, the private heaps'
+ * registry and locks (a myfree of a private block by a thread without a
+ * heap holds the pool lock while it takes a heap's), segment map. */
 static void fork_prepare(void)
 {
     pthread_mutex_lock(&init_lock);
@@ -30,14 +33,19 @@ static void fork_prepare(void)
     fork_large_locked = pa_is_concurrent();
     pa_large_lock();
     pa_segment_pool_lock();
+    pa_myheap_lock_all();
     pa_segmap_lock();
     pa_fork_holder = true;
 }
 
-static void fork_unlock_pool_and_large(void)
+static void fork_unlock_pool_and_large(bool child)
 {
     pa_fork_holder = false;
     pa_segmap_unlock();
+    if (child)
+        pa_myheap_fork_child();
+    else
+        pa_myheap_unlock_all();
     pa_segment_pool_unlock();
     if (fork_large_locked)
         pa_large_unlock();
@@ -45,7 +53,7 @@ static void fork_unlock_pool_and_large(void)
 
 static void fork_parent(void)
 {
-    fork_unlock_pool_and_large();
+    fork_unlock_pool_and_large(false);
     pa_heap_fork_parent();
     pthread_mutex_unlock(&init_lock);
 }
@@ -54,7 +62,7 @@ static void fork_parent(void)
  * releases them as in the parent. */
 static void fork_child(void)
 {
-    fork_unlock_pool_and_large();
+    fork_unlock_pool_and_large(true);
     pa_heap_fork_child();
     pthread_mutex_unlock(&init_lock);
 }
@@ -127,6 +135,7 @@ PALLOCATOR_API int allocator_cleanup(void)
 {
     pa_mutex_lock(&init_lock);
     if (pa_mode != PA_MODE_NONE) {
+        pa_myheap_release_all();
         pa_heap_release_all();
         pa_segment_pool_release_all();
         pa_large_release_all();

@@ -12,6 +12,7 @@
 #include "heap.h"
 #include "large.h"
 #include "introspect.h"
+#include "myheap.h"
 #include "numa.h"
 #include "pallocator.h"
 #include "segmap.h"
@@ -122,6 +123,14 @@ PALLOCATOR_API int allocator_stats(size_t *allocated, size_t *freed, size_t *pea
     large_stats_t large = pa_large_stats();
     pa_large_unlock();
     totals_t t = totals_compute(large);
+    /* The private heaps' peaks are summed with the threads': an upper
+     * bound on the process's peak, reached only if they all peaked at
+     * once. */
+    myheap_totals_t mine;
+    pa_myheap_totals(&mine);
+    t.allocated += mine.allocated;
+    t.freed += mine.freed;
+    t.peak += mine.peak;
     pa_heap_resume_all();
     if (allocated)
         *allocated = t.allocated;
@@ -349,6 +358,16 @@ static void dump_numa(void)
             fprintf(stderr, "    node %d: %zu resident page%s\n", n, pages[n], plural(pages[n]));
 }
 
+static void dump_private_heaps(void)
+{
+    myheap_totals_t mine;
+    pa_myheap_totals(&mine);
+    fprintf(stderr, "  private heaps: %zu, %zu chunk%s, %zu bytes mapped, allocated %zu, "
+            "free %zu, peak %zu\n", mine.heaps, mine.chunks, plural(mine.chunks), mine.mapped,
+            mine.allocated, mine.freed, mine.peak);
+    pa_myheap_dump();
+}
+
 PALLOCATOR_API void allocator_dump(void)
 {
     pa_heap_pause_all();
@@ -364,6 +383,7 @@ PALLOCATOR_API void allocator_dump(void)
         dump_heap(h);
     dump_large(&t.large);
     pa_large_unlock();
+    dump_private_heaps();
     pa_heap_resume_all();
 }
 
@@ -477,8 +497,14 @@ PALLOCATOR_API int allocator_verify(void)
     if (rc == 0)
         rc = pa_large_verify(&slots);
     pa_segment_pool_lock();
+    /* Private heaps come and go without pausing any heap: all held, in
+     * fork's order (after the pool). */
+    pa_myheap_lock_all();
+    if (rc == 0)
+        rc = pa_myheap_verify_all(&slots);
     slots += pa_segment_pool_count();
     size_t mapped = pa_segmap_count();
+    pa_myheap_unlock_all();
     pa_segment_pool_unlock();
     pa_large_unlock();
     if (rc == 0 && slots != mapped)

@@ -166,7 +166,7 @@ void *pa_large_alloc_aligned(size_t size, size_t align, bool zero, pa_stats_t *c
 static large_t *large_find(const void *p)
 {
     uintptr_t entry = segmap_lookup(p);
-    if (!(entry & SEGMAP_LARGE))
+    if ((entry & SEGMAP_TAGS) != SEGMAP_LARGE) /* a private chunk carries both tags */
         return NULL;
     large_t *l = (large_t *)(entry & ~SEGMAP_LARGE);
     return large_payload(l) == p ? l : NULL;

@@ -248,17 +248,34 @@ int pa_numa_current_node(void)
 
 /* ---- policies and pages ------------------------------------------------ */
 
+static void numa_mbind(void *addr, size_t size, int policy, int node)
+{
+    unsigned long mask[NUMA_MASK_WORDS] = {0};
+    mask[node / 64] = 1UL << (node % 64);
+    /* maxnode counts one past the last bit, as the kernel reads it. */
+    if (syscall(SYS_mbind, addr, size, policy, mask, (unsigned long)NUMA_MAX_NODES + 1, 0) != 0)
+        pa_log("mbind(%p, %zu, node %d) failed", addr, size, node);
+}
+
 void pa_os_bind_node(void *addr, size_t size, int node)
 {
     numa_mode_t mode = pa_numa_mode();
     if (mode == NUMA_OFF || node < 0 || node >= NUMA_MAX_NODES)
         return;
-    unsigned long mask[NUMA_MASK_WORDS] = {0};
-    mask[node / 64] = 1UL << (node % 64);
-    /* maxnode counts one past the last bit, as the kernel reads it. */
-    if (syscall(SYS_mbind, addr, size, mode == NUMA_STRICT ? MPOL_BIND : MPOL_PREFERRED, mask,
-                (unsigned long)NUMA_MAX_NODES + 1, 0) != 0)
-        pa_log("mbind(%p, %zu, node %d) failed", addr, size, node);
+    numa_mbind(addr, size, mode == NUMA_STRICT ? MPOL_BIND : MPOL_PREFERRED, node);
+}
+
+bool pa_numa_node_exists(int node)
+{
+    if (!topology_loaded)
+        pa_numa_topology_load(NUMA_SYSFS_DIR);
+    return node >= 0 && node < NUMA_MAX_NODES && (nodes_present >> node & 1);
+}
+
+void pa_os_bind_node_strict(void *addr, size_t size, int node)
+{
+    if (node >= 0 && node < NUMA_MAX_NODES)
+        numa_mbind(addr, size, MPOL_BIND, node);
 }
 
 #define NUMA_QUERY_PAGES 256

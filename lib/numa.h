@@ -57,6 +57,13 @@ static inline int numa_node_refresh(int *cache)
  * node: preferred or bound. Nothing with the mode off or node < 0. */
 void pa_os_bind_node(void *addr, size_t size, int node);
 
+/* Whether node is one of the machine's nodes (the topology is read if no
+ * mode has read it yet). */
+bool pa_numa_node_exists(int node);
+/* Binds [addr, addr + size), not yet touched, to node (MPOL_BIND) whatever
+ * the mode: for a private heap that names its node. */
+void pa_os_bind_node_strict(void *addr, size_t size, int node);
+
 /* Adds the resident pages of [addr, addr + size) (page aligned) to
  * pages[node] (NUMA_MAX_NODES entries), asking the kernel where each is.
  * For allocator_dump only: a system call per 256 pages. */

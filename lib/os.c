@@ -95,6 +95,11 @@ void pa_os_decommit(void *addr, size_t size)
         pa_log("madvise(%p, %zu) failed", addr, size);
 }
 
+int pa_os_lock(void *addr, size_t size)
+{
+    return mlock(addr, size) == 0 ? 0 : errno;
+}
+
 bool pa_os_resize(void *addr, size_t old_size, size_t new_size)
 {
     return mremap(addr, old_size, new_size, 0) == addr;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * os.h - the page-mapping layer ("vmalloc"): the only code that talks to
- * mmap/munmap/mremap/madvise.
+ * mmap/munmap/mremap/madvise/mlock.
  *
  * Two page sizes: PA_PAGE_SIZE (internal.h) is a compile-time layout unit
  * (where a segment's block area starts); os_page_size() is the kernel's
@@ -35,6 +35,11 @@ void *pa_os_reserve_aligned(size_t size, size_t align);
 void pa_os_unmap(void *addr, size_t size);
 /* Hands the pages back while keeping the address range reserved. */
 void pa_os_decommit(void *addr, size_t size);
+/* Makes every page of [addr, addr + size) (page aligned) present and
+ * locked in memory (mlock), so that touching it never faults. 0, or the
+ * errno mlock reported (EPERM, ENOMEM, EAGAIN). The pages stay locked
+ * until they are unmapped. */
+int pa_os_lock(void *addr, size_t size);
 /* Plain page-granular mapping for the library's own bookkeeping. */
 void *pa_os_map(size_t size);
 /* A sparse table: reserved without commit charge (MAP_NORESERVE), its

@@ -18,6 +18,11 @@
 #define SEGMAP_SLABS ((uintptr_t)2)
 #define SEGMAP_POOLED ((uintptr_t)4)
 #define SEGMAP_TAGS (SEGMAP_LARGE | SEGMAP_SLABS)
+/* A chunk of a private heap (myheap.c): the chunk's base | SEGMAP_PRIVATE.
+ * Both tags, a pair no heap or large block uses: myfree's fast path, which
+ * compares the entry with the caller's heap | SEGMAP_SLABS, never matches
+ * it, and any code that tests SEGMAP_LARGE alone must rule it out first. */
+#define SEGMAP_PRIVATE (SEGMAP_LARGE | SEGMAP_SLABS)
 
 /* Records that [base, base + size) is ours, with the given entry; base is
  * segment-aligned. Returns false when the map cannot grow (out of memory). */

@@ -175,15 +175,23 @@ void pa_segment_retire_hold(bool hold)
     __atomic_store_n(&retire_held, hold, __ATOMIC_RELAXED);
 }
 
-/* A claim in flight takes a few instructions and waits for nothing. */
-static void segment_wait_unclaimed(const segment_t *s)
+void pa_segment_claim_clear_all(void)
+{
+    for (segment_claim_t *c = __atomic_load_n(&claims, __ATOMIC_ACQUIRE); c; c = c->next)
+        __atomic_store_n(&c->segment, NULL, __ATOMIC_RELAXED);
+    __atomic_store_n(&heapless_claim.segment, NULL, __ATOMIC_RELAXED);
+}
+
+/* A claim of a segment takes a few instructions and waits for nothing; one
+ * of a private chunk lasts one operation under its heap's lock. */
+void pa_segment_wait_unclaimed(const void *base)
 {
     if (claim_barrier)
         claim_barrier();
     for (segment_claim_t *c = __atomic_load_n(&claims, __ATOMIC_ACQUIRE); c; c = c->next)
-        while (__atomic_load_n(&c->segment, __ATOMIC_SEQ_CST) == s)
+        while ((const void *)__atomic_load_n(&c->segment, __ATOMIC_SEQ_CST) == base)
             sched_yield();
-    while (__atomic_load_n(&heapless_claim.segment, __ATOMIC_SEQ_CST) == s)
+    while ((const void *)__atomic_load_n(&heapless_claim.segment, __ATOMIC_SEQ_CST) == base)
         sched_yield();
 }
 
@@ -193,7 +201,7 @@ void pa_segment_retire(segment_t *s)
      * finds the entry changed too. */
     pa_segmap_update((uintptr_t)s, PA_SEGMENT_SIZE, SEGMAP_POOLED);
     __atomic_store_n(&s->owner, NULL, __ATOMIC_SEQ_CST);
-    segment_wait_unclaimed(s);
+    pa_segment_wait_unclaimed(s);
     /* The first page (owner field, start of the live map) stays; the rest
      * of the map reads as zeros once decommitted, so no mark survives. The
      * kernel's page, not PA_PAGE_SIZE: madvise needs an aligned start, and

@@ -167,8 +167,8 @@ typedef struct segment_claim {
  * process-wide barrier (pa_segment_claim_set_barrier) and this side needs a
  * compiler barrier only; otherwise both use sequentially consistent
  * accesses. */
-static pa_always_inline struct heap *segment_claim_begin(segment_claim_t *c, segment_t *s,
-                                                         bool asymmetric)
+static pa_always_inline void segment_claim_publish(segment_claim_t *c, segment_t *s,
+                                                  bool asymmetric)
 {
     if (asymmetric) {
         __atomic_store_n(&c->segment, s, __ATOMIC_RELAXED);
@@ -178,6 +178,12 @@ static pa_always_inline struct heap *segment_claim_begin(segment_claim_t *c, seg
          * understands, unlike a fence. */
         (void)__atomic_exchange_n(&c->segment, s, __ATOMIC_SEQ_CST);
     }
+}
+
+static pa_always_inline struct heap *segment_claim_begin(segment_claim_t *c, segment_t *s,
+                                                         bool asymmetric)
+{
+    segment_claim_publish(c, s, asymmetric);
     /* The owner as the segment map names it, not s->owner: pa_segment_retire
      * changes the entry first, and a retired segment's header may be
      * unmapped by now (the pool is bounded), its entry never is. */
@@ -197,6 +203,13 @@ static pa_always_inline void segment_claim_end(segment_claim_t *c)
 void pa_segment_claim_register(segment_claim_t *c);
 /* Forgets every registered slot; only while nothing else runs. */
 void pa_segment_claim_forget_all(void);
+/* Empties every slot: in a forked child, where the threads that held them
+ * are gone. */
+void pa_segment_claim_clear_all(void);
+/* The retiring side of the handshake, for any segment-aligned range whose
+ * segment-map entries the caller has just changed (a retired segment, a
+ * private heap's chunk): returns once no slot names base. */
+void pa_segment_wait_unclaimed(const void *base);
 /* The retiring side's barrier (see segment_claim_begin). */
 void pa_segment_claim_set_barrier(void (*barrier)(void));
 /* The slot of threads without a heap, returned with the pool lock held:
