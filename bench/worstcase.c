@@ -41,7 +41,10 @@
  * it), over5k (samples above 5000 cycles), n, and small_p9999 and
  * small_max over the sizes up to 256 KiB alone; per target and scenario,
  * minflt: minor page faults while the timed loops ran (getrusage; the
- * untimed setup calls of merge and the byte writes included).
+ * untimed setup calls of merge and the byte writes included); per target,
+ * setup: "exact" where the scenarios set the state they name (a private
+ * heap), "nearest" where they are the same calls on a heap of another
+ * design (myalloc's size classes and caches, the peers).
  */
 #include "bench_alloc.h"
 
@@ -399,6 +402,13 @@ static uint64_t measure(const struct target *t, const struct plan *pl)
 			calls += samples[sc][c].n;
 	}
 	report(t->name);
+	{
+		char key[64];
+		snprintf(key, sizeof(key), "%s_setup", t->name);
+		/* Only a private heap is one TLSF area whose state the scenarios
+		 * set exactly; elsewhere they are the same calls on another heap. */
+		ba_kv_s(key, t->kind == WC_PRIVATE ? "exact" : "nearest");
+	}
 	return calls;
 }
 
