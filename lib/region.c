@@ -390,6 +390,7 @@ static void *region_pow2_alloc(region_t *r, size_t n, size_t align)
             return NULL;
         b = (block_t *)c->top;
         c->top += bytes;
+        pa_mem_open(b, BLOCK_HEADER_SIZE); /* a purged reset may have closed it */
     }
     b->prev_phys = b;
     block_store(b, bytes);
@@ -518,6 +519,9 @@ bool pa_region_resize(region_t *r, void *p, size_t size)
     bool next_purged = block_purged(block_next(b));
     if (!pa_tlsf_resize(&r->u.tlsf, b, want))
         return false;
+    /* Growing took in a free neighbour's closed header and links; the
+     * payload is opened as a take opens it. */
+    pa_mem_open(p, block_usable(b));
     r->allocated = r->allocated - old_usable + block_usable(b);
     if (r->allocated > r->peak)
         r->peak = r->allocated;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "annotate.h"
 #include "block.h"
 #include "os.h"
 #include "region.h"
@@ -401,6 +402,278 @@ START_TEST(test_random_sequence)
 }
 END_TEST
 
+/* ---- purging --------------------------------------------------------- */
+
+static size_t purge_calls, purge_bytes;
+static const region_t *purge_region;
+
+/* Stands for MADV_DONTNEED, harder: the pages get garbage, so a purge that
+ * reached a header, a link or a live block shows in verify or a fill. */
+static void purge_scribble(void *start, size_t size)
+{
+    size_t page = os_page_size();
+    ck_assert_uint_eq((uintptr_t)start % page, 0);
+    ck_assert_uint_eq(size % page, 0);
+    ck_assert_uint_gt(size, 0);
+    ck_assert(pa_region_contains(purge_region, start));
+    ck_assert(pa_region_contains(purge_region, (char *)start + size - 1));
+    /* Free memory is closed to memory checkers: opened for the scribble
+     * only (madvise would not touch it from user space). */
+    pa_mem_open(start, size);
+    memset(start, 0xa5, size);
+    pa_mem_close(start, size);
+    purge_calls++;
+    purge_bytes += size;
+}
+
+START_TEST(test_purge)
+{
+    region_fit_t fit = fits[_i % 3];
+    mapped_t m = region_map((size_t)32 << 20, fit, purge_scribble);
+    purge_region = m.r;
+    purge_calls = purge_bytes = 0;
+    /* Small frees between used blocks never purge. */
+    char *small[8];
+    for (size_t i = 0; i < 8; i++)
+        small[i] = pa_region_alloc(m.r, 1000);
+    for (size_t i = 0; i < 8; i += 2)
+        pa_region_free(m.r, small[i]);
+    ck_assert_uint_eq(purge_calls, 0);
+    /* A large block freed gives back its inner pages. */
+    char *big = pa_region_alloc(m.r, (size_t)1 << 20);
+    char *wall = pa_region_alloc(m.r, 100);
+    ck_assert(big && wall);
+    test_fill(wall, 100);
+    pa_region_free(m.r, big);
+    ck_assert_uint_ge(purge_calls, 1);
+    ck_assert_uint_ge(purge_bytes, ((size_t)1 << 20) - 2 * os_page_size());
+    ck_assert_int_eq(pa_region_verify(m.r), 0);
+    ck_assert(test_check_fill(wall, 100));
+    /* Seeded churn of large and small blocks: live data and metadata
+     * survive every purge. */
+    enum { SLOTS = 64 };
+    char *slot[SLOTS] = {0};
+    size_t want[SLOTS] = {0};
+    uint64_t seed = 4242 + (uint64_t)_i;
+    size_t ops = test_scale(3000);
+    for (size_t op = 0; op < ops; op++) {
+        size_t k = test_rand_below(&seed, SLOTS);
+        if (slot[k] && test_rand_below(&seed, 3) == 0) {
+            size_t n = test_rand_below(&seed, 400000);
+            if (pa_region_resize(m.r, slot[k], n)) {
+                size_t keep = n < want[k] ? n : want[k];
+                ck_assert(moved_ok(slot[k], slot[k], want[k], keep));
+                block_fill(slot[k], n);
+                want[k] = n;
+            }
+        } else if (slot[k]) {
+            ck_assert(block_ok(slot[k], want[k]));
+            pa_region_free(m.r, slot[k]);
+            slot[k] = NULL;
+        } else {
+            size_t n = test_rand_below(&seed, 2) ? test_rand_below(&seed, 400000)
+                                                  : test_rand_below(&seed, 2000);
+            slot[k] = pa_region_alloc(m.r, n);
+            if (slot[k]) {
+                block_fill(slot[k], n);
+                want[k] = n;
+            }
+        }
+        ck_assert_int_eq(pa_region_verify(m.r), 0);
+        for (size_t j = 0; j < SLOTS; j++)
+            if (slot[j])
+                ck_assert(block_ok(slot[j], want[j]));
+    }
+    ck_assert_uint_gt(purge_calls, 10);
+    for (size_t k = 0; k < SLOTS; k++)
+        if (slot[k])
+            pa_region_free(m.r, slot[k]);
+    ck_assert(test_check_fill(wall, 100));
+    size_t before = purge_calls;
+    pa_region_reset(m.r);
+    ck_assert_uint_eq(purge_calls, before + 1);
+    ck_assert_int_eq(pa_region_verify(m.r), 0);
+    /* Blocks carved from the purged area work as before. */
+    for (size_t i = 0; i < 20; i++) {
+        char *p = pa_region_alloc(m.r, 70000);
+        ck_assert_ptr_nonnull(p);
+        block_fill(p, 70000);
+        ck_assert(block_ok(p, 70000));
+    }
+    ck_assert_int_eq(pa_region_verify(m.r), 0);
+    region_unmap(&m);
+}
+END_TEST
+
+/* ---- the POW2 bound --------------------------------------------------- */
+
+#define BOUND_PEAK ((size_t)256 << 10)
+#define BOUND_LARGEST ((size_t)16 << 10)
+
+/* What a request weighs in the bound: at least a granule, an aligned one
+ * its alignment less a granule more. */
+static size_t pow2_weight(size_t n, size_t align)
+{
+    return (n < 16 ? 16 : n) + (align > 16 ? align - 16 : 0);
+}
+
+typedef struct bound_run {
+    region_t *r;
+    size_t live_weight, failures, served;
+    void **live;
+    size_t *weight;
+    size_t count, cap;
+} bound_run_t;
+
+/* One request under the peak; false when the region refused it. */
+static bool bound_alloc(bound_run_t *b, size_t n, size_t align)
+{
+    size_t w = pow2_weight(n, align);
+    ck_assert_uint_le(b->live_weight + w, BOUND_PEAK);
+    ck_assert_uint_le(w, BOUND_LARGEST);
+    ck_assert_uint_lt(b->count, b->cap);
+    void *p = align > 16 ? pa_region_alloc_aligned(b->r, align, n) : pa_region_alloc(b->r, n);
+    if (!p) {
+        b->failures++;
+        return false;
+    }
+    b->served++;
+    b->live[b->count] = p;
+    b->weight[b->count++] = w;
+    b->live_weight += w;
+    return true;
+}
+
+static void bound_free_at(bound_run_t *b, size_t i)
+{
+    pa_region_free(b->r, b->live[i]);
+    b->live_weight -= b->weight[i];
+    b->live[i] = b->live[--b->count];
+    b->weight[i] = b->weight[b->count];
+}
+
+static void bound_free_all(bound_run_t *b)
+{
+    while (b->count)
+        bound_free_at(b, b->count - 1);
+}
+
+/* The request that wastes most in class k (weight just over half the
+ * block less its header; class 6's 17 bytes waste most of all). */
+static size_t worst_request(unsigned k)
+{
+    if (k == 5)
+        return 16;
+    if (k == 6)
+        return 17;
+    return ((size_t)1 << (k - 1)) - 15;
+}
+
+/* Each class in turn filled to the peak with its most wasteful request,
+ * then emptied, upwards and then downwards: the classes' blocks pile up
+ * as the proof says they may. Stops at the first refusal. */
+static void bound_class_sweep(bound_run_t *b)
+{
+    unsigned top = 5;
+    while (((size_t)1 << top) < BOUND_LARGEST + 16)
+        top++;
+    for (unsigned pass = 0; pass < 2; pass++)
+        for (unsigned i = 0; i <= top - 5; i++) {
+            unsigned k = pass == 0 ? 5 + i : top - i;
+            size_t n = worst_request(k);
+            while (b->live_weight + pow2_weight(n, 16) <= BOUND_PEAK)
+                if (!bound_alloc(b, n, 16))
+                    return;
+            bound_free_all(b);
+        }
+}
+
+/* Random requests (sizes spread over the classes, some aligned) kept at
+ * the peak: a request that would pass it frees random blocks first. */
+static void bound_random(bound_run_t *b, uint64_t seed, size_t ops)
+{
+    for (size_t op = 0; op < ops && !b->failures; op++) {
+        unsigned bits = 4 + (unsigned)test_rand_below(&seed, 11);
+        size_t n = test_rand_below(&seed, (size_t)1 << bits);
+        size_t align = test_rand_below(&seed, 8) == 0 ? (size_t)32 << test_rand_below(&seed, 6) : 16;
+        if (pow2_weight(n, align) > BOUND_LARGEST)
+            continue;
+        while (b->live_weight + pow2_weight(n, align) > BOUND_PEAK)
+            bound_free_at(b, test_rand_below(&seed, b->count));
+        bound_alloc(b, n, align);
+    }
+}
+
+static bound_run_t bound_start(size_t size)
+{
+    bound_run_t b = {0};
+    b.cap = BOUND_PEAK / 16 + 1;
+    b.live = malloc(b.cap * sizeof *b.live);
+    b.weight = malloc(b.cap * sizeof *b.weight);
+    ck_assert(b.live && b.weight);
+    void *base = pa_os_map(size);
+    ck_assert_ptr_nonnull(base);
+    b.r = pa_region_init(base, size, REGION_FIT_POW2, NULL);
+    ck_assert_ptr_nonnull(b.r);
+    return b;
+}
+
+static void bound_end(bound_run_t *b, size_t size)
+{
+    ck_assert_int_eq(pa_region_verify(b->r), 0);
+    free(b->live);
+    free(b->weight);
+    pa_os_unmap(b->r, size);
+}
+
+START_TEST(test_pow2_bound_formula)
+{
+    /* 4 x peak x (K - 4) in the area, K = ceil(log2(largest + 16)). */
+    size_t bound = pa_region_pow2_bound(BOUND_PEAK, BOUND_LARGEST);
+    size_t area = 4 * BOUND_PEAK * (15 - 4);
+    ck_assert_uint_ge(bound, area + 16);
+    ck_assert_uint_lt(bound, area + area / 64);
+    ck_assert_uint_eq(pa_region_pow2_bound(SIZE_MAX / 2, 100), 0);
+    ck_assert_uint_eq(pa_region_pow2_bound(100, SIZE_MAX), 0);
+    ck_assert_uint_ge(pa_region_pow2_bound(0, 0), pa_region_min_size());
+    /* The largest request always fits a fresh region of the bound. */
+    for (size_t largest = 1; largest < ((size_t)1 << 24); largest = largest * 3 + 1) {
+        size_t size = pa_region_pow2_bound(largest, largest);
+        ck_assert_uint_ge(pa_region_max_request_fit(REGION_FIT_POW2, size), largest);
+    }
+}
+END_TEST
+
+START_TEST(test_pow2_bound_holds)
+{
+    size_t size = pa_region_pow2_bound(BOUND_PEAK, BOUND_LARGEST);
+    bound_run_t b = bound_start(size);
+    bound_class_sweep(&b);
+    ck_assert_uint_eq(b.failures, 0);
+    ck_assert_uint_gt(b.served, BOUND_PEAK / 16);
+    /* Random requests at the peak, on top of what the sweeps stranded. */
+    bound_random(&b, 1234567 + (uint64_t)_i, test_scale(300000));
+    ck_assert_uint_eq(b.failures, 0);
+    bound_free_all(&b);
+    bound_class_sweep(&b);
+    ck_assert_uint_eq(b.failures, 0);
+    bound_end(&b, size);
+}
+END_TEST
+
+/* In half the bound the class sweep runs out: the bound is not loose by
+ * a factor of two. */
+START_TEST(test_pow2_half_bound_fails)
+{
+    size_t size = pa_region_pow2_bound(BOUND_PEAK, BOUND_LARGEST) / 2 & ~(size_t)15;
+    bound_run_t b = bound_start(size);
+    bound_class_sweep(&b);
+    ck_assert_uint_eq(b.failures, 1);
+    bound_free_all(&b);
+    bound_end(&b, size);
+}
+END_TEST
+
 static Suite *region_suite(void)
 {
     Suite *s = suite_create("region");
@@ -417,6 +690,13 @@ static Suite *region_suite(void)
     tcase_add_loop_test(tc, test_reset_refuses_old_pointers, 0, 3);
     tcase_add_loop_test(tc, test_aligned, 0, 3);
     tcase_add_loop_test(tc, test_random_sequence, 0, 6);
+    tcase_add_loop_test(tc, test_purge, 0, 3);
+    tcase_set_timeout(tc, 120);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("pow2 bound");
+    tcase_add_test(tc, test_pow2_bound_formula);
+    tcase_add_loop_test(tc, test_pow2_bound_holds, 0, 2);
+    tcase_add_test(tc, test_pow2_half_bound_fails);
     tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);
     return s;
