@@ -26,6 +26,7 @@
 #include <sched.h>
 #include <string.h>
 
+#include "annotate.h"
 #include "heap.h"
 #include "myheap.h"
 #include "numa.h"
@@ -424,7 +425,9 @@ static void *chunk_alloc(chunk_t *c, size_t align, size_t size)
                                : pa_region_alloc_aligned(c->region, align, size);
 }
 
-/* Block p was handed out by chunk c. */
+/* Block p was handed out by chunk c. Memory checkers see all of its
+ * usable bytes open (a private heap keeps no request sizes) and its free
+ * payload closed again (heap_free_locked). */
 static void *heap_handed_out(heap_desc_t *h, chunk_t *c, void *p)
 {
     if (c->empty_since) {
@@ -432,7 +435,9 @@ static void *heap_handed_out(heap_desc_t *h, chunk_t *c, void *p)
         h->empty_chunks--;
     }
     h->current = c;
-    heap_charge(h, pa_region_usable(c->region, p));
+    size_t usable = pa_region_usable(c->region, p);
+    pa_mem_open(p, usable);
+    heap_charge(h, usable);
     return p;
 }
 
@@ -440,22 +445,10 @@ static void *heap_handed_out(heap_desc_t *h, chunk_t *c, void *p)
  * align; 0 when there is none. */
 static size_t chunk_size_for(region_fit_t fit, size_t align, size_t size)
 {
-    (void)fit;
-    size_t want = size + (align > PA_GRANULE ? align : 0);
-    if (want < size || want > PA_MAX_REQUEST)
+    size_t region = pa_region_size_for(fit, size, align);
+    if (!region || region > PA_MAX_REQUEST)
         return 0;
-    /* A first guess with room for the header and the live map (a bit per
-     * granule), then doubled until the region says it is enough. */
-    size_t s = align_up(CHUNK_HEADER_SIZE + pa_region_min_size() + want + want / 32 +
-                            4 * PA_PAGE_SIZE, PA_PAGE_SIZE);
-    for (int tries = 0; tries < 64; tries++) {
-        if (pa_region_max_request(s - CHUNK_HEADER_SIZE) >= want)
-            return s;
-        if (s > PA_MAX_REQUEST / 2)
-            return 0;
-        s *= 2;
-    }
-    return 0;
+    return align_up(CHUNK_HEADER_SIZE + region, PA_PAGE_SIZE);
 }
 
 /* The size of h's next chunk, for a request that chunk_size_for says
@@ -506,13 +499,16 @@ static void *heap_alloc_locked(heap_desc_t *h, size_t align, size_t size)
     void *p = cur ? chunk_alloc(cur, align, size) : NULL;
     if (pa_likely(p != NULL))
         return heap_handed_out(h, cur, p);
-    for (chunk_t *c = h->chunks; c; c = c->next) {
-        if (c == cur)
-            continue;
-        p = chunk_alloc(c, align, size);
-        if (p)
-            return heap_handed_out(h, c, p);
-    }
+    /* Chunks in use first: an empty one waiting for its delay is taken
+     * only before mapping another. */
+    for (int pass = 0; pass < 2; pass++)
+        for (chunk_t *c = h->chunks; c; c = c->next) {
+            if (c == cur || (pass == 0) != (c->empty_since == 0))
+                continue;
+            p = chunk_alloc(c, align, size);
+            if (p)
+                return heap_handed_out(h, c, p);
+        }
     return heap_grow_alloc(h, align, size);
 }
 
@@ -521,6 +517,8 @@ static void chunk_emptied(heap_desc_t *h, chunk_t *c, chunk_t **victims)
 {
     if (c == h->first)
         return;
+    if (h->current == c)
+        h->current = h->first;
     if (h->release == MYHEAP_RELEASE_IMMEDIATE) {
         chunk_detach(h, c, victims);
     } else if (h->release == MYHEAP_RELEASE_DELAYED && !c->empty_since) {
@@ -550,8 +548,11 @@ static void heap_expire(heap_desc_t *h, chunk_t **victims)
 static bool heap_free_locked(heap_desc_t *h, void *p, chunk_t **victims)
 {
     chunk_t *c = chunk_holding(h, p);
-    if (!c || pa_region_usable(c->region, p) == 0)
+    size_t usable = c ? pa_region_usable(c->region, p) : 0;
+    if (!usable)
         return false;
+    /* Closed first: the region opens what it writes there. */
+    pa_mem_close(p, usable);
     h->allocated -= pa_region_free(c->region, p);
     if (pa_unlikely(pa_region_is_empty(c->region)))
         chunk_emptied(h, c, victims);
@@ -577,8 +578,10 @@ static void *heap_realloc_locked(heap_desc_t *h, void *p, size_t size, chunk_t *
         return NULL;
     }
     if (size <= PA_MAX_REQUEST && pa_region_resize(c->region, p, size ? size : 1)) {
+        size_t now = pa_region_usable(c->region, p);
+        pa_mem_open(p, now); /* grown into a free neighbour's closed bytes */
         h->allocated -= usable;
-        heap_charge(h, pa_region_usable(c->region, p));
+        heap_charge(h, now);
         return p;
     }
     void *q = heap_alloc_locked(h, PA_GRANULE, size);

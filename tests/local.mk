@@ -103,6 +103,16 @@ tests_check_race_LDADD = $(TEST_LIBS)
 TESTS += tests/check_race
 PA_CHECK_SUITES += tests/check_race
 endif
+# Private heaps (myheap_create(3)).
+if PA_TESTS
+check_PROGRAMS += tests/check_myheap
+tests_check_myheap_SOURCES = tests/check_myheap.c tests/api_helpers.h tests/check_main.h \
+	tests/testutil.h
+tests_check_myheap_CFLAGS = $(TEST_CFLAGS)
+tests_check_myheap_LDADD = $(TEST_LIBS)
+TESTS += tests/check_myheap
+PA_CHECK_SUITES += tests/check_myheap
+endif
 # Life-cycle hardening and fault injection (issue 13).
 if PA_TESTS
 check_PROGRAMS += tests/check_lifecycle_hardening tests/check_faults
