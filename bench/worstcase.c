@@ -39,7 +39,8 @@
  * Printed per target, scenario and call (TARGET_SCEN_CALL_KEY): p50, p999,
  * p9999, max (cycles, timestamp overhead included; tick_overhead shows
  * it), over5k (samples above 5000 cycles), n, and small_p9999 and
- * small_max over the sizes up to 256 KiB alone; per target and scenario,
+ * small_max over the sizes up to 256 KiB alone, and sJ_p999 over the
+ * J-th size of the plan alone (J = 0 for 16 B); per target and scenario,
  * minflt: minor page faults while the timed loops ran (getrusage; the
  * untimed setup calls of merge and the byte writes included); per target,
  * setup: "exact" where the scenarios set the state they name (a private
@@ -315,7 +316,7 @@ static void plan_make(struct plan *pl, const struct ba_opts *o)
 	pl->max[WC_REUSE] = pl->largest - 4096;
 	pl->max[WC_MERGE] = ((pl->largest - 4096) / 3) & ~(size_t)4095;
 	pl->max[WC_SEARCH] = (pl->largest - pl->limit / 8) & ~(size_t)4095;
-	pl->iters = ba_amount(o, 10000);
+	pl->iters = ba_amount(o, 20000);
 	pl->warm = pl->iters / 10 < 100 ? 100 : pl->iters / 10;
 }
 
@@ -327,14 +328,17 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* q-quantile of a sorted series, nearest rank. */
-static uint64_t quantile(const struct series *s, double q)
+/* The quantile of a sorted series at ppm parts per million, nearest rank
+ * (the least sample with at least that share of the samples at or below
+ * it; integer arithmetic, so p99.99 of 10,000 samples is the second
+ * largest, not the largest). */
+static uint64_t quantile(const struct series *s, uint64_t ppm)
 {
-	size_t i;
+	uint64_t rank;
 	if (s->n == 0)
 		return 0;
-	i = (size_t)(q * (double)s->n);
-	return s->v[i < s->n ? i : s->n - 1];
+	rank = ((uint64_t)s->n * ppm + 999999) / 1000000;
+	return s->v[rank == 0 ? 0 : rank - 1];
 }
 
 static void kv(const char *t, const char *scen, const char *call, const char *what,
@@ -362,21 +366,36 @@ static void report(const char *t)
 			/* The small sizes' samples lead: sort them apart first. */
 			small.n = s->small;
 			qsort(small.v, small.n, sizeof(uint64_t), cmp_u64);
-			kv(t, scen_name[sc], call_name[c], "small_p9999", quantile(&small, 0.9999));
+			kv(t, scen_name[sc], call_name[c], "small_p9999", quantile(&small, 999900));
 			kv(t, scen_name[sc], call_name[c], "small_max",
 			   small.n ? small.v[small.n - 1] : 0);
 			qsort(s->v, s->n, sizeof(uint64_t), cmp_u64);
 			for (i = s->n; i > 0 && s->v[i - 1] > WC_OVER; i--)
 				over++;
-			kv(t, scen_name[sc], call_name[c], "p50", quantile(s, 0.5));
-			kv(t, scen_name[sc], call_name[c], "p999", quantile(s, 0.999));
-			kv(t, scen_name[sc], call_name[c], "p9999", quantile(s, 0.9999));
+			kv(t, scen_name[sc], call_name[c], "p50", quantile(s, 500000));
+			kv(t, scen_name[sc], call_name[c], "p999", quantile(s, 999000));
+			kv(t, scen_name[sc], call_name[c], "p9999", quantile(s, 999900));
 			kv(t, scen_name[sc], call_name[c], "max", s->v[s->n - 1]);
 			kv(t, scen_name[sc], call_name[c], "over5k", over);
 			kv(t, scen_name[sc], call_name[c], "n", s->n);
 		}
 		kv(t, scen_name[sc], NULL, "minflt", (uint64_t)faults[sc]);
 	}
+}
+
+/* p99.9 of the samples of one size, v[from..to) (sorted in a copy; their
+ * p99.99 would be little more than their maximum): key
+ * TARGET_SCEN_CALL_sJ_p999, J the size's place in the plan. */
+static uint64_t *scratch;
+
+static void report_size(const char *t, int sc, int c, size_t j, size_t from, size_t to)
+{
+	struct series one = {scratch, to - from, to - from, 0};
+	char what[32];
+	memcpy(scratch, samples[sc][c].v + from, (to - from) * sizeof(uint64_t));
+	qsort(scratch, to - from, sizeof(uint64_t), cmp_u64);
+	snprintf(what, sizeof(what), "s%zu_p999", j);
+	kv(t, scen_name[sc], call_name[c], what, quantile(&one, 999000));
 }
 
 /* Every scenario at every size: warm-up, then the timed loop. */
@@ -392,11 +411,17 @@ static uint64_t measure(const struct target *t, const struct plan *pl)
 		for (c = 0; c < WC_CALLS; c++)
 			samples[sc][c].n = samples[sc][c].small = 0;
 		for (j = 0; j < k; j++) {
+			size_t from[WC_CALLS];
+			for (c = 0; c < WC_CALLS; c++)
+				from[c] = samples[sc][c].n;
 			scen_run(t, (enum wc_scen)sc, sizes[j], pl->warm, false, pl);
 			scen_run(t, (enum wc_scen)sc, sizes[j], pl->iters, true, pl);
-			for (c = 0; c < WC_CALLS; c++)
+			for (c = 0; c < WC_CALLS; c++) {
 				if (sizes[j] <= WC_SMALL)
 					samples[sc][c].small = samples[sc][c].n;
+				if (samples[sc][c].n > from[c])
+					report_size(t->name, sc, c, j, from[c], samples[sc][c].n);
+			}
 		}
 		for (c = 0; c < WC_CALLS; c++)
 			calls += samples[sc][c].n;
@@ -507,6 +532,8 @@ int main(int argc, char **argv)
 			/* Touched now, so that recording a sample takes no fault. */
 			memset(samples[sc][c].v, 0, samples[sc][c].cap * sizeof(uint64_t));
 		}
+	scratch = ba_meta_alloc(pl.iters * sizeof(uint64_t));
+	memset(scratch, 0, pl.iters * sizeof(uint64_t));
 	for (i = 0; i < 1000; i++) {
 		uint64_t a = ba_ticks(), b = ba_ticks();
 		if (b - a < overhead)
