@@ -104,6 +104,15 @@ bench_worstcase_pa_LDADD = $(BENCH_PA_LIBS)
 bench_worstcase_sys_SOURCES = bench/worstcase.c bench/bench_alloc.h
 bench_worstcase_sys_CPPFLAGS = $(AM_CPPFLAGS)
 
+# The region layer's fits (lib/region.c) on one random workload: not part
+# of make bench; make bench/region-fits && bench/region-fits.
+EXTRA_PROGRAMS += bench/region-fits
+CLEANFILES += bench/region-fits
+bench_region_fits_SOURCES = bench/region_fits.c
+bench_region_fits_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/lib
+bench_region_fits_LDFLAGS = $(AM_LDFLAGS) -no-install
+bench_region_fits_LDADD = libpallocator_core.la
+
 EXTRA_DIST += bench/run bench/README.md bench/bench_alloc.h \
 	bench/churn.c bench/larson.c bench/prodcons.c bench/scratch.c \
 	bench/latency.c bench/memory.c bench/realloc.c bench/sizes.c \

@@ -43,10 +43,17 @@ typedef struct chunk {
     struct chunk *next, *prev; /* the heap's chunks, newest first */
     region_t *region;
     size_t map_size;           /* bytes mapped; 0: a caller's buffer */
+    size_t bytes;              /* bytes the chunk spans, header included */
     uint64_t empty_since;      /* MYHEAP_RELEASE_DELAYED: when found empty (ms); 0: in use */
 } chunk_t;
 
 #define CHUNK_HEADER_SIZE align_up(sizeof(chunk_t), PA_CACHE_LINE)
+
+#ifdef PA_ANNOTATED
+#define PA_ANNOTATED_BUILD 1
+#else
+#define PA_ANNOTATED_BUILD 0
+#endif
 
 /* Two counters on a line of their own: a waiter draws a ticket from next
  * and spins until serving reaches it. */
@@ -300,7 +307,7 @@ static chunk_t *chunk_lay(heap_desc_t *h, void *base, size_t size, size_t map_si
                                  h->fit, purge);
     if (!r)
         return NULL;
-    *c = (chunk_t){.heap = h, .region = r, .map_size = map_size};
+    *c = (chunk_t){.heap = h, .region = r, .map_size = map_size, .bytes = size};
     return c;
 }
 
@@ -397,6 +404,15 @@ static void victims_unmap(chunk_t *victims)
         pa_os_unmap(victims, size);
         victims = next;
     }
+}
+
+/* Memory checkers: the closed payloads of c's freed blocks open again, for
+ * the region's new layout after a reset, or for the buffer's owner after
+ * a destroy. Nothing in other builds. */
+static void chunk_open(chunk_t *c)
+{
+    (void)c;
+    pa_mem_open((char *)c + CHUNK_HEADER_SIZE, c->bytes - CHUNK_HEADER_SIZE);
 }
 
 /* The chunk of h whose area holds p, or NULL. */
@@ -858,6 +874,8 @@ PALLOCATOR_API int myheap_reset(myheap_t *heap)
     if (!h)
         return -1;
     for (chunk_t *c = h->chunks; c; c = c->next) {
+        if (PA_ANNOTATED_BUILD)
+            chunk_open(c);
         pa_region_reset(c->region);
         c->empty_since = 0;
     }
@@ -879,6 +897,8 @@ PALLOCATOR_API int myheap_destroy(myheap_t *heap)
     if (!h->in_buffer)
         while (h->chunks)
             chunk_detach(h, h->chunks, &victims);
+    else if (PA_ANNOTATED_BUILD)
+        chunk_open(h->first);
     heap_unlock(h);
     pa_mutex_lock(&registry_lock);
     registry_remove(h);
@@ -1138,6 +1158,8 @@ void pa_myheap_release_all(void)
     while (h) {
         heap_desc_t *next = h->reg_next;
         __atomic_store_n(&h->magic, 0, __ATOMIC_RELEASE);
+        if (h->in_buffer && PA_ANNOTATED_BUILD)
+            chunk_open(h->first);
         chunk_t *c = h->in_buffer ? NULL : h->chunks;
         while (c) {
             chunk_t *cnext = c->next;

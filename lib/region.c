@@ -107,11 +107,13 @@ static size_t region_size_for_area(size_t area)
     area = align_up(area, PA_GRANULE);
     size_t words = (area + MAP_WORD_SPAN - 1) / MAP_WORD_SPAN;
     size_t size = REGION_HEAD_SIZE + align_up(words * sizeof(uint64_t), PA_GRANULE) + area;
+    /* Rounding the map may cost a granule either way: a few steps settle
+     * it, unless the area is past what a region may hold. */
     region_layout_t l;
-    /* Rounding the map may cost a word; a step or two settles it. */
-    while (!region_layout(size, &l) || l.area_size < area)
-        size += PA_GRANULE;
-    return size;
+    for (unsigned step = 0; step < 4; step++, size += PA_GRANULE)
+        if (region_layout(size, &l) && l.area_size >= area)
+            return size;
+    return 0;
 }
 
 size_t pa_region_min_size(void)
@@ -261,7 +263,9 @@ static void region_lay_out(region_t *r)
         r->sentinel->prev_phys = NULL;
         r->sentinel->size_flags = 0;
     } else {
-        pa_tlsf_init_limit(&r->u.tlsf, TLSF_MAX_BLOCK);
+        /* Every block is smaller than the area: a hardened build trusts no
+         * larger size it reads. */
+        pa_tlsf_init_limit(&r->u.tlsf, r->area_size);
         pa_tlsf_add_area(&r->u.tlsf, r->area, r->area_size);
     }
 }

@@ -15,6 +15,7 @@
 #include "block.h"
 #include "os.h"
 #include "region.h"
+#include "tlsf.h"
 #include "testutil.h"
 
 #define REGION_SIZE ((size_t)4 << 20)
@@ -64,6 +65,9 @@ START_TEST(test_too_small)
     ck_assert_ptr_null(pa_region_init((char *)base + 8, REGION_SIZE - 16, fit, NULL));
     ck_assert_ptr_null(pa_region_init(base, REGION_SIZE, (region_fit_t)7, NULL));
     ck_assert_ptr_null(pa_region_init(NULL, REGION_SIZE, fit, NULL));
+    /* An area of 512 GiB or more has no TLSF bin (nothing is written). */
+    ck_assert_ptr_null(pa_region_init(base, (size_t)1 << 40, fit, NULL));
+    ck_assert_ptr_null(pa_region_init(base, SIZE_MAX, fit, NULL));
     ck_assert_uint_eq(pa_region_max_request(min - PA_GRANULE), 0);
     /* The least region serves its largest request once. */
     region_t *r = pa_region_init(base, min, fit, NULL);
@@ -115,7 +119,14 @@ START_TEST(test_max_request)
         ck_assert_int_eq(pa_region_verify(m.r), 0);
         region_unmap(&m);
     }
+    /* The size is the least that serves the request. */
+    for (size_t n = 1; n < ((size_t)1 << 26); n = n * 5 / 4 + 7) {
+        size_t size = pa_region_size_for(fit, n, 0);
+        ck_assert_uint_ge(pa_region_max_request_fit(fit, size), n);
+        ck_assert_uint_lt(pa_region_max_request_fit(fit, size - PA_GRANULE), n);
+    }
     ck_assert_uint_eq(pa_region_size_for(fit, SIZE_MAX, 0), 0);
+    ck_assert_uint_eq(pa_region_size_for(fit, TLSF_MAX_BLOCK, 0), 0);
     ck_assert_uint_eq(pa_region_size_for(fit, 64, (size_t)1 << 62), 0);
 }
 END_TEST
@@ -397,6 +408,34 @@ START_TEST(test_random_sequence)
             pa_region_free(m.r, slot[k]);
         }
     ck_assert(pa_region_is_empty(m.r));
+    ck_assert_int_eq(pa_region_verify(m.r), 0);
+    region_unmap(&m);
+}
+END_TEST
+
+/* BEST takes the smallest free block that fits, searching past a list's
+ * head and into the next non-empty bin; GOOD takes the first list sure
+ * to fit. */
+START_TEST(test_best_fit_exact)
+{
+    mapped_t m = region_map(REGION_SIZE, REGION_FIT_BEST, NULL);
+    /* Free blocks (usable sizes) 1008, 592, 608, 800 between used walls;
+     * 592 and 608 share a bin, 608 freed last heads its list. */
+    static const size_t sizes[] = {1000, 590, 600, 800};
+    char *hole[4];
+    for (size_t i = 0; i < 4; i++) {
+        hole[i] = pa_region_alloc(m.r, sizes[i]);
+        ck_assert_ptr_nonnull(pa_region_alloc(m.r, 16));
+    }
+    for (size_t i = 0; i < 4; i++)
+        pa_region_free(m.r, hole[i]);
+    ck_assert_int_eq(pa_region_verify(m.r), 0);
+    ck_assert_ptr_eq(pa_region_alloc(m.r, 580), hole[1]); /* not the head, 608 */
+    ck_assert_ptr_eq(pa_region_alloc(m.r, 700), hole[3]); /* next bin: 800, not 1008 */
+    ck_assert_ptr_eq(pa_region_alloc(m.r, 600), hole[2]);
+    ck_assert_ptr_eq(pa_region_alloc(m.r, 1000), hole[0]); /* not the area's tail */
+    /* The smallest free block now is what 700 left of the 800 hole. */
+    ck_assert_ptr_eq(pa_region_alloc(m.r, 1), hole[3] + 720);
     ck_assert_int_eq(pa_region_verify(m.r), 0);
     region_unmap(&m);
 }
@@ -689,6 +728,7 @@ static Suite *region_suite(void)
     tcase_add_loop_test(tc, test_usage_exact, 0, 3);
     tcase_add_loop_test(tc, test_reset_refuses_old_pointers, 0, 3);
     tcase_add_loop_test(tc, test_aligned, 0, 3);
+    tcase_add_test(tc, test_best_fit_exact);
     tcase_add_loop_test(tc, test_random_sequence, 0, 6);
     tcase_add_loop_test(tc, test_purge, 0, 3);
     tcase_set_timeout(tc, 120);
