@@ -543,6 +543,16 @@ bool pa_region_is_empty(const region_t *r)
     return r->blocks == 0;
 }
 
+void pa_region_each_live(const region_t *r, region_visit_fn visit, void *ctx)
+{
+    for (size_t w = 0; w < r->map_words; w++)
+        for (uint64_t word = r->live[w]; word; word &= word - 1) {
+            size_t i = w * MAP_WORD_BITS + (size_t)__builtin_ctzll(word);
+            char *p = r->area + (i << PA_GRANULE_SHIFT);
+            visit(p, block_usable(block_from_payload(p)), ctx);
+        }
+}
+
 /* POW2: the untouched top counts as one free block. */
 static size_t region_free_usable(const region_t *r)
 {

@@ -78,6 +78,11 @@ bool pa_region_resize(region_t *r, void *p, size_t size);
  * (a memset of its live map, 1/128 of it), not to its blocks. */
 void pa_region_reset(region_t *r);
 bool pa_region_is_empty(const region_t *r);
+/* Calls visit with the payload and usable size of every live block, in
+ * address order, in time proportional to the live map plus the blocks
+ * (for an owner whose memory checker must forget them before a reset). */
+typedef void (*region_visit_fn)(void *p, size_t usable, void *ctx);
+void pa_region_each_live(const region_t *r, region_visit_fn visit, void *ctx);
 
 typedef struct region_usage {
     size_t allocated; /* usable bytes of live blocks */
@@ -96,10 +101,10 @@ int pa_region_verify(const region_t *r);
 /* The region size in which a REGION_FIT_POW2 region never fails a request
  * for fragmentation while live requests total at most peak bytes and none
  * exceeds largest, each request counted as at least 16 bytes and an
- * aligned one as size + align - 16: the header and live map for an area of
- * 4 * max(peak, 16) * (K - 4) bytes plus the 16-byte sentinel, K =
- * ceil(log2(max(largest, 16) + 16)); 0 on overflow or beyond a region's
- * limit. The proof is in region.c. */
+ * aligned one as max(size, 16) + align - 16: the header and live map for
+ * an area of 4 * max(peak, 16) * (K - 4) bytes plus the 16-byte sentinel,
+ * K = ceil(log2(max(largest, 16) + 16)); 0 on overflow or beyond a
+ * region's limit. The proof is in region.c. */
 size_t pa_region_pow2_bound(size_t peak, size_t largest);
 
 #endif /* PA_REGION_H */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tlsf.c - TLSF, the arena's allocator: bounded-time search over segregated free lists.
+ * tlsf.c - TLSF, the allocator of arenas and regions: bounded-time search
+ * over segregated free lists, and an exact best-fit search beside it.
  *
  * A size maps to a first-level bin by its highest set bit and to one of
  * TLSF_SL_COUNT linear second-level bins inside that power of two; sizes

@@ -35,7 +35,9 @@ typedef struct tlsf {
     block_t *lists[TLSF_FL_COUNT][TLSF_SL_COUNT];
     size_t free_bytes;  /* sum of free block sizes, headers included */
     size_t free_blocks;
-    size_t limit;       /* every block is smaller: what a take may ask, what a hardened check trusts */
+    /* Every block is smaller: the most a take may ask, the largest size a
+     * hardened check trusts. */
+    size_t limit;
 } tlsf_t;
 
 typedef struct tlsf_bin {
