@@ -25,7 +25,8 @@ BENCH_BINARIES = \
 	bench/memory-pa bench/memory-sys \
 	bench/realloc-pa bench/realloc-sys \
 	bench/sizes-pa bench/sizes-sys \
-	bench/large-pa bench/large-sys
+	bench/large-pa bench/large-sys \
+	bench/worstcase-pa bench/worstcase-sys
 
 EXTRA_PROGRAMS += $(BENCH_BINARIES)
 CLEANFILES += $(BENCH_BINARIES) \
@@ -96,6 +97,13 @@ bench_large_pa_LDADD = $(BENCH_PA_LIBS)
 bench_large_sys_SOURCES = bench/large.c bench/bench_alloc.h
 bench_large_sys_CPPFLAGS = $(AM_CPPFLAGS)
 
+bench_worstcase_pa_SOURCES = bench/worstcase.c bench/bench_alloc.h
+bench_worstcase_pa_CPPFLAGS = $(BENCH_PA_DEFS)
+bench_worstcase_pa_LDFLAGS = $(BENCH_PA_LINK)
+bench_worstcase_pa_LDADD = $(BENCH_PA_LIBS)
+bench_worstcase_sys_SOURCES = bench/worstcase.c bench/bench_alloc.h
+bench_worstcase_sys_CPPFLAGS = $(AM_CPPFLAGS)
+
 # The region layer's fits (lib/region.c) on one random workload: not part
 # of make bench; make bench/region-fits && bench/region-fits.
 EXTRA_PROGRAMS += bench/region-fits
@@ -116,7 +124,8 @@ bench_heapreset_LDADD = libpallocator.la
 EXTRA_DIST += bench/run bench/README.md bench/bench_alloc.h \
 	bench/churn.c bench/larson.c bench/prodcons.c bench/scratch.c \
 	bench/latency.c bench/memory.c bench/realloc.c bench/sizes.c \
-	bench/large.c bench/scale bench/instr-per-pair
+	bench/large.c bench/worstcase.c bench/worstcase.gp bench/scale \
+	bench/instr-per-pair
 
 # The runner is Python 3 without extra modules.
 BENCH_PY = python3
