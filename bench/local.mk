@@ -1,8 +1,11 @@
 # SPDX-License-Identifier: MIT
-# Benchmarks: `make bench` (about 5 minutes) and `make bench-quick` (under
+# Benchmarks: `make bench` (about 6 minutes) and `make bench-quick` (under
 # a minute) build the workloads below and run bench/run, which compares
-# libpallocator with glibc malloc, jemalloc, tcmalloc and mimalloc and
-# writes bench/results/ in the build tree. Not part of `make check`.
+# libpallocator, through its API and through libpallocator-malloc, with
+# glibc malloc, jemalloc, tcmalloc and mimalloc and writes bench/results/
+# in the build tree; `make bench` then runs bench/run-programs (python3
+# and sqlite3 on the same allocators, also `make bench-programs`), which
+# writes bench/results/programs/. Not part of `make check`.
 #
 # Every workload is compiled twice from one source: NAME-pa calls
 # myalloc/myfree/myrealloc (linked to libpallocator; -no-install makes
@@ -28,11 +31,13 @@ BENCH_BINARIES = \
 	bench/large-pa bench/large-sys \
 	bench/worstcase-pa bench/worstcase-sys
 
-EXTRA_PROGRAMS += $(BENCH_BINARIES)
+EXTRA_PROGRAMS += $(BENCH_BINARIES) bench/measure
 CLEANFILES += $(BENCH_BINARIES) \
 	bench/results/results.md bench/results/raw.csv bench/results/raw.log \
 	bench/results/plots.gp bench/results/*.dat bench/results/*.png \
-	bench/results/*.svg bench/results/cachegrind.out.*
+	bench/results/*.svg bench/results/cachegrind.out.* bench/measure \
+	bench/results/programs/results.md bench/results/programs/raw.csv \
+	bench/results/programs/raw.log
 
 bench_churn_pa_SOURCES = bench/churn.c bench/bench_alloc.h
 bench_churn_pa_CPPFLAGS = $(BENCH_PA_DEFS)
@@ -121,11 +126,15 @@ bench_heapreset_SOURCES = bench/heapreset.c
 bench_heapreset_LDFLAGS = $(AM_LDFLAGS) -no-install
 bench_heapreset_LDADD = libpallocator.la
 
+# Starts one command of bench/run-programs and reports its time and peak RSS.
+bench_measure_SOURCES = bench/measure.c
+
 EXTRA_DIST += bench/run bench/README.md bench/bench_alloc.h \
 	bench/churn.c bench/larson.c bench/prodcons.c bench/scratch.c \
 	bench/latency.c bench/memory.c bench/realloc.c bench/sizes.c \
-	bench/large.c bench/worstcase.c bench/worstcase.gp bench/scale \
-	bench/instr-per-pair
+	bench/large.c bench/worstcase.c bench/worstcase.gp bench/scale bench/instr-per-pair \
+	bench/run-programs bench/measure.c bench/programs/alloc-heavy.py \
+	bench/programs/sqlite-job.sql
 
 # The runner is Python 3 without extra modules.
 BENCH_PY = python3
@@ -133,14 +142,23 @@ BENCH_ARGS =
 BENCH_RUN = $(BENCH_PY) $(srcdir)/bench/run --bindir bench \
 	--out bench/results
 
-bench: $(BENCH_BINARIES)
+bench: $(BENCH_BINARIES) bench/measure libpallocator-malloc.la
 	$(BENCH_RUN) $(BENCH_ARGS)
+	$(BENCH_PROG_RUN) $(BENCH_PROG_ARGS)
 
-bench-quick: $(BENCH_BINARIES)
+# python3 and sqlite3 on libpallocator-malloc and the peers (bench/README.md).
+BENCH_PROG_ARGS =
+BENCH_PROG_RUN = $(BENCH_PY) $(srcdir)/bench/run-programs --bindir bench \
+	--out bench/results/programs
+
+bench-programs: bench/measure libpallocator-malloc.la
+	$(BENCH_PROG_RUN) $(BENCH_PROG_ARGS)
+
+bench-quick: $(BENCH_BINARIES) libpallocator-malloc.la
 	$(BENCH_RUN) --quick $(BENCH_ARGS)
 
 # Instructions per malloc/free pair on churn (valgrind; see bench/README.md).
 bench-instr: bench/churn-pa bench/churn-sys
 	$(BENCH_PY) $(srcdir)/bench/instr-per-pair --bindir bench --out bench/results
 
-PHONY_TARGETS += bench bench-quick bench-instr
+PHONY_TARGETS += bench bench-quick bench-instr bench-programs

@@ -6,10 +6,11 @@
  * Each is an ordinary live block of one of the three kinds, so myfree,
  * myrealloc and myalloc_usable_size need nothing new; the kind is chosen
  * so that the alignment costs little:
- *  - a slab block, when a class of at least size bytes is a multiple of
- *    the alignment: slabs start on SLAB_SIZE boundaries and cut blocks of
- *    one size, so every block of such a class is aligned (a page-aligned
- *    4 KiB request costs 4 KiB);
+ *  - a slab block, when a class of at least size bytes and the offset of
+ *    its first block (slab_class_offset) are multiples of the alignment:
+ *    slabs start on SLAB_SIZE boundaries and cut blocks of one size, so
+ *    every block of such a class is aligned (a page-aligned 4 KiB request
+ *    costs 4 KiB);
  *  - a TLSF block of the caller's heap up to PA_LARGE_THRESHOLD bytes and
  *    alignment, taken so that the space in front of it stays free;
  *  - a large block otherwise, its payload placed at the alignment inside
@@ -33,7 +34,8 @@ static pa_noinline void *aligned_fail(int error)
 static unsigned aligned_slab_class(size_t size, size_t align)
 {
     for (unsigned c = 0; c < SLAB_CLASSES; c++)
-        if (pa_slab_class_size[c] >= size && (pa_slab_class_size[c] & (align - 1)) == 0)
+        if (pa_slab_class_size[c] >= size &&
+            ((pa_slab_class_size[c] | slab_class_offset(c)) & (align - 1)) == 0)
             return c;
     return SLAB_CLASSES;
 }

@@ -11,7 +11,12 @@
  *
  * Nothing here allocates: the topology is read at initialisation with
  * open and read into stack buffers, parsed as it streams in, and kept in
- * fixed static tables. The thread's CPU comes from sched_getcpu, which
+ * fixed static tables. PALLOCATOR_NUMA is found without getenv: under
+ * libpallocator-malloc the first allocation, and so initialisation, may
+ * come from the dynamic loader before the C library has set environ up;
+ * the environment the process started with is then read from
+ * /proc/self/environ the same way, and a bad value is reported with
+ * write, not stdio, which may allocate. The thread's CPU comes from sched_getcpu, which
  * glibc answers from the rseq area or the vDSO without entering the
  * kernel; the table maps it to its node, so a fake topology is tested
  * like a real one.
@@ -221,19 +226,88 @@ int pa_numa_node_of_cpu(int cpu)
     return __builtin_ctzll(nodes_present);
 }
 
+/* ---- PALLOCATOR_NUMA ---------------------------------------------------- */
+
+#define NUMA_ENV_NAME "PALLOCATOR_NUMA="
+
+/* Copies the value of entry (NAME=value) into value[size] when NAME is
+ * PALLOCATOR_NUMA, cut to size - 1 bytes; true when it is. */
+static bool env_entry_take(const char *entry, char *value, size_t size)
+{
+    if (strncmp(entry, NUMA_ENV_NAME, sizeof NUMA_ENV_NAME - 1) != 0)
+        return false;
+    const char *v = entry + sizeof NUMA_ENV_NAME - 1;
+    size_t n = strnlen(v, size - 1);
+    memcpy(value, v, n);
+    value[n] = '\0';
+    return true;
+}
+
+bool pa_numa_env_file_read(const char *path, char *value, size_t size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    /* One entry at a time, NUL-terminated as the file has them; only the
+     * name and a short value matter, so a longer entry is cut. */
+    char entry[sizeof NUMA_ENV_NAME + 64];
+    size_t len = 0;
+    bool found = false;
+    char buf[512];
+    ssize_t n;
+    while (!found && (n = read(fd, buf, sizeof buf)) > 0) {
+        for (ssize_t i = 0; i < n && !found; i++) {
+            if (buf[i] != '\0') {
+                if (len < sizeof entry - 1)
+                    entry[len++] = buf[i];
+                continue;
+            }
+            entry[len] = '\0';
+            found = env_entry_take(entry, value, size);
+            len = 0;
+        }
+    }
+    close(fd);
+    return found;
+}
+
+/* PALLOCATOR_NUMA's value into value[size]; false when it is not set. */
+static bool numa_env_value(char *value, size_t size)
+{
+    char **env = environ;
+    if (!env)
+        return pa_numa_env_file_read("/proc/self/environ", value, size);
+    for (; *env; env++)
+        if (env_entry_take(*env, value, size))
+            return true;
+    return false;
+}
+
+/* One line on stderr, written at once, without stdio. */
+static void numa_env_complain(const char *value)
+{
+    char line[160];
+    char *p = stpcpy(line, "pallocator: " NUMA_ENV_NAME);
+    p = stpcpy(p, value);
+    p = stpcpy(p, " is not off, preferred or strict; using the default\n");
+    if (write(STDERR_FILENO, line, (size_t)(p - line)) < 0)
+        return; /* nowhere else to say it */
+}
+
 void pa_numa_init(void)
 {
     if (mode_chosen)
         return;
-    const char *value = getenv("PALLOCATOR_NUMA");
+    /* Longer than any mode's name, so that a longer value is not cut to one. */
+    char value[32];
     numa_mode_t mode;
-    if (value && *value && pa_numa_mode_parse(value, &mode)) {
+    bool set = numa_env_value(value, sizeof value) && value[0] != '\0';
+    if (set && pa_numa_mode_parse(value, &mode)) {
         pa_numa_mode_set(mode);
         return;
     }
-    if (value && *value)
-        fprintf(stderr, "pallocator: PALLOCATOR_NUMA=%s is not off, preferred or strict; "
-                "using the default\n", value);
+    if (set)
+        numa_env_complain(value);
     /* The default: a policy only where there is a choice of node. */
     int nodes = pa_numa_topology_load(NUMA_SYSFS_DIR);
     pa_numa_mode_set(nodes > 1 ? NUMA_PREFERRED : NUMA_OFF);

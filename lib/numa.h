@@ -26,6 +26,11 @@ numa_mode_t pa_numa_mode(void);
  * next pa_numa_init reads the environment again: for tests. */
 void pa_numa_mode_set(numa_mode_t mode);
 void pa_numa_mode_forget(void);
+/* Finds PALLOCATOR_NUMA in a file laid out as /proc/self/environ (entries
+ * ended by NUL bytes) and copies its value, cut to size - 1 bytes, into
+ * value; false when the file or the variable is missing. Allocates
+ * nothing. Exposed for tests. */
+bool pa_numa_env_file_read(const char *path, char *value, size_t size);
 /* Parses an environment value; false when it names no mode. */
 bool pa_numa_mode_parse(const char *value, numa_mode_t *mode);
 /* The mode as PALLOCATOR_NUMA spells it. */

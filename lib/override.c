@@ -228,11 +228,13 @@ static inline void *enomem_on_null(void *p)
     return p;
 }
 
+/* myalloc and mycalloc fail with ENOMEM alone, as malloc and calloc must:
+ * they are called last, so that the call is a jump. */
 OVERRIDE_API void *malloc(size_t size)
 {
     if (override_not_ready())
         return early_alloc(PA_GRANULE, size);
-    return enomem_on_null(myalloc(size));
+    return myalloc(size);
 }
 
 OVERRIDE_API void free(void *p)
@@ -249,7 +251,7 @@ OVERRIDE_API void *calloc(size_t count, size_t size)
             return enomem_on_null(NULL);
         return early_alloc(PA_GRANULE, total); /* static storage: zero */
     }
-    return enomem_on_null(mycalloc(count, size));
+    return mycalloc(count, size);
 }
 
 static pa_noinline void *realloc_early(void *p, size_t size)

@@ -118,6 +118,13 @@ static void slab_segment_emptied(slab_set_t *set, segment_t *s)
 
 /* ---- slabs ------------------------------------------------------------ */
 
+/* The first byte of slab sl's piece of its segment. */
+static char *slab_base(const slab_t *sl)
+{
+    segment_t *s = segment_of(sl);
+    return (char *)s + (size_t)(sl - s->slabs) * SLAB_SIZE;
+}
+
 static slab_t *slab_assign(slab_set_t *set, unsigned c)
 {
     if (!set->free && !slab_grow(set))
@@ -127,7 +134,8 @@ static slab_t *slab_assign(slab_set_t *set, unsigned c)
     set->assigned++;
     sl->cls = (uint8_t)c;
     sl->block_size = pa_slab_class_size[c];
-    sl->capacity = (uint32_t)(SLAB_SIZE / sl->block_size);
+    sl->start = slab_base(sl) + slab_class_offset(c);
+    sl->capacity = (uint32_t)((SLAB_SIZE - slab_class_offset(c)) / sl->block_size);
     sl->free = NULL;
     sl->used = sl->bump = 0;
     stats_add(set->held, SLAB_SIZE); /* the peak counts whole slabs */
@@ -252,8 +260,9 @@ static int slab_verify(const slab_set_t *set, const segment_t *s, const slab_t *
 {
     unsigned c = sl->cls;
     if (c >= SLAB_CLASSES || sl->block_size != pa_slab_class_size[c] ||
-        sl->capacity != SLAB_SIZE / sl->block_size || sl->bump > sl->capacity ||
-        slab_used(sl) > sl->bump || sl->start != (const char *)s + (size_t)(sl - s->slabs) * SLAB_SIZE)
+        sl->capacity != (SLAB_SIZE - slab_class_offset(c)) / sl->block_size ||
+        sl->bump > sl->capacity || slab_used(sl) > sl->bump ||
+        sl->start != (const char *)s + (size_t)(sl - s->slabs) * SLAB_SIZE + slab_class_offset(c))
         return pa_verify_fail("slab %p has a broken record", (const void *)sl->start);
     size_t listed = 0;
     /* Canaries first: an overflow that reached a free neighbour's link

@@ -52,6 +52,24 @@ extern const uint16_t pa_slab_class_size[SLAB_CLASSES];
 /* Stands for "no current slab" in every class: it has nothing to give. */
 extern slab_t pa_slab_none;
 
+/* How far past its slab's start a class's first block lies. A class that
+ * is not a power of two and leaves SLAB_COLOUR bytes of the slab over
+ * starts its blocks that far in, so that its larger blocks never begin on
+ * a page: a program that reads a file page into a block just past a small
+ * header of its own (sqlite puts 8 bytes before each allocation) would
+ * otherwise have the kernel's copy store 8 bytes ahead of its loads
+ * modulo 4 KiB, which x86 cores take for a dependency (4K aliasing):
+ * pread of 4 KiB took 3 times as long into such a buffer. Power-of-two
+ * classes start at the slab's start, so that their blocks stay aligned to
+ * their size (aligned.c); every class keeps its block count. */
+#define SLAB_COLOUR ((size_t)64)
+
+static inline size_t slab_class_offset(unsigned c)
+{
+    size_t size = pa_slab_class_size[c];
+    return (size & (size - 1)) != 0 && SLAB_SIZE % size >= SLAB_COLOUR ? SLAB_COLOUR : 0;
+}
+
 /* Fills pa_slab_request_class (once, at initialisation). */
 void pa_slab_tables_init(void);
 /* An empty set whose segments name owner and whose slabs are charged to

@@ -482,6 +482,89 @@ START_TEST(test_environment_unknown)
 }
 END_TEST
 
+/* A file laid out as /proc/self/environ: entries ended by NUL bytes. */
+static void environ_file_write(const char *path, const char *bytes, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ck_assert(fd >= 0);
+    ck_assert_int_eq(write(fd, bytes, len), (ssize_t)len);
+    close(fd);
+}
+
+START_TEST(test_environment_file)
+{
+    char path[] = "/tmp/pa_check_numa_envXXXXXX";
+    int fd = mkstemp(path);
+    ck_assert(fd >= 0);
+    close(fd);
+    char value[32];
+    /* Among others, after a longer entry that spans the reader's buffer. */
+    char bytes[2048];
+    size_t len = 0;
+    len += (size_t)sprintf(bytes + len, "A=1") + 1;
+    memset(bytes + len, 'x', 1000);
+    memcpy(bytes + len, "LONG=", 5);
+    len += 1000;
+    bytes[len++] = '\0';
+    len += (size_t)sprintf(bytes + len, "PALLOCATOR_NUMAX=off") + 1;
+    len += (size_t)sprintf(bytes + len, "PALLOCATOR_NUMA=strict") + 1;
+    len += (size_t)sprintf(bytes + len, "B=2") + 1;
+    environ_file_write(path, bytes, len);
+    ck_assert(pa_numa_env_file_read(path, value, sizeof value));
+    ck_assert_str_eq(value, "strict");
+    /* Cut to the buffer. */
+    ck_assert(pa_numa_env_file_read(path, value, 4));
+    ck_assert_str_eq(value, "str");
+    /* Set but empty. */
+    static const char empty[] = "A=1\0PALLOCATOR_NUMA=\0";
+    environ_file_write(path, empty, sizeof empty - 1);
+    ck_assert(pa_numa_env_file_read(path, value, sizeof value));
+    ck_assert_str_eq(value, "");
+    /* Not set; a name that only starts the same. */
+    static const char absent[] = "PALLOCATOR_NUMA_X=strict\0PALLOCATOR_NUM=off\0";
+    environ_file_write(path, absent, sizeof absent - 1);
+    ck_assert(!pa_numa_env_file_read(path, value, sizeof value));
+    unlink(path);
+    ck_assert(!pa_numa_env_file_read(path, value, sizeof value));
+}
+END_TEST
+
+/* Initialisation before the C library has set environ up, as under
+ * libpallocator-malloc when the dynamic loader makes the first call: this
+ * program, started again with PALLOCATOR_NUMA=strict in its environment
+ * and EARLY_CHILD_MARK, drops environ before its first allocation
+ * (main() below), and must still find the mode. */
+#define EARLY_CHILD_MARK "PA_CHECK_NUMA_EARLY_CHILD=1"
+
+static int early_child(void)
+{
+    environ = NULL;
+    if (!myalloc(1000))
+        return 2;
+    return pa_numa_mode() == NUMA_STRICT ? 0 : 1;
+}
+
+START_TEST(test_environment_before_environ)
+{
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    ck_assert(n > 0);
+    exe[n] = '\0';
+    pid_t pid = fork();
+    ck_assert(pid >= 0);
+    if (pid == 0) {
+        char *argv[] = {exe, NULL};
+        char *envp[] = {EARLY_CHILD_MARK, "PALLOCATOR_NUMA=strict", NULL};
+        execve(exe, argv, envp);
+        _exit(3);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status));
+    ck_assert_int_eq(WEXITSTATUS(status), 0);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* Threads and nodes, on a fake topology of two CPUs on two nodes       */
 /* ------------------------------------------------------------------ */
@@ -668,6 +751,8 @@ static Suite *numa_suite(void)
     tcase_add_test(tc, test_pooled_segment_rebound);
     tcase_add_test(tc, test_environment_modes);
     tcase_add_test(tc, test_environment_unknown);
+    tcase_add_test(tc, test_environment_file);
+    tcase_add_test(tc, test_environment_before_environ);
     suite_add_tcase(s, tc);
     tc = tcase_create("threads");
     tcase_add_test(tc, test_adopt_same_node);
@@ -678,6 +763,9 @@ static Suite *numa_suite(void)
 
 int main(void)
 {
+    const char *mark = getenv("PA_CHECK_NUMA_EARLY_CHILD");
+    if (mark && strcmp(mark, "1") == 0)
+        return early_child();
     SRunner *sr = srunner_create(numa_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

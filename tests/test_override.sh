@@ -43,6 +43,16 @@ run PALLOCATOR_SHOW_STATS=1 PALLOCATOR_NUMA=strict
 grep -Eq '^pallocator: at exit: numa strict: node [0-9]+: [1-9][0-9]* heaps, [1-9][0-9]* resident pages;' "$tmp/err" ||
     fail "no heaps and pages by node at exit"
 
+# A bad NUMA mode: one line from the allocator's initialisation, which
+# under the override runs before main and must not lean on stdio (the
+# child mode: one process, which neither forks nor execs).
+prog_args=child
+run PALLOCATOR_NUMA=sometimes PALLOCATOR_VERIFY=1
+[ $rc -eq 0 ] || fail "with PALLOCATOR_NUMA=sometimes: rc $rc"
+[ "$(grep -c '^pallocator: PALLOCATOR_NUMA=sometimes is not off, preferred or strict; using the default$' "$tmp/err")" -eq 1 ] ||
+    fail "want one warning line for PALLOCATOR_NUMA=sometimes"
+[ "$(wc -l <"$tmp/err")" -eq 1 ] || fail "PALLOCATOR_NUMA=sometimes: more than the warning on stderr"
+
 prog_args=bad-free
 run
 [ $rc -ne 0 ] || fail "a bad free did not abort by default"
