@@ -10,6 +10,8 @@
 # PALLOCATOR_VERIFY=1 checks the heaps of every process at its exit).
 set -u
 self=$(cd "$(dirname "$0")" && pwd)/$(basename "$0")
+# The python script and the sqlite job, shared with bench/run-programs.
+programs=$(cd "$(dirname "$0")/../bench/programs" && pwd)
 limit=${OVERRIDE_TIMEOUT:-120}
 export LC_ALL=C TZ=UTC
 # Debian's python3 when there is one, whatever else PATH offers.
@@ -21,25 +23,7 @@ have() { command -v "$1" >/dev/null 2>&1; }
 # ---- workloads: each writes what must match to stdout --------------------
 
 wl_python() {
-    cat >script.py <<'PY'
-import collections, json, random
-random.seed(14)
-table = {}
-for i in range(100000):
-    table["key-%d" % i] = [i, str(i) * 3, (i, float(i) / 7)]
-for i in range(0, 100000, 3):
-    del table["key-%d" % i]
-words = collections.Counter("".join(random.choice("abcdefgh") for _ in range(4))
-                            for _ in range(100000))
-numbers = sorted(random.random() for _ in range(200000))
-text = json.dumps(table)
-back = json.loads(text)
-parts = [text[i:i + 1000] for i in range(0, len(text), 1000)]
-joined = "".join(reversed(parts))
-print(len(table), len(text), len(back), len(joined), words.most_common(3))
-print(round(sum(numbers), 6), sum(len(v[1]) for v in back.values()))
-PY
-    "$python" script.py
+    "$python" "$programs/alloc-heavy.py"
 }
 
 wl_python_tests() {
@@ -49,21 +33,7 @@ wl_python_tests() {
 }
 
 wl_sqlite() {
-    sqlite3 db <<'SQL'
-CREATE TABLE t(id INTEGER PRIMARY KEY, grp INTEGER, name TEXT, val REAL);
-WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000)
-INSERT INTO t SELECT i, i % 97, 'name-' || (i * 7919 % 100003), i * 0.5 FROM n;
-CREATE INDEX t_grp ON t(grp);
-CREATE INDEX t_name ON t(name);
-SELECT count(*), sum(val) FROM t;
-SELECT grp, count(*), round(avg(val), 3) FROM t GROUP BY grp ORDER BY grp LIMIT 5;
-SELECT name FROM t WHERE name LIKE 'name-999%' ORDER BY name LIMIT 5;
-SELECT count(*) FROM t a JOIN t b ON a.grp = b.grp AND a.id = b.id + 97;
-DELETE FROM t WHERE id % 2 = 0;
-VACUUM;
-SELECT count(*), max(id) FROM t;
-PRAGMA integrity_check;
-SQL
+    sqlite3 db <"$programs/sqlite-job.sql"
 }
 
 # A 30 MB file that compresses, but not to nothing.

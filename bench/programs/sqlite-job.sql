@@ -1,6 +1,6 @@
 -- SPDX-License-Identifier: MIT
 -- bench/run-programs, job sqlite: 100,000 rows built, indexed, queried,
--- half deleted and vacuumed; the same statements as make check-override's.
+-- half deleted and vacuumed; make check-override runs it too.
 CREATE TABLE t(id INTEGER PRIMARY KEY, grp INTEGER, name TEXT, val REAL);
 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000)
 INSERT INTO t SELECT i, i % 97, 'name-' || (i * 7919 % 100003), i * 0.5 FROM n;
