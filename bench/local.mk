@@ -126,6 +126,14 @@ bench_heapreset_SOURCES = bench/heapreset.c
 bench_heapreset_LDFLAGS = $(AM_LDFLAGS) -no-install
 bench_heapreset_LDADD = libpallocator.la
 
+# Each private-heap policy for giving memory back, on one bursty workload:
+# time per pair and memory kept; make bench/heappolicy && bench/heappolicy.
+EXTRA_PROGRAMS += bench/heappolicy
+CLEANFILES += bench/heappolicy
+bench_heappolicy_SOURCES = bench/heappolicy.c
+bench_heappolicy_LDFLAGS = $(AM_LDFLAGS) -no-install
+bench_heappolicy_LDADD = libpallocator.la
+
 # Starts one command of bench/run-programs and reports its time and peak RSS.
 bench_measure_SOURCES = bench/measure.c
 
