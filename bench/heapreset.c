@@ -57,11 +57,14 @@ static size_t heaps_mapped(void)
     ssize_t len = pread(fd, text, sizeof text - 1, 0);
     close(fd);
     text[len > 0 ? len : 0] = '\0';
+    /* "private heaps: H, C chunk(s), M bytes mapped, ...": the number
+     * after the second comma, whether "chunk" has its plural or not. */
     const char *line = strstr(text, "private heaps:");
-    size_t heaps, chunks, mapped = 0;
-    if (line)
-        sscanf(line, "private heaps: %zu, %zu chunk%*[s], %zu bytes mapped", &heaps, &chunks,
-               &mapped);
+    const char *comma = line ? strchr(line, ',') : NULL;
+    comma = comma ? strchr(comma + 1, ',') : NULL;
+    size_t mapped = 0;
+    if (comma)
+        sscanf(comma + 1, " %zu bytes mapped", &mapped);
     return mapped;
 }
 
