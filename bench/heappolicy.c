@@ -40,6 +40,8 @@
 
 #include <pallocator.h>
 
+#include "heaps_mapped.h"
+
 #define MAX_RUNS 25
 #define PAUSE_NS 5000000L /* between bursts: more than a 1 ms delay */
 
@@ -118,36 +120,6 @@ static size_t resident(void)
         fclose(f);
     }
     return pages * (size_t)sysconf(_SC_PAGESIZE);
-}
-
-/* The bytes the private heaps have mapped, from allocator_dump's summary
- * line (the library has no call that returns it). */
-static size_t heaps_mapped(void)
-{
-    char path[] = "/tmp/heappolicyXXXXXX";
-    int fd = mkstemp(path);
-    if (fd < 0)
-        return 0;
-    unlink(path);
-    fflush(stderr);
-    int saved = dup(2);
-    dup2(fd, 2);
-    allocator_dump();
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
-    static char text[1 << 16];
-    ssize_t len = pread(fd, text, sizeof text - 1, 0);
-    close(fd);
-    text[len > 0 ? len : 0] = '\0';
-    /* "private heaps: H, C chunk(s), M bytes mapped, ..." */
-    const char *line = strstr(text, "private heaps:");
-    const char *comma = line ? strchr(line + 15, ',') : NULL;
-    comma = comma ? strchr(comma + 1, ',') : NULL;
-    size_t mapped = 0;
-    if (comma)
-        sscanf(comma + 1, "%zu", &mapped);
-    return mapped;
 }
 
 /* Room for one burst's blocks and all survivors, made before the baseline

@@ -18,6 +18,8 @@
 
 #include <pallocator.h>
 
+#include "heaps_mapped.h"
+
 static double now_us(void)
 {
     struct timespec ts;
@@ -36,36 +38,6 @@ static void report(const char *what, double *t, int n)
     qsort(t, (size_t)n, sizeof *t, cmp_double);
     printf("%-34s median %10.1f us  min %10.1f  max %10.1f  (%d rounds)\n", what, t[n / 2], t[0],
            t[n - 1], n);
-}
-
-/* The bytes the private heaps have mapped, from allocator_dump's summary. */
-static size_t heaps_mapped(void)
-{
-    char path[] = "/tmp/heapresetXXXXXX";
-    int fd = mkstemp(path);
-    if (fd < 0)
-        return 0;
-    unlink(path);
-    fflush(stderr);
-    int saved = dup(2);
-    dup2(fd, 2);
-    allocator_dump();
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
-    static char text[1 << 16];
-    ssize_t len = pread(fd, text, sizeof text - 1, 0);
-    close(fd);
-    text[len > 0 ? len : 0] = '\0';
-    /* "private heaps: H, C chunk(s), M bytes mapped, ...": the number
-     * after the second comma, whether "chunk" has its plural or not. */
-    const char *line = strstr(text, "private heaps:");
-    const char *comma = line ? strchr(line, ',') : NULL;
-    comma = comma ? strchr(comma + 1, ',') : NULL;
-    size_t mapped = 0;
-    if (comma)
-        sscanf(comma + 1, " %zu bytes mapped", &mapped);
-    return mapped;
 }
 
 static void fill(myheap_t *h, size_t blocks)

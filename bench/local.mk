@@ -122,7 +122,7 @@ bench_region_fits_LDADD = libpallocator_core.la
 # make bench/heapreset && bench/heapreset [blocks] [rounds].
 EXTRA_PROGRAMS += bench/heapreset
 CLEANFILES += bench/heapreset
-bench_heapreset_SOURCES = bench/heapreset.c
+bench_heapreset_SOURCES = bench/heapreset.c bench/heaps_mapped.h
 bench_heapreset_LDFLAGS = $(AM_LDFLAGS) -no-install
 bench_heapreset_LDADD = libpallocator.la
 
@@ -130,7 +130,7 @@ bench_heapreset_LDADD = libpallocator.la
 # time per pair and memory kept; make bench/heappolicy && bench/heappolicy.
 EXTRA_PROGRAMS += bench/heappolicy
 CLEANFILES += bench/heappolicy
-bench_heappolicy_SOURCES = bench/heappolicy.c
+bench_heappolicy_SOURCES = bench/heappolicy.c bench/heaps_mapped.h
 bench_heappolicy_LDFLAGS = $(AM_LDFLAGS) -no-install
 bench_heappolicy_LDADD = libpallocator.la
 
