@@ -442,35 +442,9 @@ static pa_noinline int free_remote_heapless(segment_t *s, heap_t *owner, void *p
     return 0;
 }
 
-/* A free of a block some other heap owns: claim the live mark, then hand the
- * block to its owner, whose arena and slabs only the owner touches. It is
- * not kept for the caller's own requests: its cache lines may hold the
- * owner's objects (passive false sharing). The owner is shared first, so
- * that its own frees claim atomically too. The claim counts only while the
- * segment still has the owner the segment map named (a stale free may
- * race with the segment's reuse by another heap); it is made inside an
- * operation on the caller's heap and waits for nothing, since a retiring
- * owner waits for it. */
-static int free_remote_from(segment_t *s, heap_t *owner, void *p, heap_t *h);
-
-static pa_noinline int free_remote(segment_t *s, heap_t *owner, void *p, heap_t *h)
-{
-    if (pa_unlikely(!__atomic_load_n(&owner->shared, __ATOMIC_ACQUIRE)))
-        pa_heap_share(owner);
-    if (h)
-        return free_remote_from(s, owner, p, h);
-    /* A thread that only frees batches too, until its exit hook has run. */
-    if (pa_thread.exited || !(h = pa_heap_attach_thread()))
-        return free_remote_heapless(s, owner, p);
-    /* Attached here: a heap whose exit hook could not be armed is
-     * abandoned again once the free is done, as after an allocation. */
-    int rc = free_remote_from(s, owner, p, h);
-    heap_attach_end(h);
-    return rc;
-}
-
-/* free_remote's claim and hand-over, from the caller's heap h. */
-static int free_remote_from(segment_t *s, heap_t *owner, void *p, heap_t *h)
+/* free_remote's claim and hand-over, from the caller's heap h: inline, so
+ * a remote free pays no call of its own for it. */
+static pa_always_inline int free_remote_from(segment_t *s, heap_t *owner, void *p, heap_t *h)
 {
     heap_enter(h);
     heap_t *now = segment_claim_begin(&h->claim, s, pa_asymmetric_barrier);
@@ -493,6 +467,32 @@ static int free_remote_from(segment_t *s, heap_t *owner, void *p, heap_t *h)
     heap_leave(h);
     return 0;
 }
+
+/* A free of a block some other heap owns: claim the live mark, then hand the
+ * block to its owner, whose arena and slabs only the owner touches. It is
+ * not kept for the caller's own requests: its cache lines may hold the
+ * owner's objects (passive false sharing). The owner is shared first, so
+ * that its own frees claim atomically too. The claim counts only while the
+ * segment still has the owner the segment map named (a stale free may
+ * race with the segment's reuse by another heap); it is made inside an
+ * operation on the caller's heap and waits for nothing, since a retiring
+ * owner waits for it. */
+static pa_noinline int free_remote(segment_t *s, heap_t *owner, void *p, heap_t *h)
+{
+    if (pa_unlikely(!__atomic_load_n(&owner->shared, __ATOMIC_ACQUIRE)))
+        pa_heap_share(owner);
+    if (h)
+        return free_remote_from(s, owner, p, h);
+    /* A thread that only frees batches too, until its exit hook has run. */
+    if (pa_thread.exited || !(h = pa_heap_attach_thread()))
+        return free_remote_heapless(s, owner, p);
+    /* Attached here: a heap whose exit hook could not be armed is
+     * abandoned again once the free is done, as after an allocation. */
+    int rc = free_remote_from(s, owner, p, h);
+    heap_attach_end(h);
+    return rc;
+}
+
 
 /* A slab free that moves its slab between lists. */
 static pa_noinline int free_slab_slow(heap_t *h, slab_t *sl, bool concurrent)
