@@ -26,7 +26,7 @@
 
 struct heap;
 
-#define SLAB_CLASSES 32
+#define SLAB_CLASSES 36
 #define SLAB_REQUEST_MAX ((size_t)8192)
 #define SLAB_CARVE_BYTES ((size_t)4096)
 #define SLAB_CARVE_MIN_BLOCKS 4

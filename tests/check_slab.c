@@ -10,6 +10,7 @@
 #include <check.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <pallocator.h>
 
@@ -167,6 +168,41 @@ START_TEST(test_slab_classes_fit_tightly)
 }
 END_TEST
 
+static int compare_pointers(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t)*(void *const *)a, y = (uintptr_t)*(void *const *)b;
+    return (x > y) - (x < y);
+}
+
+/* The first blocks that slabs hand out lie in different cache sets: one
+ * block of each class up to 1 KiB, in a fresh heap, each the first of its
+ * slab, falls in as many L1 sets (64 lines of 64 bytes a way) as there are
+ * classes, not in the one or two that the slabs' starts share. */
+START_TEST(test_slab_first_blocks_spread_over_cache_sets)
+{
+    enum { LINES = 64 };
+    bool set_used[LINES] = {false};
+    unsigned classes = 0, sets = 0;
+    void *p[SLAB_CLASSES];
+    for (unsigned c = 0; c < SLAB_CLASSES && pa_slab_class_size[c] <= 1024; c++) {
+        p[classes] = myalloc(pa_slab_class_size[c] - PA_CANARY_SIZE);
+        ck_assert_ptr_nonnull(p[classes]);
+        slab_t *sl = slab_holding(p[classes]);
+        ck_assert_uint_eq(sl->cls, c);
+        ck_assert_uint_eq(slab_used(sl), 1);
+        ck_assert(slab_holds_block(sl, p[classes]));
+        size_t set = (uintptr_t)p[classes] / 64 % LINES;
+        sets += !set_used[set];
+        set_used[set] = true;
+        classes++;
+    }
+    ck_assert_uint_ge(classes, 16);
+    ck_assert_msg(sets * 4 >= classes * 3, "%u first blocks in %u cache sets", classes, sets);
+    for (unsigned i = 0; i < classes; i++)
+        ck_assert_int_eq(myfree(p[i]), 0);
+}
+END_TEST
+
 START_TEST(test_slab_blocks_are_packed)
 {
     enum { N = 100 };
@@ -176,8 +212,14 @@ START_TEST(test_slab_blocks_are_packed)
         ck_assert_ptr_nonnull(p[i]);
         test_fill(p[i], myalloc_usable_size(p[i]));
     }
+    /* Side by side from the slab's start, in whatever order the first
+     * carve hands them out (slab_first_carve_start). */
+    unsigned char *sorted[N];
+    memcpy(sorted, p, sizeof sorted);
+    qsort(sorted, N, sizeof *sorted, compare_pointers);
+    ck_assert_ptr_eq(sorted[0], slab_holding(p[0])->start);
     for (int i = 1; i < N; i++)
-        ck_assert_ptr_eq(p[i], p[i - 1] + 48);
+        ck_assert_ptr_eq(sorted[i], sorted[i - 1] + 48);
     for (int i = 0; i < N; i++) {
         ck_assert(test_check_fill(p[i], myalloc_usable_size(p[i])));
         ck_assert_int_eq(myfree(p[i]), 0);
@@ -221,7 +263,8 @@ START_TEST(test_slab_full_partial_free)
     ck_assert_int_eq(allocator_verify(), 0);
     unsigned char *other = myalloc(300);
     ck_assert_ptr_eq(slab_holding(other), first);
-    ck_assert_ptr_eq(other, first->start);
+    ck_assert(slab_holds_block(first, other));
+    ck_assert_uint_lt((uintptr_t)(other - (unsigned char *)first->start), SLAB_CARVE_BYTES);
     ck_assert_int_eq(myfree(other), 0);
 
     for (size_t i = per_slab; i < n; i++)
@@ -288,6 +331,7 @@ static Suite *slab_suite(void)
     TCase *tc = tcase_create("slab");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_slab_classes_fit_tightly);
+    tcase_add_test(tc, test_slab_first_blocks_spread_over_cache_sets);
     tcase_add_test(tc, test_slab_blocks_are_packed);
     tcase_add_test(tc, test_slab_full_partial_free);
     tcase_add_test(tc, test_slab_segments_go_back);
