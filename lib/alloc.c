@@ -493,7 +493,6 @@ static pa_noinline int free_remote(segment_t *s, heap_t *owner, void *p, heap_t 
     return rc;
 }
 
-
 /* A slab free that moves its slab between lists. */
 static pa_noinline int free_slab_slow(heap_t *h, slab_t *sl, bool concurrent)
 {
