@@ -35,7 +35,7 @@ void pa_slab_set_init(slab_set_t *set, struct heap *owner, pa_stats_t *held)
 {
     for (unsigned c = 0; c < SLAB_CLASSES; c++) {
         set->current[c] = &pa_slab_none;
-        set->partial[c] = NULL;
+        set->partial[c] = set->partial_last[c] = NULL;
     }
     set->free = NULL;
     set->segments = set->spare = NULL;
@@ -72,6 +72,28 @@ static slab_t *slab_list_pop(slab_t **head)
     if (sl)
         slab_list_remove(head, sl);
     return sl;
+}
+
+/* A class's partial slabs queue oldest first: a slab that has waited
+ * longest since its first free has had the most frees since, so the next
+ * current slab has more blocks to give before it runs dry again. */
+static void slab_partial_append(slab_set_t *set, slab_t *sl)
+{
+    slab_t *last = set->partial_last[sl->cls];
+    sl->next = NULL;
+    sl->prev = last;
+    if (last)
+        last->next = sl;
+    else
+        set->partial[sl->cls] = sl;
+    set->partial_last[sl->cls] = sl;
+}
+
+static void slab_partial_remove(slab_set_t *set, slab_t *sl)
+{
+    if (set->partial_last[sl->cls] == sl)
+        set->partial_last[sl->cls] = sl->prev;
+    slab_list_remove(&set->partial[sl->cls], sl);
 }
 
 /* ---- segments --------------------------------------------------------- */
@@ -206,8 +228,10 @@ void *pa_slab_take_slow(slab_set_t *set, unsigned c)
     slab_t *old = set->current[c];
     if (old != &pa_slab_none && slab_carve(old))
         return slab_pop(old);
-    slab_t *sl = slab_list_pop(&set->partial[c]);
-    if (!sl)
+    slab_t *sl = set->partial[c];
+    if (sl)
+        slab_partial_remove(set, sl);
+    else
         sl = slab_assign(set, c);
     if (!sl)
         return NULL;
@@ -236,10 +260,10 @@ void pa_slab_give_slow(slab_set_t *set, slab_t *sl)
     if (sl->state == SLAB_FULL) {
         sl->used = sl->full_used - 1; /* the block slab_push took back */
         sl->state = SLAB_PARTIAL;
-        slab_list_push(&set->partial[sl->cls], sl);
+        slab_partial_append(set, sl);
     }
     if (sl->used == 0 && sl->state == SLAB_PARTIAL) {
-        slab_list_remove(&set->partial[sl->cls], sl);
+        slab_partial_remove(set, sl);
         slab_release(set, sl);
     }
 }
@@ -339,12 +363,17 @@ static int slab_verify_segment(const slab_set_t *set, const segment_t *s, slab_t
     return pa_segment_verify(s, set->owner, used);
 }
 
-static size_t slab_list_length(const slab_t *sl, unsigned state, unsigned cls)
+/* The length of the list from sl, or SIZE_MAX when a slab in it is not in
+ * state (of class cls) or its back link is wrong; *last is its last slab. */
+static size_t slab_list_length(const slab_t *sl, unsigned state, unsigned cls,
+                               const slab_t **last)
 {
     size_t n = 0;
-    for (; sl; sl = sl->next, n++)
-        if (sl->state != state || (state != SLAB_FREE && sl->cls != cls))
+    const slab_t *prev = NULL;
+    for (; sl; prev = sl, sl = sl->next, n++)
+        if (sl->state != state || (state != SLAB_FREE && sl->cls != cls) || sl->prev != prev)
             return SIZE_MAX;
+    *last = prev;
     return n;
 }
 
@@ -360,14 +389,16 @@ int pa_slab_set_verify(const slab_set_t *set, size_t *live_bytes)
                            count, set->segment_count);
     size_t partial = 0;
     for (unsigned c = 0; c < SLAB_CLASSES; c++) {
-        size_t n = slab_list_length(set->partial[c], SLAB_PARTIAL, c);
+        const slab_t *last = NULL;
+        size_t n = slab_list_length(set->partial[c], SLAB_PARTIAL, c, &last);
         const slab_t *cur = set->current[c];
-        if (n == SIZE_MAX || (cur != &pa_slab_none && cur->cls != c))
+        if (n == SIZE_MAX || last != set->partial_last[c] ||
+            (cur != &pa_slab_none && cur->cls != c))
             return pa_verify_fail("slab set %p: lists of class %u are broken", (const void *)set, c);
         partial += n;
     }
     if (partial != tally.partial || tally.assigned != set->assigned ||
-        slab_list_length(set->free, SLAB_FREE, 0) != tally.free)
+        slab_list_length(set->free, SLAB_FREE, 0, &(const slab_t *){NULL}) != tally.free)
         return pa_verify_fail("slab set %p: lists disagree with the slabs", (const void *)set);
     if (set->held->allocated < set->assigned * SLAB_SIZE)
         return pa_verify_fail("slab set %p: %zu slabs with a class, %zu bytes charged",

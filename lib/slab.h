@@ -10,8 +10,9 @@
  * of the larger classes), so a fresh slab costs
  * little to set up and the fast path has one predictable branch. Frees
  * push onto the block's own slab. A slab whose blocks are all handed out
- * is full and sits in no list; its first free puts it on its class's
- * partial list, from which the next current slab comes. A partial slab
+ * is full and sits in no list; its first free puts it at the back of its
+ * class's partial queue, whose front slab (the one that has gathered frees
+ * longest) becomes the next current slab. A partial slab
  * that empties goes back to the heap's free slabs, and a segment whose
  * slabs are all free goes back to the pool (one is kept as a spare). Every
  * step is O(1). Blocks are validated by the segment's live map like any
@@ -35,7 +36,8 @@ enum slab_state { SLAB_FREE, SLAB_CURRENT, SLAB_PARTIAL, SLAB_FULL, SLAB_STATES 
 
 typedef struct slab_set {
     slab_t *current[SLAB_CLASSES];
-    slab_t *partial[SLAB_CLASSES];
+    slab_t *partial[SLAB_CLASSES];      /* oldest first */
+    slab_t *partial_last[SLAB_CLASSES];
     slab_t *free;                /* slabs without a class, in any of the segments */
     segment_t *segments;
     segment_t *spare;            /* a wholly free segment kept mapped */

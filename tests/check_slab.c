@@ -94,6 +94,71 @@ START_TEST(test_bare_set_takes_and_gives)
 }
 END_TEST
 
+/* bare_give and slab_take with the live marks a verify checks. */
+static void *bare_take_live(unsigned c)
+{
+    void *p = slab_take(&bare, c);
+    if (p)
+        slab_live_set(slab_of(segment_of(p), p), p);
+    return p;
+}
+
+static void bare_give_live(void *p)
+{
+    ck_assert(segment_live_clear(segment_of(p), p, /*atomic=*/false));
+    bare_give(p);
+}
+
+/* Partly used slabs serve in the order their first block came back: the
+ * one that has waited longest has had the most frees since. */
+START_TEST(test_bare_set_partial_slabs_serve_oldest_first)
+{
+    const unsigned c = slab_class_of(64);
+    const size_t per_slab = SLAB_SIZE / 64, n = per_slab * 4;
+    char **p = calloc(n, sizeof *p);
+    ck_assert_ptr_nonnull(p);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_ptr_nonnull(p[i] = bare_take_live(c));
+    slab_t *sl[4];
+    for (size_t k = 0; k < 4; k++) {
+        sl[k] = slab_of(segment_of(p[k * per_slab]), p[k * per_slab]);
+        ck_assert_uint_eq(sl[k]->state, k < 3 ? SLAB_FULL : SLAB_CURRENT);
+    }
+    /* Slab 1 then 0 then 2 get a block back; 0 gets two more. */
+    bare_give_live(p[per_slab + 1]);
+    bare_give_live(p[0]);
+    bare_give_live(p[2 * per_slab + 5]);
+    bare_give_live(p[1]);
+    bare_give_live(p[2]);
+    ck_assert_int_eq(pa_slab_set_verify(&bare, NULL), 0);
+    /* The current slab is spent: slab 1 serves next, then 0, then 2. */
+    const size_t order[] = {1, 0, 0, 0, 2};
+    const char *expect[] = {p[per_slab + 1], NULL, NULL, NULL, p[2 * per_slab + 5]};
+    for (size_t i = 0; i < 5; i++) {
+        char *q = bare_take_live(c);
+        ck_assert_ptr_eq(slab_of(segment_of(q), q), sl[order[i]]);
+        ck_assert(expect[i] == NULL || q == expect[i]);
+        ck_assert_int_eq(pa_slab_set_verify(&bare, NULL), 0);
+    }
+    /* Slab 0 leaves from the middle of the queue when it empties. */
+    bare_give_live(p[per_slab + 2]);
+    bare_give_live(p[3]);
+    bare_give_live(p[3 * per_slab]);
+    for (size_t i = 0; i < per_slab; i++)
+        if (i != 3)
+            bare_give_live(p[i]);
+    ck_assert_uint_eq(sl[0]->state, SLAB_FREE);
+    ck_assert_int_eq(pa_slab_set_verify(&bare, NULL), 0);
+    char *q = bare_take_live(c);
+    ck_assert_ptr_eq(q, p[per_slab + 2]);
+    q = bare_take_live(c);
+    ck_assert_ptr_eq(q, p[3 * per_slab]);
+    ck_assert_ptr_null(bare.partial[c]);
+    ck_assert_int_eq(pa_slab_set_verify(&bare, NULL), 0);
+    free(p);
+}
+END_TEST
+
 START_TEST(test_bare_set_classes_share_segments)
 {
     void *a = slab_take(&bare, slab_class_of(16));
@@ -332,6 +397,7 @@ static Suite *slab_suite(void)
     tcase_add_checked_fixture(bare_tc, bare_setup, bare_teardown);
     tcase_add_test(bare_tc, test_bare_set_takes_and_gives);
     tcase_add_test(bare_tc, test_bare_set_classes_share_segments);
+    tcase_add_test(bare_tc, test_bare_set_partial_slabs_serve_oldest_first);
     suite_add_tcase(s, bare_tc);
     TCase *tc = tcase_create("slab");
     tcase_add_checked_fixture(tc, setup, teardown);
