@@ -641,8 +641,13 @@ static pa_always_inline int free_fast(heap_t *h, void *p, uintptr_t entry, bool 
      * compare and test in place take fewer instructions than one merging
      * the differences first. */
     if (pa_unlikely(entry != ((uintptr_t)h | SEGMAP_SLABS)) ||
-        pa_unlikely(((uintptr_t)p & (PA_GRANULE - 1)) != 0))
+        pa_unlikely(((uintptr_t)p & (PA_GRANULE - 1)) != 0)) {
+        /* An arena block of the caller's (h is never NULL here) goes
+         * straight to its short path: its entry is h untagged. */
+        if (entry == (uintptr_t)h && ((uintptr_t)p & (PA_GRANULE - 1)) == 0)
+            return concurrent ? free_arena_own_concurrent(h, p) : free_arena_own_single(h, p);
         return free_other(p, entry, h, concurrent);
+    }
     segment_t *s = segment_of(p);
     /* Any bit in the gate leaves the fast path: a pause, no membarrier,
      * or a shared heap, whose live marks a free claims atomically. */
