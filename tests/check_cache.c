@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <pallocator.h>
 
@@ -93,6 +94,31 @@ START_TEST(test_cache_refuses_and_reuses)
     ck_assert_int_eq(allocator_verify(), 0);
     ck_assert_int_eq(myfree(q), 0);
     ck_assert_int_eq(myfree(keep), 0);
+    ck_assert_uint_eq(allocated_now(), 0);
+}
+END_TEST
+
+/* A block a realloc moves out of goes back to the arena, not the cache:
+ * the program has outgrown its class. Its bytes then serve a request of
+ * another class, which a cached block could not. */
+START_TEST(test_cache_skips_block_realloc_left)
+{
+    ck_assert_int_eq(allocator_init(_i), 0);
+    unsigned char *p = myalloc(20000), *wall = myalloc(20000);
+    ck_assert(p && wall);
+    memset(p, 0xa5, 20000);
+    unsigned char *q = myrealloc(p, 60000); /* the live wall forces a move */
+    ck_assert_ptr_nonnull(q);
+    ck_assert_ptr_ne(q, p);
+    ck_assert(test_all_bytes(q, 20000, 0xa5));
+    ck_assert_uint_eq(pa_cache_count(&my_heap()->cache), 0);
+    ck_assert_int_eq(allocator_verify(), 0);
+    /* A smaller class is carved from where p was. */
+    unsigned char *r = myalloc(12000);
+    ck_assert_ptr_eq(r, p);
+    ck_assert_int_eq(myfree(r), 0);
+    ck_assert_int_eq(myfree(q), 0);
+    ck_assert_int_eq(myfree(wall), 0);
     ck_assert_uint_eq(allocated_now(), 0);
 }
 END_TEST
@@ -260,6 +286,7 @@ static Suite *cache_suite(void)
     tcase_add_checked_fixture(tc, NULL, teardown);
     tcase_add_test(tc, test_cache_classes);
     tcase_add_loop_test(tc, test_cache_refuses_and_reuses, 0, 2);
+    tcase_add_loop_test(tc, test_cache_skips_block_realloc_left, 0, 2);
     tcase_add_loop_test(tc, test_cache_counts_as_free, 0, 2);
     tcase_add_loop_test(tc, test_cache_verify_catches_damage, 0, 2);
     tcase_add_loop_test(tc, test_cache_is_bounded, 0, 2);
