@@ -787,7 +787,7 @@ static bool realloc_in_place(heap_t *h, segment_t *s, void *p, size_t size)
  * just outgrown, and a buffer that grows step by step would otherwise
  * leave a cached block of every class it passed through, none of them
  * ever asked for again (the realloc benchmark's peak RSS: 49.2 MiB with
- * them cached, 44.1 without). */
+ * them cached, 42.1 without). */
 static void realloc_free_old(void *p)
 {
     heap_t *h = heap_of_caller();
