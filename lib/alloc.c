@@ -561,8 +561,10 @@ static pa_noinline int free_own_damaged(heap_t *h, segment_t *s, void *p, bool c
 }
 
 /* The slow path of a free into the caller's own heap h: a gate bit was
- * set, or the block is an arena block. */
-static pa_noinline int free_own_slow(heap_t *h, segment_t *s, void *p, bool concurrent)
+ * set, or the block is an arena block, which goes to the cache when
+ * cached. */
+static pa_noinline int free_own_slow(heap_t *h, segment_t *s, void *p, bool concurrent,
+                                     bool cached)
 {
     if (concurrent)
         heap_enter(h);
@@ -574,7 +576,7 @@ static pa_noinline int free_own_slow(heap_t *h, segment_t *s, void *p, bool conc
         return free_own_damaged(h, s, p, concurrent);
     if (segment_has_slabs(s))
         return free_slab_finish(h, s, p, concurrent);
-    return free_arena_block(h, block_from_payload(p), concurrent, /*cached=*/true);
+    return free_arena_block(h, block_from_payload(p), concurrent, cached);
 }
 
 
@@ -584,7 +586,7 @@ static pa_always_inline int free_arena_own(heap_t *h, void *p, bool concurrent, 
 {
     segment_t *s = segment_of(p);
     if (concurrent && pa_unlikely(heap_announce_unfenced(h) != 0))
-        return free_own_slow(h, s, p, concurrent);
+        return free_own_slow(h, s, p, concurrent, cached);
     if (pa_unlikely(!segment_live_clear(s, p, /*atomic=*/false)))
         return free_announced_invalid(h, concurrent);
     if (pa_unlikely(!free_claimed_intact(s, p)))
@@ -629,7 +631,7 @@ static pa_noinline int free_other(void *p, uintptr_t entry, heap_t *h, bool conc
     /* An arena block of the caller's: the cache's short path. */
     if (!(entry & SEGMAP_SLABS))
         return concurrent ? free_arena_own_concurrent(h, p) : free_arena_own_single(h, p);
-    return free_own_slow(h, s, p, concurrent);
+    return free_own_slow(h, s, p, concurrent, /*cached=*/true);
 }
 
 /* The fast path of every free: frees p, whose segment-map entry is entry,
@@ -652,7 +654,7 @@ static pa_always_inline int free_fast(heap_t *h, void *p, uintptr_t entry, bool 
     /* Any bit in the gate leaves the fast path: a pause, no membarrier,
      * or a shared heap, whose live marks a free claims atomically. */
     if (concurrent && pa_unlikely(heap_announce_unfenced(h) != 0))
-        return free_own_slow(h, s, p, concurrent);
+        return free_own_slow(h, s, p, concurrent, /*cached=*/true);
     if (pa_unlikely(!segment_live_clear(s, p, /*atomic=*/false)))
         return free_announced_invalid(h, concurrent);
     if (pa_unlikely(!free_claimed_intact(s, p)))

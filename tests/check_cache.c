@@ -123,6 +123,36 @@ START_TEST(test_cache_skips_block_realloc_left)
 }
 END_TEST
 
+static void *thread_frees(void *p)
+{
+    return (void *)(intptr_t)myfree(p);
+}
+
+/* The same once another thread has freed one of the heap's blocks: the
+ * heap is shared, and its own frees take the slow path, which must skip
+ * the cache too. */
+START_TEST(test_cache_skips_block_realloc_left_shared)
+{
+    ck_assert_int_eq(allocator_init(1), 0);
+    void *x = myalloc(64), *ret = NULL;
+    ck_assert_ptr_nonnull(x);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, thread_frees, x), 0);
+    ck_assert_int_eq(pthread_join(t, &ret), 0);
+    ck_assert_ptr_null(ret);
+    ck_assert(__atomic_load_n(&my_heap()->shared, __ATOMIC_RELAXED));
+    unsigned char *p = myalloc(20000), *wall = myalloc(20000);
+    ck_assert(p && wall);
+    unsigned char *q = myrealloc(p, 60000);
+    ck_assert(q && q != p);
+    ck_assert_uint_eq(pa_cache_count(&my_heap()->cache), 0);
+    ck_assert_int_eq(allocator_verify(), 0);
+    ck_assert_int_eq(myfree(q), 0);
+    ck_assert_int_eq(myfree(wall), 0);
+    ck_assert_uint_eq(allocated_now(), 0);
+}
+END_TEST
+
 /* Statistics count cached blocks as free (handing them back to the
  * arena), and allocator_verify checks the cache and leaves it empty. */
 START_TEST(test_cache_counts_as_free)
@@ -287,6 +317,7 @@ static Suite *cache_suite(void)
     tcase_add_test(tc, test_cache_classes);
     tcase_add_loop_test(tc, test_cache_refuses_and_reuses, 0, 2);
     tcase_add_loop_test(tc, test_cache_skips_block_realloc_left, 0, 2);
+    tcase_add_test(tc, test_cache_skips_block_realloc_left_shared);
     tcase_add_loop_test(tc, test_cache_counts_as_free, 0, 2);
     tcase_add_loop_test(tc, test_cache_verify_catches_damage, 0, 2);
     tcase_add_loop_test(tc, test_cache_is_bounded, 0, 2);
