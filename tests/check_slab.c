@@ -94,12 +94,16 @@ START_TEST(test_bare_set_takes_and_gives)
 }
 END_TEST
 
-/* bare_give and slab_take with the live marks a verify checks. */
+/* bare_give and slab_take with the live marks (and, hardened, the
+ * canaries) a verify checks, set as an allocation sets them. */
 static void *bare_take_live(unsigned c)
 {
     void *p = slab_take(&bare, c);
-    if (p)
-        slab_live_set(slab_of(segment_of(p), p), p);
+    if (p) {
+        slab_t *sl = slab_of(segment_of(p), p);
+        pa_canary_set(p, sl->block_size);
+        slab_live_set(sl, p);
+    }
     return p;
 }
 
@@ -155,6 +159,11 @@ START_TEST(test_bare_set_partial_slabs_serve_oldest_first)
     ck_assert_ptr_eq(q, p[3 * per_slab]);
     ck_assert_ptr_null(bare.partial[c]);
     ck_assert_int_eq(pa_slab_set_verify(&bare, NULL), 0);
+    /* Every block back, so none is live when the segments are unmapped. */
+    for (size_t i = 0; i < n; i++)
+        if (segment_live_test(segment_of(p[i]), p[i]))
+            bare_give_live(p[i]);
+    ck_assert_uint_eq(bare.assigned, 1); /* the current slab keeps its class */
     free(p);
 }
 END_TEST
