@@ -44,7 +44,7 @@ typedef struct chunk {
     region_t *region;
     size_t map_size;           /* bytes mapped; 0: a caller's buffer */
     size_t bytes;              /* bytes the chunk spans, header included */
-    uint64_t empty_since;      /* MYHEAP_RELEASE_DELAYED: when found empty (ms); 0: in use */
+    uint64_t empty_since;      /* MYHEAP_RELEASE_DELAYED: when found empty (ms, plus one); 0: in use */
 } chunk_t;
 
 #define CHUNK_HEADER_SIZE align_up(sizeof(chunk_t), PA_CACHE_LINE)
@@ -540,7 +540,7 @@ static void chunk_emptied(heap_desc_t *h, chunk_t *c, chunk_t **victims)
     if (h->release == MYHEAP_RELEASE_IMMEDIATE) {
         chunk_detach(h, c, victims);
     } else if (h->release == MYHEAP_RELEASE_DELAYED && !c->empty_since) {
-        c->empty_since = pa_segment_clock_ms() | 1; /* never 0 */
+        c->empty_since = pa_segment_clock_ms() + 1; /* never 0 */
         h->empty_chunks++;
     }
 }
@@ -552,7 +552,11 @@ static void heap_expire(heap_desc_t *h, chunk_t **victims)
 {
     if (pa_likely(h->empty_chunks == 0))
         return;
-    uint64_t now = pa_segment_clock_ms();
+    /* One ahead, as empty_since is: a chunk found empty in this very
+     * millisecond has waited 0 ms (with "| 1" it once had waited -1, an
+     * unsigned 2^64 - 1, and went at once whenever the millisecond was
+     * even). */
+    uint64_t now = pa_segment_clock_ms() + 1;
     chunk_t *c = h->chunks;
     while (c) {
         chunk_t *next = c->next;

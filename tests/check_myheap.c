@@ -697,6 +697,27 @@ END_TEST
 /* Release policies                                                     */
 /* ------------------------------------------------------------------ */
 
+/* The free that empties a chunk of a delayed heap never releases it,
+ * whatever millisecond the clock shows: the chunk's stamp once rounded up
+ * to an odd count, and a free in an even millisecond then found it empty
+ * for 2^64 - 1 ms. Repeated over a few milliseconds to meet both. */
+START_TEST(test_release_delayed_waits)
+{
+    struct myheap_options o = {.release = MYHEAP_RELEASE_DELAYED, .release_delay_ms = 1000};
+    myheap_t *h = myheap_create(&o);
+    ck_assert_ptr_nonnull(h);
+    for (int i = 0; i < 12; i++) {
+        void *c = myheap_alloc(h, 6 * MiB);
+        ck_assert_ptr_nonnull(c);
+        ck_assert_int_eq(myheap_free(h, c), 0);
+        ck_assert_msg(test_is_mapped(c), "round %d: released at once", i);
+        struct timespec ts = {0, 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    ck_assert_int_eq(myheap_destroy(h), 0);
+}
+END_TEST
+
 START_TEST(test_release_policies)
 {
     /* A block too large for the first chunk gets a chunk of its own. */
@@ -1160,6 +1181,7 @@ static Suite *myheap_suite(void)
     tcase_add_test(tc, test_reset_stale_frees);
     tcase_add_test(tc, test_destroy_stale_frees);
     tcase_add_test(tc, test_release_policies);
+    tcase_add_test(tc, test_release_delayed_waits);
     tcase_add_test(tc, test_locked_no_faults);
     tcase_add_test(tc, test_locked_needs_limit);
     tcase_add_test(tc, test_single_thread_heap);
