@@ -634,6 +634,13 @@ static pa_noinline int free_other(void *p, uintptr_t entry, heap_t *h, bool conc
     return free_own_slow(h, s, p, concurrent, /*cached=*/true);
 }
 
+/* Whether p, whose segment-map entry is entry, is an aligned address in an
+ * arena segment of heap h (not NULL): its entry is h untagged. */
+static pa_always_inline bool entry_is_own_arena(const heap_t *h, const void *p, uintptr_t entry)
+{
+    return entry == (uintptr_t)h && ((uintptr_t)p & (PA_GRANULE - 1)) == 0;
+}
+
 /* The fast path of every free: frees p, whose segment-map entry is entry,
  * for the caller, whose heap is h (NULL: none). */
 static pa_always_inline int free_fast(heap_t *h, void *p, uintptr_t entry, bool concurrent)
@@ -645,8 +652,8 @@ static pa_always_inline int free_fast(heap_t *h, void *p, uintptr_t entry, bool 
     if (pa_unlikely(entry != ((uintptr_t)h | SEGMAP_SLABS)) ||
         pa_unlikely(((uintptr_t)p & (PA_GRANULE - 1)) != 0)) {
         /* An arena block of the caller's (h is never NULL here) goes
-         * straight to its short path: its entry is h untagged. */
-        if (entry == (uintptr_t)h && ((uintptr_t)p & (PA_GRANULE - 1)) == 0)
+         * straight to its short path. */
+        if (entry_is_own_arena(h, p, entry))
             return concurrent ? free_arena_own_concurrent(h, p) : free_arena_own_single(h, p);
         return free_other(p, entry, h, concurrent);
     }
@@ -793,7 +800,7 @@ static bool realloc_in_place(heap_t *h, segment_t *s, void *p, size_t size)
 static void realloc_free_old(void *p)
 {
     heap_t *h = heap_of_caller();
-    if (h && segmap_lookup(p) == (uintptr_t)h && ((uintptr_t)p & (PA_GRANULE - 1)) == 0)
+    if (h && entry_is_own_arena(h, p, segmap_lookup(p)))
         free_arena_own(h, p, pa_is_concurrent(), /*cached=*/false);
     else
         myfree(p);

@@ -552,10 +552,9 @@ static void heap_expire(heap_desc_t *h, chunk_t **victims)
 {
     if (pa_likely(h->empty_chunks == 0))
         return;
-    /* One ahead, as empty_since is: a chunk found empty in this very
-     * millisecond has waited 0 ms (with "| 1" it once had waited -1, an
-     * unsigned 2^64 - 1, and went at once whenever the millisecond was
-     * even). */
+    /* One ahead, as empty_since is, so that a chunk found empty in this
+     * very millisecond has waited 0 ms, never a negative time that the
+     * unsigned difference would make huge. */
     uint64_t now = pa_segment_clock_ms() + 1;
     chunk_t *c = h->chunks;
     while (c) {

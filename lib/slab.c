@@ -364,7 +364,8 @@ static int slab_verify_segment(const slab_set_t *set, const segment_t *s, slab_t
 }
 
 /* The length of the list from sl, or SIZE_MAX when a slab in it is not in
- * state (of class cls) or its back link is wrong; *last is its last slab. */
+ * state (of class cls) or its back link is wrong; *last (unless NULL) is
+ * its last slab. */
 static size_t slab_list_length(const slab_t *sl, unsigned state, unsigned cls,
                                const slab_t **last)
 {
@@ -373,7 +374,8 @@ static size_t slab_list_length(const slab_t *sl, unsigned state, unsigned cls,
     for (; sl; prev = sl, sl = sl->next, n++)
         if (sl->state != state || (state != SLAB_FREE && sl->cls != cls) || sl->prev != prev)
             return SIZE_MAX;
-    *last = prev;
+    if (last)
+        *last = prev;
     return n;
 }
 
@@ -398,7 +400,7 @@ int pa_slab_set_verify(const slab_set_t *set, size_t *live_bytes)
         partial += n;
     }
     if (partial != tally.partial || tally.assigned != set->assigned ||
-        slab_list_length(set->free, SLAB_FREE, 0, &(const slab_t *){NULL}) != tally.free)
+        slab_list_length(set->free, SLAB_FREE, 0, NULL) != tally.free)
         return pa_verify_fail("slab set %p: lists disagree with the slabs", (const void *)set);
     if (set->held->allocated < set->assigned * SLAB_SIZE)
         return pa_verify_fail("slab set %p: %zu slabs with a class, %zu bytes charged",

@@ -98,21 +98,31 @@ START_TEST(test_cache_refuses_and_reuses)
 }
 END_TEST
 
+/* Grows *p (20,000 bytes, filled) by realloc past *wall, a live block
+ * allocated right after it, so that it moves; checks the move and that
+ * the block left behind is not cached. Returns the new block. */
+static unsigned char *realloc_past_wall(unsigned char **p, unsigned char **wall)
+{
+    *p = myalloc(20000);
+    *wall = myalloc(20000);
+    ck_assert(*p && *wall);
+    memset(*p, 0xa5, 20000);
+    unsigned char *q = myrealloc(*p, 60000); /* the live wall forces a move */
+    ck_assert_ptr_nonnull(q);
+    ck_assert_ptr_ne(q, *p);
+    ck_assert(test_all_bytes(q, 20000, 0xa5));
+    ck_assert_uint_eq(pa_cache_count(&my_heap()->cache), 0);
+    ck_assert_int_eq(allocator_verify(), 0);
+    return q;
+}
+
 /* A block a realloc moves out of goes back to the arena, not the cache:
  * the program has outgrown its class. Its bytes then serve a request of
  * another class, which a cached block could not. */
 START_TEST(test_cache_skips_block_realloc_left)
 {
     ck_assert_int_eq(allocator_init(_i), 0);
-    unsigned char *p = myalloc(20000), *wall = myalloc(20000);
-    ck_assert(p && wall);
-    memset(p, 0xa5, 20000);
-    unsigned char *q = myrealloc(p, 60000); /* the live wall forces a move */
-    ck_assert_ptr_nonnull(q);
-    ck_assert_ptr_ne(q, p);
-    ck_assert(test_all_bytes(q, 20000, 0xa5));
-    ck_assert_uint_eq(pa_cache_count(&my_heap()->cache), 0);
-    ck_assert_int_eq(allocator_verify(), 0);
+    unsigned char *p, *wall, *q = realloc_past_wall(&p, &wall);
     /* A smaller class is carved from where p was. */
     unsigned char *r = myalloc(12000);
     ck_assert_ptr_eq(r, p);
@@ -141,12 +151,7 @@ START_TEST(test_cache_skips_block_realloc_left_shared)
     ck_assert_int_eq(pthread_join(t, &ret), 0);
     ck_assert_ptr_null(ret);
     ck_assert(__atomic_load_n(&my_heap()->shared, __ATOMIC_RELAXED));
-    unsigned char *p = myalloc(20000), *wall = myalloc(20000);
-    ck_assert(p && wall);
-    unsigned char *q = myrealloc(p, 60000);
-    ck_assert(q && q != p);
-    ck_assert_uint_eq(pa_cache_count(&my_heap()->cache), 0);
-    ck_assert_int_eq(allocator_verify(), 0);
+    unsigned char *p, *wall, *q = realloc_past_wall(&p, &wall);
     ck_assert_int_eq(myfree(q), 0);
     ck_assert_int_eq(myfree(wall), 0);
     ck_assert_uint_eq(allocated_now(), 0);
