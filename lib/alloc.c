@@ -523,13 +523,15 @@ static pa_noinline int free_slab_cached(heap_t *h, segment_t *s, void *p, bool c
     return 0;
 }
 
-/* Frees slab block p of h (its live mark claimed) and ends the operation. */
-static pa_always_inline int free_slab_finish(heap_t *h, segment_t *s, void *p, bool concurrent)
+/* Frees slab block p of h (its live mark claimed), into the cache when
+ * cached and its class is one the cache takes, and ends the operation. */
+static pa_always_inline int free_slab_finish(heap_t *h, segment_t *s, void *p, bool concurrent,
+                                             bool cached)
 {
     slab_t *sl = slab_of(s, p);
     if (!concurrent)
         stats_sub(&h->live, sl->block_size - PA_CANARY_SIZE);
-    if (pa_unlikely(cache_takes_slab(sl)))
+    if (pa_unlikely(cache_takes_slab(sl)) && cached)
         return free_slab_cached(h, s, p, concurrent);
     return free_slab_push(h, sl, p, concurrent);
 }
@@ -575,7 +577,7 @@ static pa_noinline int free_own_slow(heap_t *h, segment_t *s, void *p, bool conc
     if (pa_unlikely(!free_claimed_intact(s, p)))
         return free_own_damaged(h, s, p, concurrent);
     if (segment_has_slabs(s))
-        return free_slab_finish(h, s, p, concurrent);
+        return free_slab_finish(h, s, p, concurrent, cached);
     return free_arena_block(h, block_from_payload(p), concurrent, cached);
 }
 
@@ -666,7 +668,7 @@ static pa_always_inline int free_fast(heap_t *h, void *p, uintptr_t entry, bool 
         return free_announced_invalid(h, concurrent);
     if (pa_unlikely(!free_claimed_intact(s, p)))
         return free_own_damaged(h, s, p, concurrent);
-    return free_slab_finish(h, s, p, concurrent);
+    return free_slab_finish(h, s, p, concurrent, /*cached=*/true);
 }
 
 /* A free by a thread without a heap: the single-threaded mode, or a thread
@@ -790,18 +792,24 @@ static bool realloc_in_place(heap_t *h, segment_t *s, void *p, size_t size)
     return done;
 }
 
-/* Frees block p, which a realloc has just moved out of. An arena block of
- * the caller's own heap skips the cache and goes back to the arena, where
- * it merges with its free neighbours: its class is one the program has
- * just outgrown, and a buffer that grows step by step would otherwise
- * leave a cached block of every class it passed through, none of them
- * ever asked for again (the realloc benchmark's peak RSS: 49.2 MiB with
- * them cached, 42.1 without). */
+/* Frees block p, which a realloc has just moved out of. A block of the
+ * caller's own heap skips the cache: its class is one the program has just
+ * outgrown, and a buffer that grows step by step would otherwise leave a
+ * cached block of every class it passed through, none of them ever asked
+ * for again. An arena block goes back to the arena, where it merges with
+ * its free neighbours; a slab block goes back to its slab, which a cached
+ * block would keep from emptying (the realloc benchmark's peak RSS: 49.2
+ * MiB with both cached, 42.0 with slab blocks cached, 34.7 with neither:
+ * a cached block of each class pinned a slab of 64 KiB). */
 static void realloc_free_old(void *p)
 {
     heap_t *h = heap_of_caller();
-    if (h && entry_is_own_arena(h, p, segmap_lookup(p)))
-        free_arena_own(h, p, pa_is_concurrent(), /*cached=*/false);
+    uintptr_t entry = segmap_lookup(p);
+    bool concurrent = pa_is_concurrent();
+    if (h && entry_is_own_arena(h, p, entry))
+        free_arena_own(h, p, concurrent, /*cached=*/false);
+    else if (h && entry == ((uintptr_t)h | SEGMAP_SLABS) && ((uintptr_t)p & (PA_GRANULE - 1)) == 0)
+        free_own_slow(h, segment_of(p), p, concurrent, /*cached=*/false);
     else
         myfree(p);
 }
@@ -815,6 +823,17 @@ static void *realloc_move(void *p, size_t old_usable, size_t size)
     memcpy(q, p, old_usable < size ? old_usable : size);
     realloc_free_old(p);
     return q;
+}
+
+/* Whether an arena block of usable bytes serves a request of size as it
+ * is: the request fits, and leaves less than a quarter of it unused (the
+ * most a medium class rounds up by). A buffer growing step by step then
+ * touches its heap only when it outgrows its block, and keeps room to grow
+ * where it is, instead of giving its tail back at every step (the realloc
+ * benchmark: 0.91 times the time, peak RSS 34.6 -> 32.4 MiB). */
+static bool arena_block_fits(size_t usable, size_t size)
+{
+    return size <= usable && size >= usable - usable / 4;
 }
 
 /* Whether live block p can take size bytes where it is, resized in place
@@ -832,8 +851,9 @@ static size_t realloc_try_in_place(void *p, size_t size, bool *kept)
         size_t usable = heap_usable_shared(s, p);
         /* A slab block keeps its place while the request fits it. */
         *kept = segment_has_slabs(s) ? size <= usable && size > 0
-                                     : owner == heap_of_caller() &&
-                                           realloc_in_place(owner, s, p, size);
+                                     : arena_block_fits(usable, size) ||
+                                           (owner == heap_of_caller() &&
+                                            realloc_in_place(owner, s, p, size));
         return usable;
     }
     case PTR_LARGE: {

@@ -133,6 +133,35 @@ START_TEST(test_cache_skips_block_realloc_left)
 }
 END_TEST
 
+/* The same for a slab block of a class the cache takes: it goes back to
+ * its slab, which a cached block would keep from emptying. */
+static unsigned char *realloc_slab_block_up(unsigned char **p)
+{
+    *p = myalloc(3000);
+    ck_assert_ptr_nonnull(*p);
+    memset(*p, 0x5a, 3000);
+    unsigned char *q = myrealloc(*p, 6000); /* three classes up: a move */
+    ck_assert_ptr_nonnull(q);
+    ck_assert_ptr_ne(q, *p);
+    ck_assert(test_all_bytes(q, 3000, 0x5a));
+    ck_assert_uint_eq(pa_cache_count(&my_heap()->cache), 0);
+    ck_assert_int_eq(allocator_verify(), 0);
+    return q;
+}
+
+START_TEST(test_cache_skips_slab_block_realloc_left)
+{
+    ck_assert_int_eq(allocator_init(_i), 0);
+    unsigned char *p, *q = realloc_slab_block_up(&p);
+    /* Back in its slab, the block serves its class again. */
+    unsigned char *r = myalloc(3000);
+    ck_assert_ptr_eq(r, p);
+    ck_assert_int_eq(myfree(r), 0);
+    ck_assert_int_eq(myfree(q), 0);
+    ck_assert_uint_eq(allocated_now(), 0);
+}
+END_TEST
+
 static void *thread_frees(void *p)
 {
     return (void *)(intptr_t)myfree(p);
@@ -152,6 +181,8 @@ START_TEST(test_cache_skips_block_realloc_left_shared)
     ck_assert_ptr_null(ret);
     ck_assert(__atomic_load_n(&my_heap()->shared, __ATOMIC_RELAXED));
     unsigned char *p, *wall, *q = realloc_past_wall(&p, &wall);
+    unsigned char *small, *moved = realloc_slab_block_up(&small);
+    ck_assert_int_eq(myfree(moved), 0);
     ck_assert_int_eq(myfree(q), 0);
     ck_assert_int_eq(myfree(wall), 0);
     ck_assert_uint_eq(allocated_now(), 0);
@@ -322,6 +353,7 @@ static Suite *cache_suite(void)
     tcase_add_test(tc, test_cache_classes);
     tcase_add_loop_test(tc, test_cache_refuses_and_reuses, 0, 2);
     tcase_add_loop_test(tc, test_cache_skips_block_realloc_left, 0, 2);
+    tcase_add_loop_test(tc, test_cache_skips_slab_block_realloc_left, 0, 2);
     tcase_add_test(tc, test_cache_skips_block_realloc_left_shared);
     tcase_add_loop_test(tc, test_cache_counts_as_free, 0, 2);
     tcase_add_loop_test(tc, test_cache_verify_catches_damage, 0, 2);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * check_realloc.c - myrealloc: NULL, contents kept, growth that
- * moves, invalid pointers, size 0 and a failed request that keeps the block.
+ * check_realloc.c - myrealloc: NULL, contents kept, a block kept while
+ * the request fits it, growth that moves, invalid pointers, size 0 and a failed request that keeps the block.
  *
  * Single-threaded, through <pallocator.h> only; the helpers and the
  * fixture are in api_helpers.h.
@@ -75,6 +75,36 @@ START_TEST(test_realloc_keeps_contents)
     ck_assert_int_eq(myfree(p), 0);
     ck_assert_uint_eq(get_stats().allocated, 0);
     free(ref);
+}
+END_TEST
+
+/* A request within an arena block's usable size and at least three
+ * quarters of it keeps the block as it is, so a buffer growing step by
+ * step pays nothing until it outgrows its block; a shrink below that
+ * gives the tail back. */
+START_TEST(test_realloc_within_block_keeps_it)
+{
+    ck_assert_int_eq(allocator_init(_i), 0);
+    unsigned char *p = myalloc(45000), *q;
+    ck_assert_ptr_nonnull(p);
+    size_t usable = myalloc_usable_size(p);
+    ck_assert_uint_gt(usable, 46000); /* the class of 45000 starts at 48 KiB */
+    test_fill(p, 45000);
+    q = myrealloc(p, 45100);
+    ck_assert_ptr_eq(q, p);
+    ck_assert_uint_eq(myalloc_usable_size(p), usable);
+    q = myrealloc(p, 38000);
+    ck_assert_ptr_eq(q, p);
+    ck_assert_uint_eq(myalloc_usable_size(p), usable);
+    ck_assert(test_check_fill(p, 38000));
+    q = myrealloc(p, 20000);
+    ck_assert_ptr_eq(q, p); /* its successor is free: trimmed in place */
+    ck_assert_uint_lt(myalloc_usable_size(p), usable);
+    ck_assert_uint_ge(myalloc_usable_size(p), 20000);
+    ck_assert(test_check_fill(p, 20000));
+    ck_assert_int_eq(allocator_verify(), 0);
+    ck_assert_int_eq(myfree(p), 0);
+    ck_assert_uint_eq(get_stats().allocated, 0);
 }
 END_TEST
 
@@ -209,6 +239,7 @@ static Suite *realloc_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_realloc_null_is_alloc);
     tcase_add_loop_test(tc, test_realloc_keeps_contents, 0, 2);
+    tcase_add_loop_test(tc, test_realloc_within_block_keeps_it, 0, 2);
     tcase_add_test(tc, test_realloc_grow_moves);
     tcase_add_test(tc, test_realloc_invalid);
     tcase_add_test(tc, test_realloc_zero);
