@@ -7,8 +7,8 @@
  * slabs (below).
  *
  * Medium requests are rounded up to CACHE_SL_COUNT classes per power of
- * two (each class starts on a TLSF bin), so freed blocks come back in few
- * sizes and a request finds one of its own size often. A cached block
+ * two (each class's block on a TLSF bin; below), so freed blocks come back
+ * in few sizes and a request finds one of its own size often. A cached block
  * stays used to TLSF (no merge, no boundary tag, no doubly linked list)
  * and its live byte is cleared like any freed block's, so a second free of
  * it, a realloc or a usable-size query is refused exactly as for a block
@@ -42,16 +42,24 @@
 _Static_assert(SLAB_REQUEST_MAX == (size_t)1 << PA_LOG2_SLAB_REQUEST_MAX, "row of the smallest");
 _Static_assert(PA_LARGE_THRESHOLD == (size_t)1 << PA_LOG2_LARGE_THRESHOLD, "row of the largest");
 
-/* Four classes per power of two: the waste of rounding up stays under a
- * quarter, and a freed block finds a request of its class far more often
- * than with TLSF's sixteen bins (the sizes benchmark's hit rate). */
-#define CACHE_SL_SHIFT 2
+/* Classes are laid out by payload, CACHE_SL_COUNT per power of two, and a
+ * class's block is its payload start plus one TLSF bin (the header's room,
+ * rounded up to a bin start): a request of a power of two, or of one and
+ * some eighths of it (16, 40, 48 KiB), wastes one TLSF bin (a sixteenth),
+ * where classes laid out by block size sent it, header and all, a whole
+ * class up (a quarter, with four classes). Eight classes per power of two
+ * keep the waste of any request under a fifth, and a freed block still
+ * finds a request of its class far more often than with TLSF's sixteen
+ * bins (the sizes benchmark's hit rate). */
+#define CACHE_SL_SHIFT 3
 #define CACHE_SL_COUNT (1u << CACHE_SL_SHIFT)
 /* A row per power of two from SLAB_REQUEST_MAX to PA_LARGE_THRESHOLD: the
- * largest request, plus its header, rounds up into the last row. */
+ * largest request's payload starts the last row. */
 #define CACHE_ROWS (PA_LOG2_LARGE_THRESHOLD - PA_LOG2_SLAB_REQUEST_MAX + 1)
 #define CACHE_BINS (CACHE_ROWS * CACHE_SL_COUNT)
-_Static_assert(CACHE_SL_SHIFT <= TLSF_SL_SHIFT, "a class starts on a TLSF bin");
+_Static_assert(CACHE_SL_SHIFT < TLSF_SL_SHIFT, "a class's block is a TLSF bin above its payload");
+/* TLSF bins per class. */
+#define CACHE_BIN_SHIFT (TLSF_SL_SHIFT - CACHE_SL_SHIFT)
 
 /* The bound on the medium blocks cached (cache_limit). */
 #define CACHE_MIN_BYTES ((size_t)256 << 10)
@@ -78,11 +86,11 @@ typedef struct cache {
     size_t slab_bytes[CACHE_SLAB_CLASSES]; /* block sizes per class */
 } cache_t;
 
-/* A medium request's block size, header included, less one (so a size
- * already on a class start stays in its class). */
+/* A medium request's payload, less one (so a size already on a class
+ * start stays in its class). */
 static inline size_t cache_request_last(size_t n)
 {
-    return align_up(n, PA_GRANULE) + BLOCK_HEADER_SIZE - 1;
+    return align_up(n, PA_GRANULE) - 1;
 }
 
 /* The class a medium request of n bytes (more than SLAB_REQUEST_MAX, at
@@ -96,24 +104,27 @@ static inline unsigned cache_class_of_request(size_t n)
 }
 
 /* The block size that serves a medium request of n bytes: its class's
- * start. */
+ * payload start, plus a TLSF bin for the header. */
 static inline size_t cache_block_size_for(size_t n)
 {
     size_t last = cache_request_last(n);
     size_t step = ((size_t)1 << (bit_highest(last) - CACHE_SL_SHIFT)) - 1;
-    return (last | step) + 1;
+    size_t payload = (last | step) + 1;
+    return payload + ((size_t)1 << (bit_highest(payload) - TLSF_SL_SHIFT));
 }
 
-/* The class of a block of size bytes (the last class start it reaches).
- * The cache takes only classes 1 to CACHE_BINS - 1: others are blocks
- * shrunk in place below the first class a request rounds up to (row 0's
- * class 0, or a row below: the unsigned arithmetic wraps to a huge value). */
+/* The class of a block of size bytes (the last class whose block it
+ * reaches). A class's block lies one TLSF bin past a class start, so the
+ * first bin of a row still belongs to the row before. The cache takes only
+ * classes 1 to CACHE_BINS - 1: others are blocks shrunk in place below the
+ * first class a request rounds up to (row 0's class 0, or a row below: the
+ * unsigned arithmetic wraps to a huge value). */
 static inline unsigned cache_class_of_block(size_t size)
 {
     unsigned high = bit_highest(size);
     unsigned row = high - PA_LOG2_SLAB_REQUEST_MAX;
-    unsigned sl = (unsigned)(size >> (high - CACHE_SL_SHIFT)) ^ CACHE_SL_COUNT;
-    return row * CACHE_SL_COUNT + sl;
+    unsigned bin = (unsigned)(size >> (high - TLSF_SL_SHIFT)) ^ TLSF_SL_COUNT;
+    return row * CACHE_SL_COUNT + ((bin + (1u << CACHE_BIN_SHIFT) - 1) >> CACHE_BIN_SHIFT) - 1;
 }
 
 static inline bool cache_takes_class(unsigned k)

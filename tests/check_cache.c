@@ -38,16 +38,19 @@ static void teardown(void)
     allocator_cleanup();
 }
 
-/* Every medium request rounds up to a class start, on a TLSF bin boundary,
- * wasting less than a quarter; a block of that size (or a granule more,
- * when TLSF leaves a sliver) is filed under the class the request asks. */
+/* Every medium request rounds up to a class's block, on a TLSF bin
+ * boundary, wasting less than a fifth, and a request of a power of two
+ * less than a sixteenth; a block of that size (or a granule more, when
+ * TLSF leaves a sliver) is filed under the class the request asks. */
 START_TEST(test_cache_classes)
 {
     size_t bad = 0;
     for (size_t n = SLAB_REQUEST_MAX + 1; n <= PA_LARGE_THRESHOLD && !bad; n++) {
         size_t size = cache_block_size_for(n), need = align_up(n, PA_GRANULE) + BLOCK_HEADER_SIZE;
         unsigned k = cache_class_of_request(n);
-        bool ok = size >= need && size - need < need / 4 + PA_GRANULE &&
+        bool power = (n & (n - 1)) == 0;
+        bool ok = size >= need && size - need < need / 5 &&
+                  (!power || size - need < n / 16) &&
                   (size & (((size_t)1 << (bit_highest(size) - TLSF_SL_SHIFT)) - 1)) == 0 &&
                   cache_takes_class(k) && cache_class_of_block(size) == k &&
                   cache_class_of_block(size + PA_GRANULE) == k &&

@@ -108,6 +108,41 @@ START_TEST(test_realloc_within_block_keeps_it)
 }
 END_TEST
 
+/* A medium block that outgrows itself by a little, hemmed in by its
+ * neighbour, moves to a block an eighth larger, where the next steps
+ * fit; one that grows at once by half or more gets its size's class. */
+START_TEST(test_realloc_step_leaves_room)
+{
+    ck_assert_int_eq(allocator_init(_i), 0);
+    unsigned char *p = myalloc(40000), *wall = myalloc(40000), *q;
+    ck_assert(p && wall);
+    size_t usable = myalloc_usable_size(p), step = usable + 100;
+    /* wall lies right behind p in a fresh heap: p cannot grow in place. */
+    unsigned char *copy = malloc(usable);
+    ck_assert_ptr_nonnull(copy);
+    test_fill(p, usable);
+    memcpy(copy, p, usable);
+    q = myrealloc(p, step);
+    ck_assert_ptr_nonnull(q);
+    ck_assert_ptr_ne(q, p);
+    ck_assert(memcmp(q, copy, usable) == 0);
+    ck_assert_uint_ge(myalloc_usable_size(q), step + step / 8);
+    /* The next steps stay where it is. */
+    unsigned char *r = myrealloc(q, step + 1000);
+    ck_assert_ptr_eq(r, q);
+    r = myrealloc(q, 65536); /* half again: its class, a sixteenth more */
+    ck_assert_ptr_nonnull(r);
+    ck_assert_uint_ge(myalloc_usable_size(r), 65536);
+    ck_assert_uint_lt(myalloc_usable_size(r), 65536 + 65536 / 8);
+    ck_assert(memcmp(r, copy, usable) == 0);
+    free(copy);
+    ck_assert_int_eq(allocator_verify(), 0);
+    ck_assert_int_eq(myfree(r), 0);
+    ck_assert_int_eq(myfree(wall), 0);
+    ck_assert_uint_eq(get_stats().allocated, 0);
+}
+END_TEST
+
 START_TEST(test_realloc_grow_moves)
 {
     /* a is hemmed in by b, so a big growth cannot happen in place. */
@@ -240,6 +275,7 @@ static Suite *realloc_suite(void)
     tcase_add_test(tc, test_realloc_null_is_alloc);
     tcase_add_loop_test(tc, test_realloc_keeps_contents, 0, 2);
     tcase_add_loop_test(tc, test_realloc_within_block_keeps_it, 0, 2);
+    tcase_add_loop_test(tc, test_realloc_step_leaves_room, 0, 2);
     tcase_add_test(tc, test_realloc_grow_moves);
     tcase_add_test(tc, test_realloc_invalid);
     tcase_add_test(tc, test_realloc_zero);
