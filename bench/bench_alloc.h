@@ -393,6 +393,7 @@ static inline const char *ba_malloc_lib(void)
 
 struct ba_team {
 	pthread_barrier_t start;  /* workers + the timing thread */
+	pthread_barrier_t done;   /* workers only: ba_team_done() */
 	double t0, t1;
 };
 
@@ -409,7 +410,8 @@ static inline double ba_run_team(struct ba_team *team, int n,
 	pthread_t *tid = ba_meta_alloc(sizeof(*tid) * (size_t)n);
 	int i, rc;
 
-	if (pthread_barrier_init(&team->start, NULL, (unsigned)n + 1) != 0)
+	if (pthread_barrier_init(&team->start, NULL, (unsigned)n + 1) != 0 ||
+	    pthread_barrier_init(&team->done, NULL, (unsigned)n) != 0)
 		ba_die("pthread_barrier_init failed");
 	for (i = 0; i < n; i++) {
 		rc = pthread_create(&tid[i], NULL, fn, (char *)args + (size_t)i * arg_size);
@@ -422,6 +424,7 @@ static inline double ba_run_team(struct ba_team *team, int n,
 		pthread_join(tid[i], NULL);
 	team->t1 = ba_now();
 	pthread_barrier_destroy(&team->start);
+	pthread_barrier_destroy(&team->done);
 	ba_meta_free(tid, sizeof(*tid) * (size_t)n);
 	return team->t1 - team->t0;
 }
@@ -429,6 +432,17 @@ static inline double ba_run_team(struct ba_team *team, int n,
 static inline void ba_team_ready(struct ba_team *team)
 {
 	pthread_barrier_wait(&team->start);
+}
+
+/*
+ * For a workload whose workers time themselves: each calls this once its
+ * timed part is over, and waits there for the others, so that the clean-up
+ * of one (freeing, which may unmap pages and interrupt every CPU of the
+ * process) never runs inside another's timed part.
+ */
+static inline void ba_team_done(struct ba_team *team)
+{
+	pthread_barrier_wait(&team->done);
 }
 
 /* ---- the result line ---- */

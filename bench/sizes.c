@@ -14,7 +14,8 @@
  * second; times --scale, a tenth under --quick), so threads are independent
  * and ns_per_pair at N threads is directly comparable with 1 thread.
  * time_s is the slowest thread's loop; ops counts malloc and free calls in
- * the loops.
+ * the loops. A thread frees its blocks only once every thread's loop is
+ * over: unmapping them would stop the others' loops for the TLB flush.
  *
  * Touching only two bytes per block keeps the page-fault cost of the big
  * ranges at what a program that uses a little of each buffer would pay,
@@ -77,6 +78,7 @@ static void *sizes_thread(void *arg)
 		ba_touch(ptr[k], sz[k], ba_tag(k, sz[k]));
 	}
 	w->secs = ba_now() - t0;
+	ba_team_done(w->team);
 	for (i = 0; i < n; i++) {
 		check += ba_verify(ptr[i], sz[i], ba_tag(i, sz[i]));
 		BA_FREE(ptr[i]);

@@ -47,10 +47,33 @@
  * holds, and works on heaps that are paused for every other thread. */
 extern __thread bool pa_fork_holder __attribute__((tls_model("initial-exec")));
 
+/* A pause in a spin loop, to the core and a sibling hyperthread. */
+static inline void pa_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* The library's locks guard a few dozen instructions each, often taken by
+ * two threads at once (the large-block and pool locks in a program that
+ * churns large blocks on every thread): a few tries before sleeping spare
+ * the futex wait and wake-up, which cost more than the critical section
+ * (1-4 MiB blocks on 2 threads: 0.9x the time). */
+#define PA_MUTEX_SPINS 100
+
 static inline void pa_mutex_lock(pthread_mutex_t *m)
 {
-    if (!pa_fork_holder)
-        pthread_mutex_lock(m);
+    if (pa_fork_holder)
+        return;
+    for (int spin = 0; spin < PA_MUTEX_SPINS; spin++) {
+        if (pthread_mutex_trylock(m) == 0)
+            return;
+        pa_cpu_relax();
+    }
+    pthread_mutex_lock(m);
 }
 
 static inline void pa_mutex_unlock(pthread_mutex_t *m)

@@ -163,15 +163,6 @@ static void descriptor_give_locked(heap_desc_t *h)
 /* Spins before a waiter of a heap that may make system calls yields. */
 #define MYHEAP_SPINS_BEFORE_YIELD 256
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
-
 static inline bool heap_is_single(const heap_desc_t *h)
 {
     return (h->flags & MYHEAP_SINGLE_THREAD) != 0;
@@ -219,7 +210,7 @@ static void heap_lock(heap_desc_t *h)
     unsigned ticket = __atomic_fetch_add(&h->lock.next, 1, __ATOMIC_RELAXED);
     unsigned spins = 0;
     while (__atomic_load_n(&h->lock.serving, __ATOMIC_ACQUIRE) != ticket) {
-        cpu_relax();
+        pa_cpu_relax();
         /* A locked heap, or one in a caller's buffer, makes no system
          * call: it spins. */
         if (++spins == MYHEAP_SPINS_BEFORE_YIELD && !(h->flags & MYHEAP_LOCKED) &&

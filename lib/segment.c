@@ -303,6 +303,21 @@ void pa_segment_cache_expire(uint64_t now)
     cache_unmap(victims, nvictims);
 }
 
+/* A cached mapping of size bytes about to serve a request of need bytes,
+ * more than twice that: its surplus pages go back to the OS. The address
+ * space stays, up to MAPPING_KEEP_FACTOR times need, so that the mapping,
+ * freed again, still serves a request of its old size without an mremap;
+ * the pages go with madvise, which unlike munmap leaves the other
+ * threads' page faults running. Returns the size it keeps. */
+static size_t cache_trim(void *base, size_t size, size_t need)
+{
+    size_t keep = need <= size / MAPPING_KEEP_FACTOR ? need * MAPPING_KEEP_FACTOR : size;
+    if (keep < size)
+        pa_os_unmap((char *)base + keep, size - keep);
+    pa_os_decommit((char *)base + need, keep - need);
+    return keep;
+}
+
 void *pa_segment_cache_take(size_t size, size_t *mapped)
 {
     cached_mapping_t victims[MAPPING_CACHE_SLOTS], found = {0};
@@ -344,13 +359,8 @@ void *pa_segment_cache_take(size_t size, size_t *mapped)
         }
         found.size = size;
     }
-    /* A mapping more than twice the size asked for gives its tail back;
-     * a smaller surplus stays, sparing the munmap (it costs more than the
-     * rest of a reuse) and keeping the mapping whole for a later request. */
-    if (found.base && found.size - size > size) {
-        pa_os_unmap((char *)found.base + size, found.size - size);
-        found.size = size;
-    }
+    if (found.base && found.size - size > size)
+        found.size = cache_trim(found.base, found.size, size);
     *mapped = found.size;
     return found.base;
 }

@@ -267,8 +267,11 @@ void *pa_segment_reserve_large(size_t size);
 #define MAPPING_CACHE_SLOTS 24
 #define MAPPING_CACHE_BYTES ((size_t)64 << 20)
 #define MAPPING_CACHE_DECAY_MS 1000
-/* The smallest cached mapping of at least size bytes (its tail given back
- * when it is more than twice that), with its size in *mapped; when none is
+/* A reused mapping keeps at most this many times the bytes its block
+ * asked for mapped (the surplus without pages: segment.c). */
+#define MAPPING_KEEP_FACTOR 4
+/* The smallest cached mapping of at least size bytes (its tail's pages
+ * given back when it is more than twice that: cache_trim), with its size in *mapped; when none is
  * that large and the cache is at least half full, the oldest grown in
  * place to size bytes; NULL when neither. */
 void *pa_segment_cache_take(size_t size, size_t *mapped);

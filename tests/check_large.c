@@ -75,20 +75,56 @@ START_TEST(test_reuse_same_mapping)
     ck_assert_int_eq(allocator_verify(), 0);
     ck_assert_int_eq(myfree(r), 0);
     /* A request of more than half the mapping takes it whole; one of less
-     * gets it trimmed to its size. */
+     * gets it with the pages of its tail given back, the address space
+     * kept (up to four times the request: test_cache_trim_bounded). */
     char *big = myalloc(4 * MiB);
     ck_assert_ptr_nonnull(big);
     ck_assert_ptr_ne(big, p);
+    memset(big, 0x5a, 4 * MiB);
     ck_assert_int_eq(myfree(big), 0);
     char *s = myalloc(1 * MiB + 1);
     ck_assert_ptr_eq(s, p);
     ck_assert_uint_ge(myalloc_usable_size(s), 2 * MiB);
     char *t = myalloc(1 * MiB + 1);
     ck_assert_ptr_eq(t, big);
-    ck_assert_uint_lt(myalloc_usable_size(t), 1 * MiB + 64 * KiB);
-    ck_assert(!test_is_mapped(big + 3 * MiB));
+    ck_assert_uint_ge(myalloc_usable_size(t), 4 * MiB);
+    ck_assert(test_page_resident(big + MiB - 1));
+    ck_assert(!test_page_resident(big + 3 * MiB));
+    /* The tail is the block's to use. */
+    block_fill(t, myalloc_usable_size(t));
+    ck_assert(block_ok(t, myalloc_usable_size(t)));
+    ck_assert_int_eq(allocator_verify(), 0);
     ck_assert_int_eq(myfree(s), 0);
     ck_assert_int_eq(myfree(t), 0);
+    /* Freed again, the whole mapping serves a request of its old size. */
+    char *u = myalloc(4 * MiB);
+    ck_assert_ptr_eq(u, big);
+    ck_assert_int_eq(myfree(u), 0);
+}
+END_TEST
+
+/* A cached mapping far larger than a request keeps four times the
+ * request's address space, no more: the rest is unmapped. */
+START_TEST(test_cache_trim_bounded)
+{
+    ck_assert_int_eq(allocator_init(_i), 0);
+    char *big = myalloc(16 * MiB);
+    ck_assert_ptr_nonnull(big);
+    memset(big, 0x5a, 16 * MiB);
+    ck_assert_int_eq(myfree(big), 0);
+    ck_assert_uint_eq(cached_count(), 1);
+    char *p = myalloc(1 * MiB + 1);
+    ck_assert_ptr_eq(p, big);
+    size_t usable = myalloc_usable_size(p);
+    ck_assert_uint_ge(usable, 4 * MiB);
+    ck_assert_uint_le(usable, MAPPING_KEEP_FACTOR * (1 * MiB + 64 * KiB));
+    ck_assert(test_is_mapped(p + usable - 1));
+    ck_assert(!test_is_mapped(p + 8 * MiB));
+    ck_assert(!test_page_resident(p + 3 * MiB));
+    block_fill(p, usable);
+    ck_assert(block_ok(p, usable));
+    ck_assert_int_eq(allocator_verify(), 0);
+    ck_assert_int_eq(myfree(p), 0);
 }
 END_TEST
 
@@ -568,6 +604,7 @@ static Suite *large_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, test_reuse_same_mapping, 0, 2);
+    tcase_add_loop_test(tc, test_cache_trim_bounded, 0, 2);
     tcase_add_loop_test(tc, test_cached_pointer_refused, 0, 2);
     tcase_add_loop_test(tc, test_calloc_after_reuse, 0, 2);
     tcase_add_loop_test(tc, test_cache_bounds, 0, 2);

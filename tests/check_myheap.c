@@ -105,16 +105,6 @@ static myheap_t *heap_new(size_t limit, unsigned flags, unsigned release)
     return h;
 }
 
-/* Whether the page holding p is resident (mincore). */
-static int page_resident(const void *p)
-{
-    long page = sysconf(_SC_PAGESIZE);
-    void *start = (void *)((uintptr_t)p & ~(uintptr_t)(page - 1));
-    unsigned char vec = 0;
-    ck_assert_int_eq(mincore(start, (size_t)page, &vec), 0);
-    return vec & 1;
-}
-
 /* ------------------------------------------------------------------ */
 /* Creation                                                             */
 /* ------------------------------------------------------------------ */
@@ -752,9 +742,9 @@ START_TEST(test_release_policies)
     unsigned char *after = myheap_alloc(imm, 64);
     ck_assert(big && after);
     memset(big, 7, MiB);
-    ck_assert(page_resident(big + MiB / 2));
+    ck_assert(test_page_resident(big + MiB / 2));
     ck_assert_int_eq(myheap_free(imm, big), 0);
-    ck_assert(!page_resident(big + MiB / 2));
+    ck_assert(!test_page_resident(big + MiB / 2));
     ck_assert_int_eq(myheap_verify(imm), 0);
     ck_assert_int_eq(myheap_destroy(imm), 0);
     ck_assert_int_eq(myheap_destroy(never), 0);

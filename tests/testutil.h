@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 /* xorshift64*: reproducible across platforms, unlike rand(). */
 static inline uint64_t test_rand(uint64_t *state)
@@ -142,6 +144,18 @@ static inline int test_is_mapped(const void *p)
     }
     fclose(maps);
     return found;
+}
+
+/* Returns 1 when the page holding p is resident (the test aborts when
+ * mincore fails, as it does for an address not mapped). */
+static inline int test_page_resident(const void *p)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    void *start = (void *)((uintptr_t)p & ~(uintptr_t)(page - 1));
+    unsigned char vec = 0;
+    if (mincore(start, (size_t)page, &vec) != 0)
+        abort();
+    return vec & 1;
 }
 
 #endif /* PA_TESTUTIL_H */
