@@ -359,6 +359,8 @@ void *pa_segment_cache_take(size_t size, size_t *mapped)
         }
         found.size = size;
     }
+    /* A surplus of up to the request stays as it is, pages and all: the
+     * madvise would cost more than the rest of a reuse. */
     if (found.base && found.size - size > size)
         found.size = cache_trim(found.base, found.size, size);
     *mapped = found.size;
