@@ -61,7 +61,7 @@ static inline void pa_cpu_relax(void)
  * two threads at once (the large-block and pool locks in a program that
  * churns large blocks on every thread): a few tries before sleeping spare
  * the futex wait and wake-up, which cost more than the critical section
- * (1-4 MiB blocks on 2 threads: 0.9x the time). */
+ * (1-4 MiB blocks on 2 threads: about 0.8x the time). */
 #define PA_MUTEX_SPINS 100
 
 static inline void pa_mutex_lock(pthread_mutex_t *m)

@@ -271,9 +271,9 @@ void *pa_segment_reserve_large(size_t size);
  * asked for mapped (the surplus without pages: segment.c). */
 #define MAPPING_KEEP_FACTOR 4
 /* The smallest cached mapping of at least size bytes (its tail's pages
- * given back when it is more than twice that: cache_trim), with its size in *mapped; when none is
- * that large and the cache is at least half full, the oldest grown in
- * place to size bytes; NULL when neither. */
+ * given back when it is more than twice that: cache_trim), with its size
+ * in *mapped; when none is that large and the cache is at least half
+ * full, the oldest grown in place to size bytes; NULL when neither. */
 void *pa_segment_cache_take(size_t size, size_t *mapped);
 /* Keeps an unregistered mapping for reuse, or unmaps it (or older ones)
  * to stay within the bounds. */
