@@ -63,7 +63,7 @@ static void *aligned_from_arena(heap_t *h, size_t size, size_t align, bool concu
         p = block_payload(b);
         pa_canary_set(p, usable); /* before the live mark, as myalloc's */
         pa_ann_alloc(p, size, usable, false);
-        segment_live_set(segment_of(b), p);
+        arena_live_set(segment_of(b), p, heap_live_atomic(h, concurrent));
         if (!concurrent)
             stats_add(&h->live, usable - PA_CANARY_SIZE);
     }

@@ -101,7 +101,7 @@ static pa_always_inline void *alloc_finish(heap_t *h, block_t *b, size_t size, b
      * inside the operation, so a verify that pauses the heap sees it. */
     pa_canary_set(p, size - BLOCK_HEADER_SIZE);
     alloc_annotate(p, size - BLOCK_HEADER_SIZE);
-    segment_live_set(segment_of(b), p);
+    arena_live_set(segment_of(b), p, heap_live_atomic(h, concurrent));
     if (!concurrent)
         stats_add(&h->live, size - BLOCK_HEADER_SIZE - PA_CANARY_SIZE);
     heap_op_end(h, concurrent);
@@ -115,7 +115,7 @@ static pa_always_inline void *alloc_slab_finish(heap_t *h, void *p, unsigned cls
     if (pa_likely(p != NULL)) {
         pa_canary_set(p, pa_slab_class_size[cls]); /* as in alloc_finish */
         alloc_annotate(p, pa_slab_class_size[cls]);
-        segment_live_set(segment_of(p), p);
+        slab_segment_live_set(segment_of(p), p);
         if (!concurrent)
             stats_add(&h->live, pa_slab_class_size[cls] - PA_CANARY_SIZE);
     }
@@ -412,7 +412,7 @@ static pa_always_inline bool free_claimed_intact(segment_t *s, void *p)
  * free fails. The caller ends its operation. */
 static pa_noinline int free_damaged(segment_t *s, void *p)
 {
-    segment_live_set(s, p);
+    segment_live_set(s, p, /*atomic=*/true);
     return canary_broken("myfree", p);
 }
 
@@ -557,7 +557,7 @@ static pa_noinline int free_announced_invalid(heap_t *h, bool concurrent)
 /* free_damaged for a block of the caller's own heap h. */
 static pa_noinline int free_own_damaged(heap_t *h, segment_t *s, void *p, bool concurrent)
 {
-    segment_live_set(s, p);
+    segment_live_set(s, p, heap_live_atomic(h, concurrent));
     heap_op_end(h, concurrent);
     return canary_broken("myfree", p);
 }
@@ -589,7 +589,7 @@ static pa_always_inline int free_arena_own(heap_t *h, void *p, bool concurrent, 
     segment_t *s = segment_of(p);
     if (concurrent && pa_unlikely(heap_announce_unfenced(h) != 0))
         return free_own_slow(h, s, p, concurrent, cached);
-    if (pa_unlikely(!segment_live_clear(s, p, /*atomic=*/false)))
+    if (pa_unlikely(!arena_live_clear(s, p, /*atomic=*/false)))
         return free_announced_invalid(h, concurrent);
     if (pa_unlikely(!free_claimed_intact(s, p)))
         return free_own_damaged(h, s, p, concurrent);
@@ -664,7 +664,7 @@ static pa_always_inline int free_fast(heap_t *h, void *p, uintptr_t entry, bool 
      * or a shared heap, whose live marks a free claims atomically. */
     if (concurrent && pa_unlikely(heap_announce_unfenced(h) != 0))
         return free_own_slow(h, s, p, concurrent, /*cached=*/true);
-    if (pa_unlikely(!segment_live_clear(s, p, /*atomic=*/false)))
+    if (pa_unlikely(!slab_segment_live_clear(s, p, /*atomic=*/false)))
         return free_announced_invalid(h, concurrent);
     if (pa_unlikely(!free_claimed_intact(s, p)))
         return free_own_damaged(h, s, p, concurrent);

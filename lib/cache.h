@@ -10,7 +10,7 @@
  * two (each class's block on a TLSF bin; below), so freed blocks come back
  * in few sizes and a request finds one of its own size often. A cached block
  * stays used to TLSF (no merge, no boundary tag, no doubly linked list)
- * and its live byte is cleared like any freed block's, so a second free of
+ * and its live mark is cleared like any freed block's, so a second free of
  * it, a realloc or a usable-size query is refused exactly as for a block
  * back in TLSF. Each class is a LIFO linked through the block's next_free
  * word (the first word of its payload, which the program has just used):
@@ -158,7 +158,7 @@ static inline block_t *cache_pop(cache_t *c, size_t n)
     return b;
 }
 
-/* Keeps used block b (its live byte cleared); false when the cache is full
+/* Keeps used block b (its live mark cleared); false when the cache is full
  * or does not take b's size, and b must go back to TLSF. */
 static inline bool cache_push(cache_t *c, block_t *b)
 {

@@ -233,9 +233,11 @@ void pa_segment_retire(segment_t *s)
  * segment unmapped whole are gone. */
 static void segment_discard_live(const segment_t *s)
 {
-    for (size_t g = 0; g < SEGMENT_GRANULES; g++)
-        if (s->live.mark[g])
-            pa_ann_discard((const char *)s + (g << PA_GRANULE_SHIFT));
+    for (size_t g = 0; g < SEGMENT_GRANULES; g++) {
+        const char *p = (const char *)s + (g << PA_GRANULE_SHIFT);
+        if (segment_live_test(s, p))
+            pa_ann_discard(p);
+    }
 }
 
 void pa_segment_unmap(segment_t *s)
@@ -437,7 +439,8 @@ void pa_segment_pool_release_all(void)
 static size_t segment_live_population(const segment_t *s)
 {
     size_t n = 0;
-    /* A mark is 0 or 1, so a word's population counts its marks. */
+    /* A byte mark is 0 or 1 and a bit mark one bit, so either way a word's
+     * population counts its marks. */
     for (size_t i = 0; i < SEGMENT_GRANULES / 8; i++)
         n += (size_t)__builtin_popcountll(__atomic_load_n(&s->live.word[i], __ATOMIC_RELAXED));
     return n;

@@ -112,7 +112,7 @@ static inline slab_t *slab_of(const segment_t *s, const void *p)
     return (slab_t *)((const char *)s->slabs + offset);
 }
 
-/* Marks block p of sl live: segment_live_set without finding the
+/* Marks block p of sl live: slab_segment_live_set without finding the
  * segment. */
 static inline void slab_live_set(const slab_t *sl, const void *p)
 {

@@ -157,6 +157,25 @@ START_TEST(test_segmap_window_grows)
 }
 END_TEST
 
+/* Sets, tests and clears marks at p and q in segment s (of either kind),
+ * plainly and atomically. */
+static void check_live_marks(segment_t *s, char *p, char *q)
+{
+    for (int atomic = 0; atomic < 2; atomic++) {
+        ck_assert(!segment_live_test(s, p));
+        segment_live_set(s, p, atomic);
+        segment_live_set(s, q, atomic);
+        ck_assert(segment_live_test(s, p));
+        ck_assert(!segment_live_test(s, p + PA_GRANULE));
+        ck_assert(!segment_live_test(s, p - PA_GRANULE));
+        ck_assert(segment_live_clear(s, p, atomic));
+        ck_assert(!segment_live_clear(s, p, atomic));
+        ck_assert(segment_live_test(s, q));
+        ck_assert(segment_live_clear(s, q, atomic));
+        ck_assert(!segment_live_test(s, q));
+    }
+}
+
 START_TEST(test_segment_live_marks)
 {
     segment_t *s = pa_segment_acquire(fake_owner, NULL, -1);
@@ -165,18 +184,34 @@ START_TEST(test_segment_live_marks)
     ck_assert_ptr_eq(s->owner, fake_owner);
     ck_assert_uint_eq(segmap_lookup((char *)s + 12345), (uintptr_t)fake_owner | SEGMAP_SLABS);
     char *p = (char *)segment_first_block(s) + BLOCK_HEADER_SIZE;
-    char *q = p + 64 * PA_GRANULE; /* a mark 64 bytes further on in the map */
-    for (int atomic = 0; atomic < 2; atomic++) {
-        ck_assert(!segment_live_test(s, p));
-        segment_live_set(s, p);
-        segment_live_set(s, q);
-        ck_assert(segment_live_test(s, p));
-        ck_assert(!segment_live_test(s, p + PA_GRANULE));
-        ck_assert(segment_live_clear(s, p, atomic));
-        ck_assert(!segment_live_clear(s, p, atomic));
-        ck_assert(segment_live_test(s, q));
-        ck_assert(segment_live_clear(s, q, atomic));
-    }
+    check_live_marks(s, p, p + 64 * PA_GRANULE); /* a mark 64 bytes further on */
+    ck_assert_uint_eq(s->live.mark[segment_granule(p)], 0);
+    pa_segment_unmap(s);
+    pa_segmap_reset();
+}
+END_TEST
+
+/* An arena segment's marks are bits: neighbouring granules share a byte,
+ * and one mark never touches another's. */
+START_TEST(test_arena_live_marks_are_bits)
+{
+    segment_t *s = pa_segment_acquire(fake_owner, fake_arena, -1);
+    ck_assert_ptr_nonnull(s);
+    char *p = (char *)segment_first_block(s) + BLOCK_HEADER_SIZE + 3 * PA_GRANULE;
+    check_live_marks(s, p, p + PA_GRANULE * 2); /* the same byte of the map */
+    size_t g = segment_granule(p);
+    segment_live_set(s, p, false);
+    ck_assert_uint_eq(s->live.mark[g >> 3], 1u << (g & 7));
+    for (size_t i = 0; i < SEGMENT_GRANULES / 8; i++)
+        if (i != g >> 3)
+            ck_assert_uint_eq(s->live.mark[i], 0);
+    /* A mark of the last granule lies in the map's first eighth. */
+    char *last = (char *)s + PA_SEGMENT_SIZE - PA_GRANULE;
+    segment_live_set(s, last, true);
+    ck_assert(segment_live_test(s, last));
+    ck_assert_uint_eq(s->live.mark[SEGMENT_GRANULES / 8 - 1], 0x80);
+    ck_assert(segment_live_clear(s, last, true));
+    ck_assert(segment_live_clear(s, p, false));
     pa_segment_unmap(s);
     pa_segmap_reset();
 }
@@ -188,7 +223,7 @@ START_TEST(test_segment_retire_and_reuse)
     ck_assert_ptr_nonnull(s);
     char *p = (char *)segment_first_block(s) + BLOCK_HEADER_SIZE;
     ck_assert_uint_eq(segmap_lookup(p), (uintptr_t)fake_owner); /* no slabs */
-    segment_live_set(s, p);
+    segment_live_set(s, p, false);
     memset(p, 0x5a, 1 << 20);
     pa_segment_retire(s);
     /* Still readable and still in the map, but owned by nobody and with no
@@ -224,6 +259,7 @@ static Suite *pages_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("segment");
     tcase_add_test(tc, test_segment_live_marks);
+    tcase_add_test(tc, test_arena_live_marks_are_bits);
     tcase_add_test(tc, test_segment_retire_and_reuse);
     suite_add_tcase(s, tc);
     return s;
