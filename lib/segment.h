@@ -17,8 +17,9 @@
  * other blocks' bytes in the same word, and a free by another thread
  * claims its byte with one exchange. An arena segment's marks are bits,
  * an eighth of the map: its blocks are some KiB each, so each byte mark
- * had a line and a page of the map to itself, which a free waited for and
- * which stayed resident (sizes 8-32 KiB: 3.2 MiB of a 22.8 MiB peak). Its
+ * had a cache line of the map to itself, which a free waited for, and
+ * every 64 KiB of blocks a page of the map, which stayed resident (sizes
+ * 8-32 KiB: 3.1 MiB of a 22.4 MiB peak). Its
  * owner sets and clears a bit with a read and a store while no other
  * thread frees into the heap, and with one atomic operation once some do.
  */
