@@ -19,9 +19,9 @@
  * an eighth of the map: its blocks are some KiB each, so each byte mark
  * had a cache line of the map to itself, which a free waited for, and
  * every 64 KiB of blocks a page of the map, which stayed resident (sizes
- * 8-32 KiB: 3.1 MiB of a 22.4 MiB peak). Its
- * owner sets and clears a bit with a read and a store while no other
- * thread frees into the heap, and with one atomic operation once some do.
+ * 8-32 KiB: 3.1 MiB of a 22.4 MiB peak). Its owner sets and clears a bit
+ * with a read and a store while no other thread frees into the heap, and
+ * with one atomic operation once some do.
  */
 #ifndef PA_SEGMENT_H
 #define PA_SEGMENT_H
@@ -133,11 +133,10 @@ static inline size_t segment_granule(const void *p)
     return ((uintptr_t)p & PA_SEGMENT_MASK) >> PA_GRANULE_SHIFT;
 }
 
-/* Relaxed atomic accesses throughout: other threads free blocks of the
- * segment and ask for their sizes while the owner allocates. */
-static inline uint8_t *live_bit_byte(segment_t *s, size_t g)
+/* The byte of an arena segment's map that holds granule g's bit. */
+static inline uint8_t *live_bit_byte(const segment_t *s, size_t g)
 {
-    return &s->live.mark[g >> 3];
+    return (uint8_t *)&s->live.mark[g >> 3];
 }
 
 static inline uint8_t live_bit(size_t g)
@@ -145,12 +144,14 @@ static inline uint8_t live_bit(size_t g)
     return (uint8_t)(1u << (g & 7));
 }
 
+/* Relaxed atomic accesses throughout: other threads free blocks of the
+ * segment and ask for their sizes while the owner allocates. */
 static inline bool segment_live_test(const segment_t *s, const void *p)
 {
     size_t g = segment_granule(p);
     if (segment_has_slabs(s))
         return __atomic_load_n(&s->live.mark[g], __ATOMIC_RELAXED) != 0;
-    return (__atomic_load_n(&s->live.mark[g >> 3], __ATOMIC_RELAXED) & live_bit(g)) != 0;
+    return (__atomic_load_n(live_bit_byte(s, g), __ATOMIC_RELAXED) & live_bit(g)) != 0;
 }
 
 /* Only the owner marks a block live, and only a free block, whose byte no
